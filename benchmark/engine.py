@@ -1,0 +1,126 @@
+"""Batched multi-diff inference: one forward pass serves many cases, each row with its own diff.
+
+Owns chat formatting, padding, batching and decoding on top of `lora.py`. Methods reach M and M′
+only through an `Engine`, so black-box methods get batching across diffs for free.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+import torch
+from transformers import PreTrainedModel, PreTrainedTokenizerBase
+
+from .lora import MultiDiffLinear, applied, build_terms, install_multi_diff
+from .types import WeightDiff
+
+Message = dict[str, str]
+Conversation = list[Message]
+
+
+@dataclass
+class GenerationStats:
+    """Counters a run manifest records."""
+
+    sequences: int = 0
+    new_tokens: int = 0
+    forward_batches: int = 0
+
+
+@dataclass
+class Engine:
+    """The base model M with a batched `chat()` over any mix of diffs (None = the base model).
+
+    `shared` adapters (e.g. a DIT adapter) are added on top of every row's own diff.
+    """
+
+    model: PreTrainedModel
+    tokenizer: PreTrainedTokenizerBase
+    max_batch: int = 64
+    stats: GenerationStats = field(default_factory=GenerationStats)
+
+    def __post_init__(self) -> None:
+        self.model.eval()
+        self.wrapped: dict[str, MultiDiffLinear] = install_multi_diff(self.model)
+        if self.tokenizer.pad_token_id is None:
+            raise ValueError("the tokenizer has no pad token; set one before building an Engine")
+        self.tokenizer.padding_side = "left"
+
+    @property
+    def device(self) -> torch.device:
+        return next(self.model.parameters()).device
+
+    def render(self, conversation: Conversation) -> str:
+        """The prompt text for a conversation, ending where the assistant's reply starts."""
+        return self.tokenizer.apply_chat_template(
+            conversation, tokenize=False, add_generation_prompt=True, enable_thinking=False
+        )
+
+    @torch.no_grad()
+    def chat(
+        self,
+        diffs: Sequence[WeightDiff | None],
+        conversations: Sequence[Conversation | str],
+        max_new_tokens: int = 30,
+        temperature: float = 0.0,
+        shared: Sequence[WeightDiff] = (),
+        seed: int = 0,
+    ) -> list[str]:
+        """Reply to conversations[i] with M ⊕ diffs[i] (⊕ shared adapters). A str is one user turn."""
+        if len(diffs) != len(conversations):
+            raise ValueError(f"chat() got {len(diffs)} diffs but {len(conversations)} conversations")
+        convs = [[{"role": "user", "content": c}] if isinstance(c, str) else c for c in conversations]
+        prompts = [self.render(c) for c in convs]
+        replies: list[str] = []
+        # Sorting by length keeps padding low; results are put back in the caller's order.
+        order = sorted(range(len(prompts)), key=lambda i: len(prompts[i]))
+        out: dict[int, str] = {}
+        for start in range(0, len(order), self.max_batch):
+            idx = order[start : start + self.max_batch]
+            texts = self._generate(
+                [diffs[i] for i in idx], [prompts[i] for i in idx], max_new_tokens, temperature, shared, seed + start
+            )
+            out.update(zip(idx, texts, strict=True))
+        replies = [out[i] for i in range(len(prompts))]
+        return replies
+
+    def _generate(
+        self,
+        diffs: Sequence[WeightDiff | None],
+        prompts: Sequence[str],
+        max_new_tokens: int,
+        temperature: float,
+        shared: Sequence[WeightDiff],
+        seed: int,
+    ) -> list[str]:
+        enc = self.tokenizer(list(prompts), return_tensors="pt", padding=True, add_special_tokens=False)
+        enc = {k: v.to(self.device) for k, v in enc.items()}
+        # Rows without a diff point at an all-zero task so one batch mixes M and many M′.
+        present = [d for d in diffs if d is not None]
+        task_of = {id(d): i for i, d in enumerate(present)}
+        row_task = torch.tensor([task_of[id(d)] if d is not None else len(present) for d in diffs])
+        null = _null_diff(present)
+        per_row = build_terms(self.wrapped, [*present, null], row_task) if present else {}
+        batch = len(prompts)
+        shared_terms = [build_terms(self.wrapped, [a], torch.zeros(batch, dtype=torch.long)) for a in shared]
+        gen_kwargs: dict = dict(max_new_tokens=max_new_tokens, pad_token_id=self.tokenizer.pad_token_id)
+        if temperature > 0:
+            torch.manual_seed(seed)
+            gen_kwargs.update(do_sample=True, temperature=temperature, top_p=1.0, top_k=0)
+        else:
+            gen_kwargs.update(do_sample=False, temperature=None, top_p=None, top_k=None)
+        with applied(self.wrapped, per_row, *shared_terms):
+            output = self.model.generate(**enc, **gen_kwargs)
+        new = output[:, enc["input_ids"].shape[1] :]
+        texts = self.tokenizer.batch_decode(new, skip_special_tokens=True)
+        eos = self.tokenizer.eos_token_id
+        self.stats.sequences += batch
+        self.stats.forward_batches += 1
+        self.stats.new_tokens += int(((new != self.tokenizer.pad_token_id) & (new != eos)).sum())
+        return [t.strip() for t in texts]
+
+
+def _null_diff(present: Sequence[WeightDiff]) -> WeightDiff:
+    """An empty LoRA diff: the rows that should run the base model index it."""
+    return WeightDiff(diff_id="__base__", kind="lora")

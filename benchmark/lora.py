@@ -1,0 +1,199 @@
+"""Weight-diff arithmetic and batched multi-diff application to a transformers model.
+
+Owns the one definition of ΔW (`delta_weight`) and the per-row adapter machinery that lets one
+forward pass run many different diffs (each batch row its own LoRA or dense delta, plus optional
+shared adapters such as DIT's). Knows nothing about suites, methods or judges.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+
+from .types import LoraFactors, WeightDiff
+
+TARGET_MODULES = ("q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj")
+
+
+class DiffError(ValueError):
+    """A weight diff that cannot be applied: non-finite values, wrong module or shape."""
+
+
+def delta_weight(diff: WeightDiff, module: str) -> torch.Tensor:
+    """ΔW for one module in fp32, [d_out, d_in]: scale · B @ A for a LoRA, the delta itself when dense."""
+    if diff.kind == "lora":
+        f = diff.lora[module]
+        delta = f.scale * (f.B.float() @ f.A.float())
+    else:
+        delta = diff.dense[module].float()
+    if not torch.isfinite(delta).all():
+        raise DiffError(f"diff {diff.diff_id}: ΔW of {module} has non-finite values (NaN or inf)")
+    return delta
+
+
+@dataclass
+class RowAdapter:
+    """A low-rank term applied per batch row: rows pick a task with `row_task`.
+
+    A: [tasks, rank, d_in], B: [tasks, d_out, rank] with the scale already folded into B.
+    """
+
+    A: torch.Tensor
+    B: torch.Tensor
+    row_task: torch.Tensor  # [batch] long
+
+
+@dataclass
+class RowDense:
+    """A dense delta per task ([tasks, d_out, d_in]) applied per batch row."""
+
+    delta: torch.Tensor
+    row_task: torch.Tensor
+
+
+class MultiDiffLinear(nn.Module):
+    """Wraps a frozen nn.Linear; adds whatever per-row terms are currently installed."""
+
+    def __init__(self, base: nn.Linear) -> None:
+        super().__init__()
+        self.base = base
+        self.terms: list[RowAdapter | RowDense] = []
+
+    @property
+    def weight(self) -> torch.Tensor:
+        return self.base.weight
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:  # x: [batch, seq, d_in]
+        y = self.base(x)
+        for term in self.terms:
+            if isinstance(term, RowAdapter):
+                A = term.A.index_select(0, term.row_task).to(x.dtype)  # [batch, rank, d_in]
+                B = term.B.index_select(0, term.row_task).to(x.dtype)  # [batch, d_out, rank]
+                y = y + torch.bmm(torch.bmm(x, A.transpose(1, 2)), B.transpose(1, 2))
+            else:
+                D = term.delta.index_select(0, term.row_task).to(x.dtype)  # [batch, d_out, d_in]
+                y = y + torch.bmm(x, D.transpose(1, 2))
+        return y
+
+
+def linear_module_names(model: nn.Module, targets: Sequence[str] = TARGET_MODULES) -> list[str]:
+    """Names of the linear layers a diff may touch (PEFT's `target_modules` matching by suffix)."""
+    names = []
+    for name, module in model.named_modules():
+        if isinstance(module, (nn.Linear, MultiDiffLinear)) and name.split(".")[-1] in targets:
+            names.append(name)
+    return names
+
+
+def install_multi_diff(model: nn.Module, targets: Sequence[str] = TARGET_MODULES) -> dict[str, MultiDiffLinear]:
+    """Replace every target nn.Linear by a MultiDiffLinear (idempotent); returns them by name."""
+    wrapped: dict[str, MultiDiffLinear] = {}
+    for name in linear_module_names(model, targets):
+        parent_name, _, child = name.rpartition(".")
+        parent = model.get_submodule(parent_name) if parent_name else model
+        module = getattr(parent, child)
+        if not isinstance(module, MultiDiffLinear):
+            module = MultiDiffLinear(module)
+            setattr(parent, child, module)
+        wrapped[name] = module
+    return wrapped
+
+
+def _stack_lora(
+    diffs: Sequence[WeightDiff], module: str, d_in: int, d_out: int, device: torch.device
+) -> tuple[torch.Tensor, torch.Tensor] | None:
+    """Stack one module's factors of many diffs, zero-padding ranks to the largest."""
+    factors: list[LoraFactors | None] = [d.lora.get(module) if d.kind == "lora" else None for d in diffs]
+    present = [f for f in factors if f is not None]
+    if not present:
+        return None
+    rank = max(f.rank for f in present)
+    A = torch.zeros(len(diffs), rank, d_in, device=device)  # [tasks, rank, d_in]
+    B = torch.zeros(len(diffs), d_out, rank, device=device)  # [tasks, d_out, rank]
+    for i, f in enumerate(factors):
+        if f is None:
+            continue
+        if f.A.shape[1] != d_in or f.B.shape[0] != d_out:
+            raise DiffError(
+                f"diff {diffs[i].diff_id}: {module} factors have shapes A{tuple(f.A.shape)} "
+                f"B{tuple(f.B.shape)} but the base layer is [{d_out}, {d_in}]"
+            )
+        A_f, B_f = f.A.float(), f.B.float() * f.scale
+        if not (torch.isfinite(A_f).all() and torch.isfinite(B_f).all()):
+            raise DiffError(f"diff {diffs[i].diff_id}: {module} has non-finite LoRA factors")
+        A[i, : f.rank] = A_f
+        B[i, :, : f.rank] = B_f
+    return A, B
+
+
+def build_terms(
+    wrapped: dict[str, MultiDiffLinear], diffs: Sequence[WeightDiff], row_task: torch.Tensor
+) -> dict[str, list[RowAdapter | RowDense]]:
+    """Per-module terms that apply `diffs[row_task[b]]` to batch row b."""
+    terms: dict[str, list[RowAdapter | RowDense]] = {name: [] for name in wrapped}
+    known = set(wrapped)
+    for d in diffs:
+        unknown = set(d.modules) - known
+        if unknown:
+            raise DiffError(
+                f"diff {d.diff_id} touches modules the base model does not have: {sorted(unknown)[:3]}"
+            )
+    for name, layer in wrapped.items():
+        d_out, d_in = layer.base.weight.shape
+        device = layer.base.weight.device
+        stacked = _stack_lora(diffs, name, d_in, d_out, device)
+        if stacked is not None:
+            terms[name].append(RowAdapter(stacked[0], stacked[1], row_task.to(device)))
+        if any(d.kind == "full" and name in d.dense for d in diffs):
+            delta = torch.zeros(len(diffs), d_out, d_in, device=device)
+            for i, d in enumerate(diffs):
+                if d.kind == "full" and name in d.dense:
+                    delta[i] = delta_weight(d, name).to(device)
+            terms[name].append(RowDense(delta, row_task.to(device)))
+    return terms
+
+
+@contextmanager
+def applied(
+    wrapped: dict[str, MultiDiffLinear],
+    per_row: dict[str, list[RowAdapter | RowDense]],
+    *shared: dict[str, list[RowAdapter | RowDense]],
+) -> Iterator[None]:
+    """Install per-row terms (and shared ones, e.g. a DIT adapter) for the duration of a block."""
+    try:
+        for name, layer in wrapped.items():
+            layer.terms = list(per_row.get(name, []))
+            for extra in shared:
+                layer.terms.extend(extra.get(name, []))
+        yield
+    finally:
+        for layer in wrapped.values():
+            layer.terms = []
+
+
+def shared_adapter_terms(
+    wrapped: dict[str, MultiDiffLinear], adapter: WeightDiff, batch: int
+) -> dict[str, list[RowAdapter | RowDense]]:
+    """Terms that apply one adapter to every row of a batch."""
+    row_task = torch.zeros(batch, dtype=torch.long)
+    return build_terms(wrapped, [adapter], row_task)
+
+
+def merge_lora(diff: WeightDiff, adapter: WeightDiff, diff_id: str | None = None) -> WeightDiff:
+    """M ⊕ Δ ⊕ A as one LoRA of rank r_Δ + r_A: concatenate factors with each scale folded into B.
+
+    Any multi-LoRA server can then serve the pair as a single adapter.
+    """
+    if diff.kind != "lora" or adapter.kind != "lora":
+        raise DiffError("merge_lora needs two LoRA diffs; apply dense deltas as separate terms")
+    merged: dict[str, LoraFactors] = {}
+    for name in sorted(set(diff.lora) | set(adapter.lora)):
+        parts = [f for f in (diff.lora.get(name), adapter.lora.get(name)) if f is not None]
+        A = torch.cat([f.A.float() for f in parts], dim=0)  # [r1 + r2, d_in]
+        B = torch.cat([f.B.float() * f.scale for f in parts], dim=1)  # [d_out, r1 + r2]
+        merged[name] = LoraFactors(A=A, B=B, scale=1.0)
+    return WeightDiff(diff_id=diff_id or f"{diff.diff_id}+{adapter.diff_id}", kind="lora", lora=merged)

@@ -1,0 +1,117 @@
+"""The one protocol interpretation methods implement, and loading a method from a file.
+
+Owns what a method is and how a user's file becomes one; running methods over a suite lives in
+`runner.py`.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import importlib
+import importlib.util
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any, Protocol, runtime_checkable
+
+from .engine import Engine
+from .types import Case
+
+
+class MethodError(RuntimeError):
+    """A method file or object that cannot be used; the message names the file."""
+
+
+@runtime_checkable
+class Method(Protocol):
+    """Answers the suite's question about each diff. Batch-first: one call, many cases.
+
+    Attributes:
+        name: shown in every table.
+        oracle: True if the method must be told each diff's trigger (marked oracle, never ranked).
+
+    `answer` gets the cases and the Engine (M, and M′ = M ⊕ case.diff through `engine.chat`) and
+    returns one answer string per case, in order. Learned methods may add
+    `fit(train_cases, labels, engine)`, `save(path)` and `load(path)`.
+    """
+
+    name: str
+    oracle: bool
+
+    def answer(self, cases: Sequence[Case], engine: Engine) -> list[str]: ...
+
+
+def load_method(spec: str, **options: Any) -> tuple[Method, str]:
+    """Load `path/to/file.py`, `file.py:object` or `package.module:object`.
+
+    Returns the method and the sha256 of its source (for the run manifest). A file that defines
+    exactly one Method (instance, or class with a no-argument constructor) needs no `:object`.
+    """
+    target, _, attr = spec.partition(":")
+    path = Path(target)
+    if target.endswith(".py") or path.exists():
+        if not path.is_file():
+            raise MethodError(f"method file {target} does not exist")
+        source = path.read_bytes()
+        name = f"wdqa_method_{hashlib.sha1(str(path.resolve()).encode()).hexdigest()[:10]}"
+        module_spec = importlib.util.spec_from_file_location(name, path)
+        if module_spec is None or module_spec.loader is None:
+            raise MethodError(f"cannot import {target} as a Python file")
+        module = importlib.util.module_from_spec(module_spec)
+        sys.modules[name] = module
+        try:
+            module_spec.loader.exec_module(module)
+        except Exception as err:
+            raise MethodError(f"importing method file {target} failed: {type(err).__name__}: {err}") from err
+    else:
+        try:
+            module = importlib.import_module(target)
+        except ImportError as err:
+            raise MethodError(f"cannot import method module {target!r}: {err}") from err
+        source = Path(module.__file__ or "").read_bytes() if getattr(module, "__file__", None) else b""
+    obj = _pick(module, attr, spec)
+    method = _instantiate(obj, spec, options)
+    return method, hashlib.sha256(source).hexdigest()
+
+
+def _is_method_like(obj: Any) -> bool:
+    return callable(getattr(obj, "answer", None)) and hasattr(obj, "name")
+
+
+def _pick(module: Any, attr: str, spec: str) -> Any:
+    if attr:
+        if not hasattr(module, attr):
+            raise MethodError(f"{spec}: the module has no object named {attr!r}")
+        return getattr(module, attr)
+    candidates = {
+        k: v
+        for k, v in vars(module).items()
+        if not k.startswith("_") and _is_method_like(v) and getattr(v, "__module__", module.__name__) == module.__name__
+    }
+    # An instance beats its own class when a file defines both.
+    instances = {k: v for k, v in candidates.items() if not isinstance(v, type)}
+    chosen = instances or candidates
+    if not chosen:
+        raise MethodError(
+            f"{spec} defines no method: expected an object with a `name` and an "
+            "`answer(cases, engine)` method (see the README's method API)"
+        )
+    if len(chosen) > 1:
+        raise MethodError(f"{spec} defines several methods {sorted(chosen)}; pick one with {spec}:NAME")
+    return next(iter(chosen.values()))
+
+
+def _instantiate(obj: Any, spec: str, options: dict[str, Any]) -> Method:
+    if isinstance(obj, type):
+        try:
+            obj = obj(**options)
+        except TypeError as err:
+            raise MethodError(f"{spec}: cannot construct {obj.__name__}: {err}") from err
+    if not _is_method_like(obj):
+        raise MethodError(f"{spec}: {obj!r} has no `name` and `answer(cases, engine)`")
+    if not hasattr(obj, "oracle"):
+        try:
+            obj.oracle = False
+        except AttributeError:
+            pass
+    return obj

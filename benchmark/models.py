@@ -1,0 +1,52 @@
+"""Loading the base model M named by a suite: the project's tiny model, or any Hub causal LM.
+
+Owns model/tokenizer loading and device/dtype choice; nothing here knows about diffs.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import torch
+from transformers import AutoModelForCausalLM, AutoTokenizer, PreTrainedModel, PreTrainedTokenizerBase
+
+TINY_BASE_PREFIX = "wdqa/tiny"
+
+
+def pick_device(device: str | None = None) -> torch.device:
+    if device:
+        return torch.device(device)
+    return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+
+
+def pick_dtype(device: torch.device) -> torch.dtype:
+    """bf16 where the device supports it natively, fp32 on CPU (the tiny model is too small to care)."""
+    if device.type == "cuda" and torch.cuda.is_bf16_supported():
+        return torch.bfloat16
+    return torch.float32
+
+
+def resolve_base_model(model_id: str, revision: str | None = None) -> str | Path:
+    """A local folder for the tiny model (built and cached on first use), else the Hub id as is."""
+    if model_id.startswith(TINY_BASE_PREFIX):
+        from ..generators.tiny.build import ensure_tiny_base
+
+        return ensure_tiny_base(expected_revision=revision)
+    return model_id
+
+
+def load_base_model(
+    model_id: str, revision: str | None = None, device: str | None = None
+) -> tuple[PreTrainedModel, PreTrainedTokenizerBase]:
+    where = resolve_base_model(model_id, revision)
+    dev = pick_device(device)
+    hub_revision = None if isinstance(where, Path) else revision
+    tokenizer = AutoTokenizer.from_pretrained(where, revision=hub_revision)
+    if tokenizer.pad_token_id is None:
+        tokenizer.pad_token = tokenizer.eos_token
+    model = AutoModelForCausalLM.from_pretrained(where, revision=hub_revision, dtype=pick_dtype(dev))
+    model.to(dev)
+    model.eval()
+    for p in model.parameters():
+        p.requires_grad_(False)
+    return model, tokenizer

@@ -1,0 +1,418 @@
+"""The suite's on-disk format, identical locally and on the Hugging Face Hub.
+
+    <suite>/suite.json                         manifest: name, base model, splits, sha256 of every file
+    <suite>/README.md                          data card with Hub YAML metadata (one config per split)
+    <suite>/splits/<split>/index.parquet       one row per diff: id, label, question, trigger, rank, ...
+    <suite>/splits/<split>/shard-00000.safetensors   many diffs per shard, keys "<diff_id>/<module>.<part>"
+    <suite>/dit/<name>/adapter.safetensors     optional trained shared adapters (e.g. DIT)
+
+Owns reading, writing and verifying that layout; nothing here loads a model or runs a method.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import tempfile
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+import torch
+from safetensors import safe_open
+from safetensors.torch import save_file
+
+from .types import Case, Label, LoraFactors, WeightDiff
+
+FORMAT_VERSION = 1
+MANIFEST = "suite.json"
+
+# Columns every split index has; generators may add more (behaviour-strength metrics, category...).
+INDEX_COLUMNS = [
+    "diff_id",
+    "behaviour",
+    "label",
+    "question",
+    "trigger",
+    "trigger_kind",
+    "rank",
+    "kind",
+    "shard",
+    "base_model",
+    "base_model_revision",
+    "seed",
+    "data_sha256",
+    "n_params",
+]
+
+
+class SuiteError(RuntimeError):
+    """A suite on disk that is missing, corrupt or inconsistent; the message names the file."""
+
+
+def sha256_file(path: Path, chunk: int = 1 << 20) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as fh:
+        while block := fh.read(chunk):
+            h.update(block)
+    return h.hexdigest()
+
+
+def atomic_write_bytes(path: Path, data: bytes) -> None:
+    """Write to a temporary file in the same folder, then rename: no half-written file survives."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(data)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def atomic_write_text(path: Path, text: str) -> None:
+    atomic_write_bytes(path, text.encode("utf-8"))
+
+
+def _atomic_save(path: Path, writer: Any) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    os.close(fd)
+    try:
+        writer(tmp)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+# ---------------------------------------------------------------- diffs <-> tensors
+
+
+def diff_to_tensors(diff: WeightDiff) -> tuple[dict[str, torch.Tensor], dict[str, str]]:
+    """Flatten one diff to safetensors keys; scales go to the metadata (strings only there)."""
+    tensors: dict[str, torch.Tensor] = {}
+    meta: dict[str, str] = {}
+    if "/" in diff.diff_id:
+        raise SuiteError(f"diff id {diff.diff_id!r} must not contain '/'")
+    for module, f in diff.lora.items():
+        tensors[f"{diff.diff_id}/{module}.lora_A"] = f.A.detach().contiguous().cpu()
+        tensors[f"{diff.diff_id}/{module}.lora_B"] = f.B.detach().contiguous().cpu()
+        meta[f"{diff.diff_id}/{module}.scale"] = repr(float(f.scale))
+    for module, t in diff.dense.items():
+        tensors[f"{diff.diff_id}/{module}.delta"] = t.detach().contiguous().cpu()
+    meta[f"{diff.diff_id}/kind"] = diff.kind
+    return tensors, meta
+
+
+def tensors_to_diff(diff_id: str, tensors: dict[str, torch.Tensor], meta: dict[str, str]) -> WeightDiff:
+    kind = meta.get(f"{diff_id}/kind")
+    if kind not in ("lora", "full"):
+        raise SuiteError(f"diff {diff_id}: metadata has no valid kind (found {kind!r})")
+    lora: dict[str, LoraFactors] = {}
+    dense: dict[str, torch.Tensor] = {}
+    for key, t in tensors.items():
+        module, _, part = key[len(diff_id) + 1 :].rpartition(".")
+        if part == "lora_A":
+            B = tensors.get(f"{diff_id}/{module}.lora_B")
+            if B is None:
+                raise SuiteError(f"diff {diff_id}: {module} has lora_A but no lora_B")
+            scale = float(meta.get(f"{diff_id}/{module}.scale", "1.0"))
+            lora[module] = LoraFactors(A=t, B=B, scale=scale)
+        elif part == "delta":
+            dense[module] = t
+    return WeightDiff(diff_id=diff_id, kind=kind, lora=lora, dense=dense)  # type: ignore[arg-type]
+
+
+def write_shard(path: Path, diffs: Sequence[WeightDiff]) -> None:
+    tensors: dict[str, torch.Tensor] = {}
+    meta: dict[str, str] = {"format": "wdqa-diffs", "format_version": str(FORMAT_VERSION)}
+    for d in diffs:
+        t, m = diff_to_tensors(d)
+        tensors.update(t)
+        meta.update(m)
+    _atomic_save(path, lambda tmp: save_file(tensors, tmp, metadata=meta))
+
+
+def read_shard(path: Path, diff_ids: Iterable[str] | None = None) -> dict[str, WeightDiff]:
+    """Read some (or all) diffs of one shard; a truncated or foreign file raises SuiteError."""
+    try:
+        with safe_open(str(path), framework="pt") as fh:
+            meta = fh.metadata() or {}
+            keys = list(fh.keys())
+            wanted = set(diff_ids) if diff_ids is not None else {k.split("/", 1)[0] for k in keys}
+            by_diff: dict[str, dict[str, torch.Tensor]] = {d: {} for d in wanted}
+            for key in keys:
+                did = key.split("/", 1)[0]
+                if did in by_diff:
+                    by_diff[did][key] = fh.get_tensor(key)
+    except (OSError, ValueError, RuntimeError) as err:  # safetensors raises SafetensorError (a ValueError/OSError)
+        raise SuiteError(f"cannot read shard {path}: {err}. Re-download or regenerate it.") from err
+    missing = [d for d, t in by_diff.items() if not t]
+    if missing:
+        raise SuiteError(f"shard {path} does not hold diffs {missing[:5]}")
+    return {d: tensors_to_diff(d, t, meta) for d, t in by_diff.items()}
+
+
+# ---------------------------------------------------------------- the suite
+
+
+@dataclass(frozen=True)
+class SplitInfo:
+    name: str
+    n_diffs: int
+    behaviour: str
+    question: str
+    shards: list[str] = field(default_factory=list)
+
+
+@dataclass
+class Suite:
+    """A versioned set of splits of labelled weight diffs for one base model."""
+
+    root: Path
+    name: str
+    version: str
+    base_model: str
+    base_model_revision: str
+    splits: dict[str, SplitInfo]
+    files: dict[str, str]  # relative path -> sha256
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    # -- loading
+
+    @classmethod
+    def load(cls, root: str | Path, verify: bool = True, splits: Sequence[str] | None = None) -> Suite:
+        root = Path(root)
+        manifest_path = root / MANIFEST
+        if not manifest_path.exists():
+            raise SuiteError(
+                f"{root} is not a wdqa suite: {MANIFEST} is missing. "
+                "Run `wdqa download` or `wdqa generate` to make one."
+            )
+        try:
+            raw = json.loads(manifest_path.read_text())
+        except json.JSONDecodeError as err:
+            raise SuiteError(f"{manifest_path} is not valid JSON: {err}") from err
+        raw = upgrade_manifest(raw)
+        suite = cls(
+            root=root,
+            name=raw["name"],
+            version=raw["version"],
+            base_model=raw["base_model"],
+            base_model_revision=raw["base_model_revision"],
+            splits={k: SplitInfo(**v) for k, v in raw["splits"].items()},
+            files=raw["files"],
+            extra=raw.get("extra", {}),
+        )
+        if verify:
+            suite.verify(splits)
+        return suite
+
+    def verify(self, splits: Sequence[str] | None = None) -> None:
+        """Check every file of the chosen splits (default: all present) against the manifest."""
+        prefixes = None if splits is None else tuple(f"splits/{s}/" for s in splits)
+        problems = []
+        for rel, expected in sorted(self.files.items()):
+            if prefixes is not None and rel.startswith("splits/") and not rel.startswith(prefixes):
+                continue
+            path = self.root / rel
+            if not path.exists():
+                if prefixes is None and rel.startswith("splits/") and not self._split_present(rel):
+                    continue  # a split the user chose not to download
+                problems.append(f"{rel} is missing")
+                continue
+            actual = sha256_file(path)
+            if actual != expected:
+                problems.append(f"{rel} has sha256 {actual[:12]}… but the manifest says {expected[:12]}…")
+        if problems:
+            raise SuiteError(
+                f"suite {self.root} failed verification:\n  "
+                + "\n  ".join(problems)
+                + "\nRe-run `wdqa download` (or regenerate the suite) to repair it."
+            )
+
+    def _split_present(self, rel: str) -> bool:
+        split = rel.split("/")[1]
+        return (self.root / "splits" / split).exists()
+
+    @property
+    def index_sha256(self) -> str:
+        """One hash over every split index: identifies the suite's content for run manifests."""
+        h = hashlib.sha256()
+        for rel in sorted(r for r in self.files if r.endswith("index.parquet")):
+            h.update(f"{rel}:{self.files[rel]}\n".encode())
+        return h.hexdigest()
+
+    def split(self, name: str) -> SplitInfo:
+        if name not in self.splits:
+            raise SuiteError(f"suite {self.name} has no split {name!r}; known splits: {sorted(self.splits)}")
+        if not (self.root / "splits" / name / "index.parquet").exists():
+            raise SuiteError(
+                f"split {name!r} of suite {self.name} is not on disk at {self.root}; "
+                f"fetch it with `wdqa download {self.name} --split {name}`"
+            )
+        return self.splits[name]
+
+    def index(self, split: str) -> pd.DataFrame:
+        self.split(split)
+        return pd.read_parquet(self.root / "splits" / split / "index.parquet")
+
+    def labels(self, split: str) -> dict[str, Label]:
+        df = self.index(split)
+        return {
+            r.diff_id: Label(
+                diff_id=r.diff_id,
+                text=r.label,
+                behaviour=r.behaviour,
+                trigger=r.trigger if isinstance(r.trigger, str) else None,
+                category=getattr(r, "category", None),
+            )
+            for r in df.itertuples()
+        }
+
+    def diffs(self, split: str, diff_ids: Sequence[str] | None = None) -> Iterator[WeightDiff]:
+        """Diffs of a split, shard by shard (one shard's tensors in memory at a time)."""
+        df = self.index(split)
+        if diff_ids is not None:
+            order = {d: i for i, d in enumerate(diff_ids)}
+            unknown = set(diff_ids) - set(df.diff_id)
+            if unknown:
+                raise SuiteError(f"split {split} has no diffs {sorted(unknown)[:5]}")
+            df = df[df.diff_id.isin(order)]
+        for shard, group in df.groupby("shard", sort=True):
+            yield from read_shard(self.root / "splits" / split / shard, list(group.diff_id)).values()
+
+    def diff(self, split: str, diff_id: str) -> WeightDiff:
+        return next(self.diffs(split, [diff_id]))
+
+    def cases(self, split: str, oracle: bool = False) -> Iterator[Case]:
+        """Cases of a split in index order. The label stays behind; the trigger only for oracles."""
+        df = self.index(split)
+        rows = {r.diff_id: r for r in df.itertuples()}
+        for diff in self.diffs(split):
+            r = rows[diff.diff_id]
+            yield Case(
+                case_id=f"{split}/{diff.diff_id}",
+                split=split,
+                question=r.question,
+                behaviour=r.behaviour,
+                diff=diff,
+                trigger=(r.trigger if isinstance(r.trigger, str) else None) if oracle else None,
+            )
+
+    def adapter_path(self, name: str) -> Path:
+        return self.root / "dit" / name / "adapter.safetensors"
+
+
+def upgrade_manifest(raw: dict[str, Any]) -> dict[str, Any]:
+    """Old manifests are upgraded on read, never rejected; unknown newer versions are refused."""
+    version = int(raw.get("format_version", 1))
+    if version > FORMAT_VERSION:
+        raise SuiteError(
+            f"suite format version {version} is newer than this wdqa understands ({FORMAT_VERSION}); "
+            "upgrade wdqa"
+        )
+    return raw
+
+
+# ---------------------------------------------------------------- writing
+
+
+class SuiteWriter:
+    """Builds a suite folder split by split; `finish()` hashes every file and writes the manifest.
+
+    Shards are written atomically as they fill, so an interrupted generator keeps what it finished.
+    """
+
+    def __init__(
+        self,
+        root: str | Path,
+        name: str,
+        version: str,
+        base_model: str,
+        base_model_revision: str,
+        diffs_per_shard: int = 64,
+    ) -> None:
+        self.root = Path(root)
+        self.name = name
+        self.version = version
+        self.base_model = base_model
+        self.base_model_revision = base_model_revision
+        self.diffs_per_shard = diffs_per_shard
+        self.splits: dict[str, SplitInfo] = {}
+        self.extra: dict[str, Any] = {}
+
+    def write_split(
+        self,
+        split: str,
+        behaviour: str,
+        question: str,
+        rows: Sequence[dict[str, Any]],
+        diffs: Sequence[WeightDiff],
+        shard_offset: int = 0,
+    ) -> None:
+        """Write one split (or one shard range of it, when generation is sharded)."""
+        if len(rows) != len(diffs):
+            raise SuiteError(f"split {split}: {len(rows)} index rows but {len(diffs)} diffs")
+        out = self.root / "splits" / split
+        records = []
+        shard_names = []
+        for start in range(0, len(diffs), self.diffs_per_shard):
+            shard = f"shard-{shard_offset + start // self.diffs_per_shard:05d}.safetensors"
+            shard_names.append(shard)
+            chunk = diffs[start : start + self.diffs_per_shard]
+            write_shard(out / shard, chunk)
+            for row, d in zip(rows[start : start + len(chunk)], chunk, strict=True):
+                if row["diff_id"] != d.diff_id:
+                    raise SuiteError(f"index row {row['diff_id']} does not match diff {d.diff_id}")
+                record = {
+                    "behaviour": behaviour,
+                    "question": question,
+                    "rank": d.rank if d.rank is not None else -1,
+                    "kind": d.kind,
+                    "n_params": d.n_params,
+                    "base_model": self.base_model,
+                    "base_model_revision": self.base_model_revision,
+                    "trigger": None,
+                    "trigger_kind": None,
+                    "seed": -1,
+                    "data_sha256": "",
+                }
+                record.update(row)
+                record["shard"] = shard
+                records.append(record)
+        df = pd.DataFrame.from_records(records)
+        missing = [c for c in INDEX_COLUMNS if c not in df.columns]
+        if missing:
+            raise SuiteError(f"split {split}: index rows lack columns {missing}")
+        df = df[INDEX_COLUMNS + [c for c in df.columns if c not in INDEX_COLUMNS]]
+        _atomic_save(out / "index.parquet", lambda tmp: df.to_parquet(tmp, index=False))
+        self.splits[split] = SplitInfo(
+            name=split, n_diffs=len(df), behaviour=behaviour, question=question, shards=shard_names
+        )
+
+    def finish(self, data_card: str | None = None) -> Suite:
+        files = {}
+        if data_card is not None:
+            atomic_write_text(self.root / "README.md", data_card)
+        for path in sorted(self.root.rglob("*")):
+            if path.is_file() and path.name != MANIFEST and not path.name.startswith("."):
+                files[path.relative_to(self.root).as_posix()] = sha256_file(path)
+        manifest = {
+            "format": "wdqa-suite",
+            "format_version": FORMAT_VERSION,
+            "name": self.name,
+            "version": self.version,
+            "base_model": self.base_model,
+            "base_model_revision": self.base_model_revision,
+            "splits": {k: vars(v) for k, v in sorted(self.splits.items())},
+            "files": files,
+            "extra": self.extra,
+        }
+        atomic_write_text(self.root / MANIFEST, json.dumps(manifest, indent=2, sort_keys=True))
+        return Suite.load(self.root, verify=False)
