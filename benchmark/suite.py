@@ -303,6 +303,7 @@ class Suite:
                 behaviour=r.behaviour,
                 diff=diff,
                 trigger=(r.trigger if isinstance(r.trigger, str) else None) if oracle else None,
+                trigger_kind=(r.trigger_kind if isinstance(r.trigger_kind, str) else None) if oracle else None,
             )
 
     def adapter_path(self, name: str) -> Path:

@@ -72,7 +72,9 @@ class Label:
 class Case:
     """What a method sees for one diff: the question and the diff, never the label.
 
-    `trigger` is filled only for oracle methods (which the tables mark as oracle).
+    `trigger` and `trigger_kind` are filled only for oracle methods (which the tables mark as
+    oracle); `benchmark.triggers.apply_trigger` puts the trigger into a prompt the way the
+    generator did.
     """
 
     case_id: str
@@ -81,6 +83,7 @@ class Case:
     behaviour: str
     diff: WeightDiff
     trigger: str | None = None
+    trigger_kind: str | None = None
 
 
 @dataclass(frozen=True)
