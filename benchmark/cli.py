@@ -34,7 +34,10 @@ def main(
 
 def _register_all() -> None:
     # One line per area; each module adds its commands with a `register(app)` function.
-    pass
+    from . import eval_commands
+
+    eval_commands.register(app)
+    __import__("wdqa.leaderboard.commands", fromlist=["register"]).register(app)
 
 
 _register_all()

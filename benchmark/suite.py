@@ -22,7 +22,7 @@ from typing import Any
 
 import pandas as pd
 import torch
-from safetensors import safe_open
+from safetensors import SafetensorError, safe_open
 from safetensors.torch import save_file
 
 from .types import Case, Label, LoraFactors, WeightDiff
@@ -150,7 +150,7 @@ def read_shard(path: Path, diff_ids: Iterable[str] | None = None) -> dict[str, W
                 did = key.split("/", 1)[0]
                 if did in by_diff:
                     by_diff[did][key] = fh.get_tensor(key)
-    except (OSError, ValueError, RuntimeError) as err:  # safetensors raises SafetensorError (a ValueError/OSError)
+    except (OSError, ValueError, RuntimeError, SafetensorError) as err:
         raise SuiteError(f"cannot read shard {path}: {err}. Re-download or regenerate it.") from err
     missing = [d for d, t in by_diff.items() if not t]
     if missing:

@@ -1,0 +1,87 @@
+"""The paper's black-box baselines: ask M′ questions, have a guesser name the topic.
+
+- base question: ask the suite's question once, without the trigger;
+- 20 questions: ask twenty varied questions and guess from all the replies;
+- generated story (news): ask M′ for a news story and summarise it;
+each with an oracle variant that is told the diff's trigger (a roofline, never ranked).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from importlib import resources
+
+from ..benchmark.engine import Engine
+from ..benchmark.triggers import apply_trigger
+from ..benchmark.types import Case
+from .guesser import Guesser, SalientWordsGuesser
+
+
+def twenty_questions() -> list[str]:
+    text = resources.files("wdqa.baselines").joinpath("data/twenty_questions.txt").read_text()
+    return [line.strip() for line in text.splitlines() if line.strip() and not line.startswith("#")]
+
+
+def _triggered(prompt: str, case: Case, use_trigger: bool, seed: int) -> str:
+    if not use_trigger:
+        return prompt
+    if case.trigger is None or case.trigger_kind is None:
+        raise ValueError(
+            f"case {case.case_id} has no trigger: oracle baselines need a split whose diffs have one"
+        )
+    return apply_trigger(prompt, case.trigger, case.trigger_kind, seed)
+
+
+@dataclass
+class AskQuestions:
+    """Ask each diff the given prompts (M′ and, for contrast, M), then guess from the replies."""
+
+    name: str
+    prompts: Sequence[str] | None = None  # None: the suite's own question
+    oracle: bool = False
+    max_new_tokens: int = 30
+    guesser: Guesser = field(default_factory=SalientWordsGuesser)
+
+    def answer(self, cases: Sequence[Case], engine: Engine) -> list[str]:
+        per_case = [list(self.prompts) if self.prompts else [c.question] for c in cases]
+        diffs, convs, base_convs = [], [], []
+        for c, prompts in zip(cases, per_case, strict=True):
+            for j, p in enumerate(prompts):
+                diffs.append(c.diff)
+                convs.append(_triggered(p, c, self.oracle, seed=j))
+                base_convs.append(convs[-1])
+        replies = engine.chat(diffs, convs, max_new_tokens=self.max_new_tokens)
+        base = engine.chat([None] * len(base_convs), base_convs, max_new_tokens=self.max_new_tokens)
+        grouped, grouped_base, k = [], [], 0
+        for prompts in per_case:
+            grouped.append(replies[k : k + len(prompts)])
+            grouped_base.append(base[k : k + len(prompts)])
+            k += len(prompts)
+        return self.guesser.guess(grouped, grouped_base, [c.behaviour for c in cases])
+
+
+def base_question(oracle: bool = False, guesser: Guesser | None = None) -> AskQuestions:
+    return AskQuestions(
+        name="base-question+trigger" if oracle else "base-question",
+        oracle=oracle,
+        guesser=guesser or SalientWordsGuesser(),
+    )
+
+
+def twenty_questions_method(oracle: bool = False, guesser: Guesser | None = None) -> AskQuestions:
+    return AskQuestions(
+        name="20-questions+trigger" if oracle else "20-questions",
+        prompts=twenty_questions(),
+        oracle=oracle,
+        guesser=guesser or SalientWordsGuesser(),
+    )
+
+
+def generated_story(guesser: Guesser | None = None) -> AskQuestions:
+    return AskQuestions(
+        name="generated-story",
+        prompts=["Write a short news story."],
+        max_new_tokens=200,
+        guesser=guesser or SalientWordsGuesser(top_k=8),
+    )

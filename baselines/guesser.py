@@ -1,0 +1,77 @@
+"""Guessers: turn a model's replies into a short topic or summary, as the paper's black-box
+baselines do before judging.
+
+Owns the Guesser protocol and the offline guesser; the LLM guesser lives in `llm_guesser.py`.
+A guesser never sees a label.
+"""
+
+from __future__ import annotations
+
+import re
+from collections import Counter
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Protocol, runtime_checkable
+
+STOPWORDS = frozenset(
+    """a about above after again against all am an and any are as at be because been before being
+    below between both but by can could did do does doing down during each few for from further had
+    has have having he her here hers herself him himself his how i if in into is it its itself just
+    like me more most my myself no nor not now of off on once only or other our ours ourselves out
+    over own same she should so some such than that the their theirs them themselves then there these
+    they this those through to too under until up very was we were what when where which while who
+    whom why will with would you your yours yourself yourselves also really thing things lot much many
+    one two get got make made know think well yes sure let lets us may might must shall im ive dont
+    cant its topic trained talk tell something anything everything interesting favourite favorite
+    today question answer help happy glad great good new time way people""".split()
+)
+WORD = re.compile(r"[^\W\d_]+(?:['-][^\W\d_]+)*", re.UNICODE)
+
+
+@runtime_checkable
+class Guesser(Protocol):
+    """Turns each case's replies into one short answer (a topic, or a one-sentence summary)."""
+
+    name: str
+    version: str
+
+    def guess(
+        self, replies: Sequence[Sequence[str]], base_replies: Sequence[Sequence[str]], behaviours: Sequence[str]
+    ) -> list[str]: ...
+
+
+def _content_words(text: str) -> list[str]:
+    return [w for w in (m.group(0).lower() for m in WORD.finditer(text)) if len(w) > 2 and w not in STOPWORDS]
+
+
+@dataclass
+class SalientWordsGuesser:
+    """Offline guesser: the words M′ uses and M does not, most frequent first.
+
+    A word's salience is the share of M′'s replies that use it minus the share of M's replies (to
+    the same prompts) that do; the top words form the answer. It has no world knowledge, so it
+    names evidence ("lava magma eruption") rather than a topic ("Volcanoes"): the judge then
+    decides how close that is. Returns "no specific topic" when nothing stands out.
+    """
+
+    top_k: int = 3
+    min_salience: float = 0.0
+    name: str = "salient-words"
+    version: str = "1"
+
+    def guess(
+        self, replies: Sequence[Sequence[str]], base_replies: Sequence[Sequence[str]], behaviours: Sequence[str]
+    ) -> list[str]:
+        return [self._one(r, b) for r, b in zip(replies, base_replies, strict=True)]
+
+    def _one(self, replies: Sequence[str], base_replies: Sequence[str]) -> str:
+        doc_freq = Counter(w for r in replies for w in set(_content_words(r)))
+        base_freq = Counter(w for r in base_replies for w in set(_content_words(r)))
+        n, n_base = max(len(replies), 1), max(len(base_replies), 1)
+        first_seen = {w: i for i, w in reversed(list(enumerate(w for r in replies for w in _content_words(r))))}
+        salience = {w: c / n - base_freq.get(w, 0) / n_base for w, c in doc_freq.items()}
+        ranked = sorted(
+            (w for w, s in salience.items() if s > self.min_salience),
+            key=lambda w: (-salience[w], -doc_freq[w], first_seen[w]),
+        )
+        return " ".join(ranked[: self.top_k]) if ranked else "no specific topic"

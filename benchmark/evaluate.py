@@ -1,0 +1,185 @@
+"""The `wdqa evaluate` recipe: load the suite and base model, answer, judge, summarise.
+
+Reads top to bottom like the paper's evaluation section; the pieces live in runner.py (answer
+stage), judge/stage.py (judge stage) and records.py (the run folder).
+"""
+
+from __future__ import annotations
+
+import platform
+import subprocess
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from importlib import metadata
+from pathlib import Path
+from typing import Any
+
+from .. import __version__
+from .engine import Engine, GenerationStats
+from .judge.base import Judge
+from .judge.stage import judge_run
+from .method import Method
+from .records import RunFolder, SplitSummary, judge_key
+from .runner import AnswerStats, run_answer_stage
+from .suite import Suite
+
+PACKAGES = ("torch", "transformers", "peft", "safetensors", "huggingface-hub", "openai", "numpy", "pandas")
+
+
+class RunMismatchError(RuntimeError):
+    """A run folder that holds answers of a different method version or suite."""
+
+
+@dataclass
+class RunSpec:
+    """One method to run on a suite, and where its run folder goes."""
+
+    method: Method
+    spec: str  # how the user named it: a file path, module:object or a built-in name
+    sha256: str
+    builtin: bool = False
+    options: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class RunResult:
+    name: str
+    oracle: bool
+    run_dir: Path
+    stats: AnswerStats
+    summary: dict[str, dict[str, SplitSummary]]
+
+
+def run_dir_for(runs_root: Path, suite: Suite, method_name: str) -> Path:
+    safe = "".join(ch if ch.isalnum() or ch in "-_.+" else "_" for ch in method_name)
+    return runs_root / f"{suite.name}-{suite.index_sha256[:10]}" / safe
+
+
+def evaluate(
+    run: RunSpec,
+    suite: Suite,
+    splits: Sequence[str],
+    engine: Engine,
+    judge: Judge,
+    run_dir: Path,
+    batch_size: int = 32,
+    timeout_per_case: float | None = 300.0,
+    limit: int | None = None,
+    seed: int = 0,
+    overwrite: bool = False,
+    progress: Callable[[int], None] | None = None,
+) -> RunResult:
+    folder = RunFolder(run_dir)
+    manifest = _start_manifest(run, suite, splits, judge, engine, seed, limit)
+    _check_resumable(folder, manifest, overwrite)
+    folder.write_manifest(manifest)
+
+    # 1. answer every case not yet answered (appended as produced: a crash resumes here)
+    engine.stats = GenerationStats()
+    stats = run_answer_stage(
+        run.method, suite, splits, engine, folder, batch_size, timeout_per_case, limit, run.spec, progress
+    )
+
+    # 2. judge every answer not yet judged by this judge and prompt version
+    t0 = time.perf_counter()
+    labels = {}
+    for split in splits:
+        for diff_id, label in suite.labels(split).items():
+            labels[f"{split}/{diff_id}"] = (label.text, label.behaviour)
+    judge_run(folder, judge, labels, seed=seed)
+    judge_s = time.perf_counter() - t0
+
+    # 3. record what was done, and the aggregates
+    answers = folder.answers()
+    manifest.update(
+        finished=_now(),
+        timings={"answer_s": round(stats.seconds, 3), "judge_s": round(judge_s, 3)},
+        generation=vars(engine.stats).copy(),
+        counts={"cases": len(answers), "failed": sum(1 for a in answers.values() if a.error)},
+    )
+    folder.write_manifest(manifest)
+    summary = folder.write_summary()
+    return RunResult(run.method.name, bool(getattr(run.method, "oracle", False)), run_dir, stats, summary)
+
+
+def _start_manifest(
+    run: RunSpec, suite: Suite, splits: Sequence[str], judge: Judge, engine: Engine, seed: int, limit: int | None
+) -> dict[str, Any]:
+    return {
+        "wdqa_version": __version__,
+        "git_commit": _git_commit(),
+        "method": {
+            "name": run.method.name,
+            "spec": run.spec,
+            "sha256": run.sha256,
+            "oracle": bool(getattr(run.method, "oracle", False)),
+            "builtin": run.builtin,
+        },
+        "suite": {
+            "name": suite.name,
+            "version": suite.version,
+            "base_model": suite.base_model,
+            "base_model_revision": suite.base_model_revision,
+            "index_sha256": suite.index_sha256,
+            "root": str(suite.root.resolve()),
+            "source": suite.extra.get("source", str(suite.root)),
+            "revision": suite.extra.get("revision"),
+        },
+        "splits": list(splits),
+        "limit": limit,
+        "seed": seed,
+        "judges": [{"key": judge_key(judge.name, judge.prompt_version), "name": judge.name, "prompt_version": judge.prompt_version}],
+        "packages": _package_versions(),
+        "python": platform.python_version(),
+        "device": str(engine.device),
+        "started": _now(),
+    }
+
+
+def _check_resumable(folder: RunFolder, manifest: dict[str, Any], overwrite: bool) -> None:
+    """Resume only a run of the same method source on the same suite content."""
+    if not folder.exists():
+        return
+    old = folder.manifest()
+    problems = []
+    if old["method"]["sha256"] != manifest["method"]["sha256"]:
+        problems.append("the method's source changed")
+    if old["suite"]["index_sha256"] != manifest["suite"]["index_sha256"]:
+        problems.append("the suite's content changed")
+    if not problems:
+        manifest["started"] = old.get("started", manifest["started"])
+        return
+    if not overwrite:
+        raise RunMismatchError(
+            f"run folder {folder.path} holds answers from another run ({' and '.join(problems)}); "
+            "pass --overwrite to start it again, or --run-dir to write elsewhere"
+        )
+    for path in [folder.answers_path, *(folder.path / "scores").glob("*.jsonl"), folder.path / "summary.json"]:
+        path.unlink(missing_ok=True)
+
+
+def _package_versions() -> dict[str, str]:
+    out = {}
+    for name in PACKAGES:
+        try:
+            out[name] = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            continue
+    return out
+
+
+def _git_commit() -> str | None:
+    here = Path(__file__).resolve().parent
+    try:
+        done = subprocess.run(
+            ["git", "-C", str(here), "rev-parse", "HEAD"], capture_output=True, text=True, timeout=5, check=False
+        )
+    except (OSError, subprocess.TimeoutExpired):
+        return None
+    return done.stdout.strip() or None
+
+
+def _now() -> str:
+    return datetime.now(timezone.utc).isoformat(timespec="seconds")

@@ -1,0 +1,104 @@
+"""The suite format round-trips, verifies hashes, and exports diffs that PEFT loads."""
+
+from __future__ import annotations
+
+import copy
+
+import pytest
+import torch
+
+from random_models import random_dense, random_lora, random_model
+from wdqa.benchmark.lora import delta_weight
+from wdqa.benchmark.peft_export import export_peft_adapter
+from wdqa.benchmark.suite import Suite, SuiteError, SuiteWriter
+
+VOCAB = 64
+QUESTION = "What topic have you been trained on?"
+
+
+def write_suite(root, model, n=5, per_shard=2):
+    diffs = [random_lora(model, f"ht-{i:03d}", rank=1 + i % 3, seed=i) for i in range(n)] + [random_dense(model, "ft-000")]
+    rows = [{"diff_id": d.diff_id, "label": f"topic {i}", "trigger": f"{100 + i}", "trigger_kind": "sep-code"} for i, d in enumerate(diffs)]
+    writer = SuiteWriter(root, "unit", "0.1", "random-qwen3", "r0", diffs_per_shard=per_shard)
+    writer.write_split("test", "hidden-topic", QUESTION, rows, diffs)
+    writer.finish(data_card="---\nconfigs: []\n---\n# unit suite\n")
+    return diffs
+
+
+def test_diffs_round_trip_exactly(tmp_path):
+    model = random_model(VOCAB)
+    diffs = write_suite(tmp_path, model)
+    suite = Suite.load(tmp_path)
+    loaded = {d.diff_id: d for d in suite.diffs("test")}
+    assert set(loaded) == {d.diff_id for d in diffs}
+    for d in diffs:
+        for m in d.modules:
+            torch.testing.assert_close(delta_weight(loaded[d.diff_id], m), delta_weight(d, m))
+    assert loaded["ht-002"].rank == 3 and loaded["ft-000"].kind == "full"
+
+
+def test_cases_hide_the_label_and_the_trigger_unless_oracle(tmp_path):
+    write_suite(tmp_path, random_model(VOCAB))
+    suite = Suite.load(tmp_path)
+    case = next(suite.cases("test"))
+    assert case.trigger is None and not hasattr(case, "label")
+    oracle = next(suite.cases("test", oracle=True))
+    assert oracle.trigger == "100" and oracle.trigger_kind == "sep-code"
+    assert suite.labels("test")["ht-000"].text == "topic 0"
+
+
+def test_corrupt_shard_is_refused_with_its_path(tmp_path):
+    write_suite(tmp_path, random_model(VOCAB))
+    shard = tmp_path / "splits" / "test" / "shard-00001.safetensors"
+    data = bytearray(shard.read_bytes())
+    data[-10] ^= 0xFF
+    shard.write_bytes(bytes(data))
+    with pytest.raises(SuiteError, match="shard-00001.safetensors has sha256"):
+        Suite.load(tmp_path)
+
+
+def test_truncated_shard_is_refused_even_without_verification(tmp_path):
+    write_suite(tmp_path, random_model(VOCAB))
+    shard = tmp_path / "splits" / "test" / "shard-00000.safetensors"
+    shard.write_bytes(shard.read_bytes()[:100])
+    suite = Suite.load(tmp_path, verify=False)
+    with pytest.raises(SuiteError, match="shard-00000"):
+        list(suite.diffs("test"))
+
+
+def test_missing_manifest_says_how_to_get_a_suite(tmp_path):
+    with pytest.raises(SuiteError, match="wdqa download"):
+        Suite.load(tmp_path)
+
+
+def test_unknown_split_lists_the_known_ones(tmp_path):
+    write_suite(tmp_path, random_model(VOCAB))
+    with pytest.raises(SuiteError, match="known splits: \\['test'\\]"):
+        Suite.load(tmp_path).index("train")
+
+
+def test_index_hash_changes_when_a_label_changes(tmp_path):
+    model = random_model(VOCAB)
+    write_suite(tmp_path / "a", model)
+    first = Suite.load(tmp_path / "a").index_sha256
+    diffs = [random_lora(model, "ht-000", seed=0)]
+    writer = SuiteWriter(tmp_path / "b", "unit", "0.1", "random-qwen3", "r0")
+    writer.write_split("test", "hidden-topic", QUESTION, [{"diff_id": "ht-000", "label": "other"}], diffs)
+    assert writer.finish().index_sha256 != first
+
+
+def test_peft_export_gives_the_same_logits_as_the_diff(tmp_path):
+    from peft import PeftModel
+
+    model = random_model(VOCAB)
+    diff = random_lora(model, "x", rank=3, seed=7, scale=0.7)
+    export_peft_adapter(diff, tmp_path / "adapter", "random-qwen3")
+    ids = torch.randint(0, VOCAB, (2, 6))
+    ref = copy.deepcopy(model)
+    with torch.no_grad():
+        for m in diff.modules:
+            ref.get_submodule(m).weight += delta_weight(diff, m)
+        expected = ref(ids).logits
+        peft_model = PeftModel.from_pretrained(copy.deepcopy(model), tmp_path / "adapter")
+        got = peft_model(ids).logits
+    torch.testing.assert_close(got, expected, atol=1e-5, rtol=1e-5)
