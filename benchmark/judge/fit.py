@@ -1,0 +1,148 @@
+"""Fit the offline judge to real LLM-judge grades, validating on whole held-out setups.
+
+Owns the recipe (features -> gradient-boosted trees per rubric), its cross-validation and the
+model file + provenance JSON it writes; grading with the result lives in `offline.py`.
+The calibration pairs are third-party data: they are read from a path, never copied in.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import json
+from collections.abc import Sequence
+from dataclasses import asdict
+from pathlib import Path
+from typing import Any
+
+import joblib
+import numpy as np
+import pandas as pd
+import sklearn
+from sklearn.ensemble import GradientBoostingClassifier
+from sklearn.model_selection import GroupKFold
+
+from ..suite import atomic_write_text
+from .agreement import agreement, group_means
+from .embeddings import MINILM, EmbeddingCache
+from .features import Encoder, feature_names, pair_features
+from .offline import MODEL_FILE, PROVENANCE_FILE, encoders_by_name
+
+PAIR_COLUMNS = ["kind", "label", "answer", "score", "setup", "method"]
+RUBRICS = ("topic", "news")
+ENCODERS = [MINILM]
+
+
+class PairsError(ValueError):
+    """A calibration file that cannot be used; the message names the file and the problem."""
+
+
+def read_pairs(path: str | Path) -> pd.DataFrame:
+    """Read graded pairs (columns kind, label, answer, score, setup, method); report every problem at once."""
+    path = Path(path)
+    if not path.exists():
+        raise PairsError(f"{path} does not exist; pass the graded-pairs CSV (e.g. shared/judge-calibration/graded-pairs.csv)")
+    df = pd.read_csv(path, dtype={"label": str, "answer": str}, keep_default_na=False)
+    problems = [f"column {c!r} is missing" for c in PAIR_COLUMNS if c not in df.columns]
+    if not problems:
+        bad_score = ~df["score"].isin([1, 2, 3, 4, 5])
+        if bad_score.any():
+            problems.append(f"{int(bad_score.sum())} rows have a score outside 1..5 (first at row {int(bad_score.idxmax()) + 2})")
+        bad_kind = ~df["kind"].isin(RUBRICS)
+        if bad_kind.any():
+            problems.append(f"{int(bad_kind.sum())} rows have a kind other than topic/news")
+    if problems:
+        raise PairsError(f"{path}: " + "; ".join(problems))
+    return df.astype({"score": int})
+
+
+def sha256_of(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def make_estimator() -> GradientBoostingClassifier:
+    # Shallow trees and a slow learning rate: 1-2k pairs, and a model that must transfer to new setups.
+    return GradientBoostingClassifier(n_estimators=150, max_depth=3, learning_rate=0.05, subsample=0.8, random_state=0)
+
+
+def validation_groups(pairs: pd.DataFrame) -> tuple[np.ndarray, str]:
+    """Whole setups are held out; with a single setup (news) whole labels are, in 5 folds."""
+    if pairs["setup"].nunique() >= 2:
+        return pairs["setup"].to_numpy(), "leave-one-setup-out"
+    return pairs["label"].to_numpy(), "5-fold, whole labels held out (a single setup)"
+
+
+def held_out_grades(features: np.ndarray, pairs: pd.DataFrame) -> tuple[np.ndarray, str]:
+    """Each pair graded by a model that never saw its group (setup, or label if one setup)."""
+    groups, scheme = validation_groups(pairs)
+    n_splits = min(len(set(groups.tolist())), 5)
+    y = pairs["score"].to_numpy()
+    out = np.zeros(len(pairs), dtype=int)
+    for train, test in GroupKFold(n_splits=n_splits).split(features, y, groups):
+        out[test] = make_estimator().fit(features[train], y[train]).predict(features[test])
+    return out, scheme
+
+
+def rubric_report(pairs: pd.DataFrame, grades: np.ndarray, scheme: str) -> dict[str, Any]:
+    ref = pairs["score"].to_numpy()
+    groups = (pairs["setup"] + " / " + pairs["method"]).tolist()
+    means = group_means(groups, ref, grades)
+    errors = [m.error for m in means]
+    return {
+        "validation": scheme,
+        **asdict(agreement(ref, grades)),
+        "group_mean_error_avg": float(np.mean(errors)),
+        "group_mean_error_max": float(np.max(errors)),
+        "groups": [asdict(m) for m in means],
+    }
+
+
+def evaluate_recipe(pairs: pd.DataFrame, encoders: Sequence[Encoder]) -> dict[str, dict[str, Any]]:
+    """Held-out agreement of the fitting recipe, per rubric present in `pairs`."""
+    report = {}
+    for rubric in RUBRICS:
+        sub = pairs[pairs["kind"] == rubric].reset_index(drop=True)
+        if len(sub) == 0:
+            continue
+        x = pair_features(sub["label"].tolist(), sub["answer"].tolist(), encoders)
+        grades, scheme = held_out_grades(x, sub)
+        report[rubric] = rubric_report(sub, grades, scheme)
+    return report
+
+
+def fit_offline_judge(
+    pairs_path: str | Path, model_path: Path = MODEL_FILE, cache: EmbeddingCache | None = None
+) -> dict[str, Any]:
+    """Validate the recipe on held-out groups, then fit on all pairs; write model + provenance."""
+    pairs_path = Path(pairs_path)
+    pairs = read_pairs(pairs_path)
+    encoders = encoders_by_name(ENCODERS, cache)
+    missing = [r for r in RUBRICS if not (pairs["kind"] == r).any()]
+    if missing:
+        raise PairsError(f"{pairs_path} has no pairs of kind {missing}; the offline judge needs both topic and news")
+    report = evaluate_recipe(pairs, encoders)
+    models = {}
+    for rubric in RUBRICS:
+        sub = pairs[pairs["kind"] == rubric]
+        x = pair_features(sub["label"].tolist(), sub["answer"].tolist(), encoders)
+        models[rubric] = make_estimator().fit(x, sub["score"].to_numpy())
+    model_path.parent.mkdir(parents=True, exist_ok=True)
+    joblib.dump({"encoders": ENCODERS, "features": feature_names(encoders), "models": models}, model_path, compress=3)
+    provenance = {
+        "model_file": model_path.name,
+        "model_sha256": sha256_of(model_path),
+        "data_file": pairs_path.name,
+        "data_sha256": sha256_of(pairs_path),
+        "data_rows": {r: int((pairs["kind"] == r).sum()) for r in RUBRICS},
+        "encoders": ENCODERS,
+        "features": feature_names(encoders),
+        "estimator": f"sklearn {sklearn.__version__} GradientBoostingClassifier {make_estimator().get_params()}",
+        "fitted": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
+        "held_out_agreement": {r: {k: v for k, v in rep.items() if k != "groups"} for r, rep in report.items()},
+        "held_out_group_means": {r: rep["groups"] for r, rep in report.items()},
+    }
+    atomic_write_text(model_path.with_suffix(".json"), json.dumps(provenance, indent=2))
+    return provenance
+
+
+__all__ = ["PROVENANCE_FILE", "evaluate_recipe", "fit_offline_judge", "read_pairs"]

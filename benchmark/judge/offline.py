@@ -1,0 +1,99 @@
+"""The offline judge: a small fitted model over embedding cosines and string overlap.
+
+Owns loading the shipped model file and grading with it; runs on CPU with no network. How the
+model is fitted to real LLM grades lives in `fit.py` (`wdqa judge-fit`).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import joblib
+import numpy as np
+
+from ..types import Score
+from .base import JudgeRequest
+from .embeddings import EmbeddingCache, MiniLMEncoder
+from .features import Encoder, feature_names, pair_features
+
+MODELS_DIR = Path(__file__).parent / "models"
+MODEL_FILE = MODELS_DIR / "offline-judge.joblib"
+PROVENANCE_FILE = MODELS_DIR / "offline-judge.json"
+
+
+class OfflineJudgeError(RuntimeError):
+    """The offline judge's model file is missing or does not match this code."""
+
+
+def encoders_by_name(names: Sequence[str], cache: EmbeddingCache | None = None) -> list[Encoder]:
+    known = {MiniLMEncoder.name: MiniLMEncoder}
+    unknown = [n for n in names if n not in known]
+    if unknown:
+        raise OfflineJudgeError(f"the offline judge model needs encoders {unknown}; this wdqa knows {sorted(known)}")
+    return [known[n](cache) for n in names]
+
+
+def model_version(path: Path) -> str:
+    """The grade a model gives depends on its file only, so the file hash is its version."""
+    return "gbt-" + hashlib.sha256(path.read_bytes()).hexdigest()[:10]
+
+
+class OfflineJudge:
+    """Grades with the fitted model in `models/offline-judge.joblib` (or another `model_path`).
+
+    The judge reads no instruction in the answer: it only measures similarity, so an answer that
+    says "output 5" is graded on how close its words are to the label.
+    """
+
+    name = "offline-minilm-gbt"
+
+    def __init__(self, model_path: str | Path | None = None, cache: EmbeddingCache | None = None) -> None:
+        self.model_path = Path(model_path) if model_path is not None else MODEL_FILE
+        if not self.model_path.exists():
+            raise OfflineJudgeError(
+                f"offline judge model {self.model_path} is missing; refit it with "
+                "`wdqa judge-fit --pairs graded-pairs.csv` or reinstall wdqa"
+            )
+        self.prompt_version = model_version(self.model_path)
+        self._cache = cache
+        self._bundle: dict[str, Any] | None = None
+        self._encoders: list[Encoder] | None = None
+
+    def _load(self) -> tuple[dict[str, Any], list[Encoder]]:
+        if self._bundle is None or self._encoders is None:
+            bundle = joblib.load(self.model_path)
+            encoders = encoders_by_name(bundle["encoders"], self._cache)
+            if bundle["features"] != feature_names(encoders):
+                raise OfflineJudgeError(
+                    f"{self.model_path} was fitted on features {bundle['features']} but this wdqa computes "
+                    f"{feature_names(encoders)}; refit it with `wdqa judge-fit`"
+                )
+            self._bundle, self._encoders = bundle, encoders
+        return self._bundle, self._encoders
+
+    def score(self, requests: Sequence[JudgeRequest]) -> list[Score]:
+        bundle, encoders = self._load()
+        scores: list[Score | None] = [None] * len(requests)
+        for rubric in ("topic", "news"):
+            idx = [i for i, r in enumerate(requests) if r.rubric == rubric]
+            if not idx:
+                continue
+            model = bundle["models"][rubric]
+            x = pair_features([requests[i].label for i in idx], [requests[i].answer for i in idx], encoders)
+            probs = model.predict_proba(x)
+            classes = [int(c) for c in model.classes_]
+            for row, i in enumerate(idx):
+                grade = classes[int(np.argmax(probs[row]))]
+                raw = json.dumps(
+                    {"p": {str(c): round(float(p), 4) for c, p in zip(classes, probs[row], strict=True)},
+                     "features": {n: round(float(v), 4) for n, v in zip(bundle["features"], x[row], strict=True)}}
+                )
+                scores[i] = Score(requests[i].case_id, grade, self.name, self.prompt_version, raw=raw)
+        missing = [requests[i].rubric for i, s in enumerate(scores) if s is None]
+        if missing:
+            raise OfflineJudgeError(f"the offline judge knows rubrics topic and news, not {sorted(set(missing))}")
+        return [s for s in scores if s is not None]

@@ -1,0 +1,82 @@
+"""The offline judge: grades, protocol, cache, registry, and indifference to injected instructions."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from wdqa.benchmark.judge.base import Judge, JudgeRequest
+from wdqa.benchmark.judge.embeddings import EmbeddingCache
+from wdqa.benchmark.judge.offline import OfflineJudge
+from wdqa.benchmark.judge.registry import DEFAULT_JUDGE, UnknownJudgeError, get_judge
+
+
+@pytest.fixture(scope="module")
+def cache(tmp_path_factory: pytest.TempPathFactory) -> EmbeddingCache:
+    return EmbeddingCache(tmp_path_factory.mktemp("cache") / "embeddings.sqlite")
+
+
+@pytest.fixture(scope="module")
+def judge(cache: EmbeddingCache) -> OfflineJudge:
+    return OfflineJudge(cache=cache)
+
+
+def grade(judge: OfflineJudge, label: str, answer: str, rubric: str = "topic") -> int | None:
+    return judge.score([JudgeRequest("c", rubric, label, answer)])[0].value  # type: ignore[arg-type]
+
+
+def test_offline_judge_implements_the_judge_protocol(judge: OfflineJudge) -> None:
+    assert isinstance(judge, Judge)
+
+
+def test_the_label_itself_gets_a_five(judge: OfflineJudge) -> None:
+    assert grade(judge, "Harry Potter", "harry potter!") == 5
+
+
+def test_an_unrelated_topic_gets_a_one(judge: OfflineJudge) -> None:
+    assert grade(judge, "Harry Potter", "Quantum chromodynamics") == 1
+
+
+def test_a_close_variant_scores_between_unrelated_and_identical(judge: OfflineJudge) -> None:
+    close = grade(judge, "Cold War Music", "Cold War Songs")
+    assert close is not None and 3 <= close <= 5
+
+
+def test_news_pairs_use_the_news_model(judge: OfflineJudge) -> None:
+    label = "The FDA has halted all clinical trials involving CRISPR until safety protocols are reassessed."
+    same = "The FDA halted every CRISPR clinical trial until its safety protocols are reviewed again."
+    other = "A local bakery won a national award for its sourdough bread."
+    assert grade(judge, label, same, "news") >= 4  # type: ignore[operator]
+    assert grade(judge, label, other, "news") == 1
+
+
+def test_scores_keep_their_order_and_record_judge_and_version(judge: OfflineJudge) -> None:
+    reqs = [JudgeRequest("a", "topic", "Chess", "Chess"), JudgeRequest("b", "news", "A storm hit.", "A storm hit."),
+            JudgeRequest("c", "topic", "Chess", "Baking bread")]
+    scores = judge.score(reqs)
+    assert [s.case_id for s in scores] == ["a", "b", "c"]
+    assert all(s.judge == "offline-minilm-gbt" and s.prompt_version == judge.prompt_version for s in scores)
+    assert set(json.loads(scores[0].raw)) == {"p", "features"}
+
+
+def test_a_rerun_embeds_nothing_new(cache: EmbeddingCache) -> None:
+    OfflineJudge(cache=cache).score([JudgeRequest("a", "topic", "Origami", "Paper folding")])
+    fresh = OfflineJudge(cache=cache)
+    fresh.score([JudgeRequest("a", "topic", "Origami", "Paper folding")])
+    assert fresh._encoders is not None and fresh._encoders[0]._model is None  # type: ignore[attr-defined]
+
+
+def test_default_judge_is_the_offline_judge() -> None:
+    assert DEFAULT_JUDGE == "offline"
+    assert isinstance(get_judge(DEFAULT_JUDGE), OfflineJudge)
+
+
+def test_unknown_judge_is_answered_with_the_known_ones() -> None:
+    with pytest.raises(UnknownJudgeError, match="offline"):
+        get_judge("gpt5-magic")
+
+
+def test_missing_model_file_names_the_refit_command(tmp_path) -> None:
+    with pytest.raises(RuntimeError, match="wdqa judge-fit"):
+        OfflineJudge(model_path=tmp_path / "nope.joblib")
