@@ -34,10 +34,12 @@ def main(
 
 def _register_all() -> None:
     # One line per area; each module adds its commands with a `register(app)` function.
-    from . import eval_commands
+    from . import bench_commands, eval_commands
 
     eval_commands.register(app)
+    bench_commands.register(app)
     __import__("wdqa.leaderboard.commands", fromlist=["register"]).register(app)
+    __import__("wdqa.benchmark.hub_commands", fromlist=["register"]).register(app)
 
 
 _register_all()

@@ -1,0 +1,101 @@
+"""Speed measurements that print figures side by side (never timed tests): the machine's matmul
+FLOP/s, and batched multi-diff evaluation against one PEFT model per diff.
+
+Owns measuring; the code measured lives in engine.py and lora.py.
+"""
+
+from __future__ import annotations
+
+import copy
+import shutil
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+
+from .engine import Engine
+from .peft_export import export_peft_adapter
+from .types import WeightDiff
+
+
+def matmul_flops(size: int, dtype: torch.dtype = torch.float32, device: str = "cpu", seconds: float = 1.0) -> float:
+    """Dense [size, size] @ [size, size] FLOP/s that torch reaches here (the roofline we compare to)."""
+    a = torch.randn(size, size, dtype=dtype, device=device)
+    b = torch.randn(size, size, dtype=dtype, device=device)
+    for _ in range(3):
+        a @ b
+    n, t0 = 0, time.perf_counter()
+    while time.perf_counter() - t0 < seconds:
+        a @ b
+        n += 1
+    if device != "cpu":
+        torch.cuda.synchronize()
+    return 2 * size**3 * n / (time.perf_counter() - t0)
+
+
+def forward_flops(model: torch.nn.Module, tokens: int) -> float:
+    """2 FLOPs per parameter per token (embeddings excluded: they are a lookup)."""
+    params = sum(p.numel() for n, p in model.named_parameters() if "embed_tokens" not in n)
+    return 2.0 * params * tokens
+
+
+@dataclass
+class EvalSpeed:
+    label: str
+    cases: int
+    seconds: float
+    new_tokens: int
+    flops: float
+
+    @property
+    def cases_per_s(self) -> float:
+        return self.cases / self.seconds
+
+    @property
+    def flop_per_s(self) -> float:
+        return self.flops / self.seconds
+
+
+def _prompt_tokens(engine: Engine, questions: list[str]) -> int:
+    return sum(len(engine.tokenizer(engine.render([{"role": "user", "content": q}]))["input_ids"]) for q in questions)
+
+
+def bench_batched(engine: Engine, diffs: list[WeightDiff], question: str, max_new_tokens: int) -> EvalSpeed:
+    t0 = time.perf_counter()
+    before = engine.stats.new_tokens
+    engine.chat(diffs, [question] * len(diffs), max_new_tokens=max_new_tokens)
+    seconds = time.perf_counter() - t0
+    new = engine.stats.new_tokens - before
+    tokens = _prompt_tokens(engine, [question] * len(diffs)) + new
+    return EvalSpeed("batched multi-diff", len(diffs), seconds, new, forward_flops(engine.model, tokens))
+
+
+def bench_peft_sequential(engine: Engine, diffs: list[WeightDiff], question: str, max_new_tokens: int) -> EvalSpeed:
+    """The naive way: each diff loaded into a PEFT model from its adapter folder, one case at a time."""
+    from peft import PeftModel
+
+    base = copy.deepcopy(engine.model)
+    for name, wrapped in engine.wrapped.items():  # the copy must be a plain transformers model
+        parent, _, child = name.rpartition(".")
+        setattr(base.get_submodule(parent), child, copy.deepcopy(wrapped.base))
+    tok = engine.tokenizer
+    prompt = engine.render([{"role": "user", "content": question}])
+    enc = tok([prompt], return_tensors="pt", add_special_tokens=False).to(engine.device)
+    tmp = Path(tempfile.mkdtemp(prefix="wdqa-bench-"))
+    try:
+        folders = [export_peft_adapter(d, tmp / f"a{i}", "bench") for i, d in enumerate(diffs)]
+        new_tokens = 0
+        t0 = time.perf_counter()
+        for folder in folders:
+            model = PeftModel.from_pretrained(base, folder)
+            with torch.no_grad():
+                out = model.generate(**enc, max_new_tokens=max_new_tokens, do_sample=False, pad_token_id=tok.pad_token_id)
+            new_tokens += int(out.shape[1] - enc["input_ids"].shape[1])
+            base = model.unload()
+        seconds = time.perf_counter() - t0
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    tokens = enc["input_ids"].shape[1] * len(diffs) + new_tokens
+    return EvalSpeed("one PEFT model per diff", len(diffs), seconds, new_tokens, forward_flops(base, tokens))

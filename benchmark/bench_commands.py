@@ -1,0 +1,55 @@
+"""`wdqa bench …`: speed figures measured side by side in one run (see bench.py)."""
+
+from __future__ import annotations
+
+import torch
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from .bench import bench_batched, bench_peft_sequential, matmul_flops
+
+bench_app = typer.Typer(help="Speed benchmarks that print figures side by side (batched vs naive, FLOP/s vs this machine's matmul).", no_args_is_help=True)
+
+
+@bench_app.command("eval")
+def bench_eval(
+    suite: str = typer.Option("tiny", "--suite", "-s", help="Suite to take diffs from."),
+    split: str = typer.Option("test", "--split"),
+    n: int = typer.Option(32, "--n", help="Number of diffs (cases)."),
+    max_new_tokens: int = typer.Option(20, "--max-new-tokens"),
+    device: str | None = typer.Option(None, "--device"),
+    threads: int | None = typer.Option(None, "--threads", help="torch CPU threads (default: torch's choice)."),
+) -> None:
+    """Evaluation speed: batched multi-diff generation vs loading each diff into a PEFT model.
+
+    Example:  wdqa bench eval --suite tiny --n 32
+    """
+    from .engine import Engine
+    from .models import load_base_model
+    from .sources import resolve_suite
+
+    if threads:
+        torch.set_num_threads(threads)
+    console = Console()
+    the_suite = resolve_suite(suite, splits=[split])
+    diffs = [d for _, d in zip(range(n), the_suite.diffs(split))]
+    question = the_suite.splits[split].question
+    model, tok = load_base_model(the_suite.base_model, the_suite.base_model_revision, device)
+    engine = Engine(model, tok, max_batch=max(len(diffs), 1))
+    dev = str(engine.device)
+    peak = matmul_flops(model.config.hidden_size * 4 if dev == "cpu" else 4096, device=dev)
+    engine.chat(diffs[:2], [question] * 2, max_new_tokens=2)  # warm-up
+    runs = [bench_batched(engine, diffs, question, max_new_tokens), bench_peft_sequential(engine, diffs, question, max_new_tokens)]
+    table = Table(title=f"evaluation speed: {len(diffs)} diffs of {the_suite.name}/{split}, {max_new_tokens} new tokens, {dev}, {torch.get_num_threads()} threads")
+    for col in ("way", "cases/s", "new tokens", "seconds", "GFLOP/s", "% of matmul peak"):
+        table.add_column(col, justify="right")
+    for r in runs:
+        table.add_row(r.label, f"{r.cases_per_s:.2f}", str(r.new_tokens), f"{r.seconds:.2f}", f"{r.flop_per_s / 1e9:.2f}", f"{100 * r.flop_per_s / peak:.1f}%")
+    console.print(table)
+    console.print(f"matmul peak here ({model.config.hidden_size * 4 if dev == 'cpu' else 4096}² fp32): {peak / 1e9:.1f} GFLOP/s")
+    console.print(f"[bold]speed-up batched / PEFT one at a time: {runs[0].cases_per_s / runs[1].cases_per_s:.1f}×[/]")
+
+
+def register(app: typer.Typer) -> None:
+    app.add_typer(bench_app, name="bench")

@@ -1,0 +1,9 @@
+#!/usr/bin/env bash
+# One-command set-up for development and CI: the Python package with its dev extra, and the
+# system packages the tests need (Debian's chromium for the leaderboard site tests).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+if [ -f .ci/setup-system.sh ]; then
+  bash .ci/setup-system.sh
+fi
+python -m pip install -q -e ".[dev]"
