@@ -1,0 +1,226 @@
+"""Fetching a suite from the Hugging Face Hub (or a local folder with the same layout) and verifying it.
+
+Owns where a suite comes from and that what arrived is what the manifest promised; the format
+itself lives in `suite.py`, publishing in `wdqa.generators.publish`. The embedded `tiny` suite is
+built locally and is not this module's business.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+from .suite import MANIFEST, Suite, SuiteError, atomic_write_text
+
+# A Hub suite is a dataset repo; its files keep the suite layout exactly (see suite.py).
+REPO_TYPE = "dataset"
+DOWNLOAD_RECORD = (
+    ".wdqa-download.json"  # a dot-file: never hashed into, nor uploaded with, the suite
+)
+_REPO_ID = re.compile(r"^[A-Za-z0-9][\w.-]*/[\w.-]+$")
+
+
+@dataclass(frozen=True)
+class SuiteSource:
+    """Where a suite comes from: a Hub dataset repo or a local folder."""
+
+    kind: str  # "hub" or "local"
+    location: str  # repo id, or an absolute folder path
+
+
+@dataclass(frozen=True)
+class DownloadRecord:
+    """What `download_suite` fetched, kept beside the suite so a run can cite the exact commit."""
+
+    source: str
+    repo_id: str | None
+    revision: str | None  # as asked (branch, tag or sha)
+    commit: str | None  # the commit sha it resolved to
+    splits: list[str] | None  # None: every split
+
+
+def parse_source(source: str) -> SuiteSource:
+    """`hf://org/name` or `org/name` -> Hub; `file://path` or an existing folder -> local."""
+    if source.startswith("hf://"):
+        repo_id = source[len("hf://") :].strip("/")
+        if not _REPO_ID.match(repo_id):
+            raise SuiteError(f"{source!r} is not a Hub dataset id; expected hf://org/name")
+        return SuiteSource("hub", repo_id)
+    if source.startswith("file://"):
+        return SuiteSource("local", str(Path(source[len("file://") :]).expanduser().resolve()))
+    path = Path(source).expanduser()
+    if path.exists():
+        return SuiteSource("local", str(path.resolve()))
+    if _REPO_ID.match(source):
+        return SuiteSource("hub", source)
+    raise SuiteError(
+        f"cannot find suite {source!r}: it is neither an existing folder nor a Hub id like org/name "
+        "(use hf://org/name for a Hub dataset or file:///path for a local folder)"
+    )
+
+
+def default_local_dir(repo_id: str) -> Path:
+    """Per-user cache folder for a Hub suite (override the root with WDQA_CACHE)."""
+    root = os.environ.get("WDQA_CACHE")
+    if root is None:
+        from platformdirs import user_cache_dir
+
+        root = user_cache_dir("wdqa")
+    return Path(root) / "suites" / repo_id.replace("/", "--")
+
+
+def allow_patterns(split: str | None) -> list[str]:
+    """The files one split needs: its own folder plus the manifest, the data card and shared adapters."""
+    shared = [MANIFEST, "README.md", "dit/*"]
+    return shared + ([f"splits/{split}/*"] if split else ["splits/*"])
+
+
+def download_suite(
+    source: str,
+    split: str | None = None,
+    revision: str | None = None,
+    local_dir: str | Path | None = None,
+    token: str | None = None,
+    endpoint: str | None = None,
+) -> Path:
+    """Fetch a suite (or one split of it), verify every sha256, and return its folder.
+
+    Hub downloads pin the revision to one commit (recorded in `.wdqa-download.json`) and resume
+    files left incomplete by an interrupted run. A file whose hash disagrees with the manifest is
+    fetched again once; if it still disagrees the suite is refused with the file's name.
+    """
+    where = parse_source(source)
+    if where.kind == "local":
+        root = _from_local(Path(where.location), split, revision, local_dir)
+        record = DownloadRecord(source, None, None, None, [split] if split else None)
+    else:
+        root, commit = _from_hub(where.location, split, revision, local_dir, token, endpoint)
+        record = DownloadRecord(
+            source, where.location, revision, commit, [split] if split else None
+        )
+    _check_split_known(root, split)
+    try:
+        Suite.load(root, splits=[split] if split else None)
+    except SuiteError:
+        if where.kind != "hub":
+            raise
+        # A local file damaged after an earlier download: fetch the mismatching files once more.
+        _refetch_mismatches(root, where.location, record.commit, split, token, endpoint)
+        Suite.load(root, splits=[split] if split else None)
+    atomic_write_text(root / DOWNLOAD_RECORD, json.dumps(asdict(record), indent=2))
+    return root
+
+
+def read_download_record(root: str | Path) -> DownloadRecord | None:
+    path = Path(root) / DOWNLOAD_RECORD
+    if not path.exists():
+        return None
+    return DownloadRecord(**json.loads(path.read_text()))
+
+
+# ---------------------------------------------------------------- sources
+
+
+def _from_local(
+    src: Path, split: str | None, revision: str | None, local_dir: str | Path | None
+) -> Path:
+    if revision is not None:
+        raise SuiteError(f"{src} is a local folder: it has no revisions (drop --revision)")
+    if not (src / MANIFEST).exists():
+        raise SuiteError(f"{src} is not a wdqa suite: {MANIFEST} is missing")
+    if local_dir is None or Path(local_dir).resolve() == src:
+        return src
+    dest = Path(local_dir)
+    from fnmatch import fnmatch
+
+    patterns = allow_patterns(split)
+    for path in sorted(src.rglob("*")):
+        rel = path.relative_to(src).as_posix()
+        if path.is_file() and not rel.startswith(".") and any(fnmatch(rel, p) for p in patterns):
+            target = dest / rel
+            target.parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(path, target)
+    return dest
+
+
+def _from_hub(
+    repo_id: str,
+    split: str | None,
+    revision: str | None,
+    local_dir: str | Path | None,
+    token: str | None,
+    endpoint: str | None,
+) -> tuple[Path, str]:
+    from huggingface_hub import HfApi, snapshot_download
+    from huggingface_hub.errors import RepositoryNotFoundError, RevisionNotFoundError
+
+    api = HfApi(endpoint=endpoint, token=token)
+    try:
+        # Resolve the branch or tag to one commit first, so every file comes from the same snapshot
+        # even if someone pushes while we download.
+        commit = api.repo_info(repo_id, repo_type=REPO_TYPE, revision=revision or "main").sha
+    except RevisionNotFoundError as err:
+        raise SuiteError(f"suite {repo_id} has no revision {revision!r} on the Hub") from err
+    except RepositoryNotFoundError as err:
+        raise SuiteError(
+            f"no Hub dataset {repo_id!r} (or it is private and no token was given: set HF_TOKEN)"
+        ) from err
+    if commit is None:
+        raise SuiteError(f"the Hub did not resolve {repo_id}@{revision or 'main'} to a commit")
+    root = Path(local_dir) if local_dir is not None else default_local_dir(repo_id)
+    snapshot_download(
+        repo_id,
+        repo_type=REPO_TYPE,
+        revision=commit,
+        local_dir=root,
+        allow_patterns=allow_patterns(split),
+        token=token,
+        endpoint=endpoint,
+    )
+    return root, commit
+
+
+def _check_split_known(root: Path, split: str | None) -> None:
+    if split is None:
+        return
+    suite = Suite.load(root, verify=False)
+    if split not in suite.splits:
+        raise SuiteError(
+            f"suite {suite.name} has no split {split!r}; known splits: {sorted(suite.splits)}"
+        )
+
+
+def _refetch_mismatches(
+    root: Path,
+    repo_id: str,
+    commit: str | None,
+    split: str | None,
+    token: str | None,
+    endpoint: str | None,
+) -> None:
+    from huggingface_hub import hf_hub_download
+
+    from .suite import sha256_file
+
+    suite = Suite.load(root, verify=False)
+    prefix = f"splits/{split}/" if split else "splits/"
+    for rel, expected in suite.files.items():
+        if rel.startswith("splits/") and not rel.startswith(prefix):
+            continue
+        path = root / rel
+        if path.exists() and sha256_file(path) == expected:
+            continue
+        hf_hub_download(
+            repo_id,
+            rel,
+            repo_type=REPO_TYPE,
+            revision=commit,
+            local_dir=root,
+            force_download=True,
+            token=token,
+            endpoint=endpoint,
+        )
