@@ -362,10 +362,8 @@ class SuiteWriter:
             raise SuiteError(f"split {split}: {len(rows)} index rows but {len(diffs)} diffs")
         out = self.root / "splits" / split
         records = []
-        shard_names = []
         for start in range(0, len(diffs), self.diffs_per_shard):
             shard = f"shard-{shard_offset + start // self.diffs_per_shard:05d}.safetensors"
-            shard_names.append(shard)
             chunk = diffs[start : start + self.diffs_per_shard]
             write_shard(out / shard, chunk)
             for row, d in zip(rows[start : start + len(chunk)], chunk, strict=True):
@@ -387,12 +385,23 @@ class SuiteWriter:
                 record.update(row)
                 record["shard"] = shard
                 records.append(record)
+        self.write_index(split, behaviour, question, records)
+
+    def write_index(
+        self, split: str, behaviour: str, question: str, records: Sequence[dict[str, Any]]
+    ) -> None:
+        """Write a split's index over shards already written with `write_shard` (streamed writers).
+
+        Every record names its `shard` (a file name under splits/<split>/) and has INDEX_COLUMNS.
+        """
         df = pd.DataFrame.from_records(records)
         missing = [c for c in INDEX_COLUMNS if c not in df.columns]
         if missing:
             raise SuiteError(f"split {split}: index rows lack columns {missing}")
         df = df[INDEX_COLUMNS + [c for c in df.columns if c not in INDEX_COLUMNS]]
+        out = self.root / "splits" / split
         _atomic_save(out / "index.parquet", lambda tmp: df.to_parquet(tmp, index=False))
+        shard_names = list(dict.fromkeys(df["shard"]))
         self.splits[split] = SplitInfo(
             name=split, n_diffs=len(df), behaviour=behaviour, question=question, shards=shard_names
         )
