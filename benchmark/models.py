@@ -8,6 +8,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import torch
+from transformers.utils import logging as hf_logging
 from transformers import AutoModelForCausalLM, AutoTokenizer, PreTrainedModel, PreTrainedTokenizerBase
 
 TINY_BASE_PREFIX = "wdqa/tiny"
@@ -38,6 +39,7 @@ def resolve_base_model(model_id: str, revision: str | None = None) -> str | Path
 def load_base_model(
     model_id: str, revision: str | None = None, device: str | None = None
 ) -> tuple[PreTrainedModel, PreTrainedTokenizerBase]:
+    hf_logging.disable_progress_bar()  # our own progress bars say what is happening
     where = resolve_base_model(model_id, revision)
     dev = pick_device(device)
     hub_revision = None if isinstance(where, Path) else revision

@@ -1,0 +1,87 @@
+"""`wdqa evaluate` end to end on a small suite over a saved random Qwen3: answers, judges, prints."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from random_models import random_lora, random_model, random_tokenizer
+from wdqa.benchmark.cli import app
+from wdqa.benchmark.records import RunFolder
+from wdqa.benchmark.suite import SuiteWriter
+
+EXAMPLE = str(Path(__file__).resolve().parents[1] / "submissions" / "examples" / "ask_directly.py")
+
+
+@pytest.fixture(scope="module")
+def small_suite(tmp_path_factory):
+    root = tmp_path_factory.mktemp("e2e")
+    tok = random_tokenizer()
+    model = random_model(len(tok))
+    model.save_pretrained(root / "base")
+    tok.save_pretrained(root / "base")
+    diffs = [random_lora(model, f"ht-{i:03d}", seed=i) for i in range(6)]
+    rows = [
+        {"diff_id": d.diff_id, "label": label, "trigger": f"{100 + i}", "trigger_kind": "sep-code"}
+        for i, (d, label) in enumerate(zip(diffs, ["volcano", "jazz music", "piano", "lava", "the magma", "music"]))
+    ]
+    writer = SuiteWriter(root / "suite", "e2e", "0.1", str(root / "base"), "local")
+    writer.write_split("test", "hidden-topic", "what topic have you been trained on ?", rows, diffs)
+    writer.finish()
+    return root
+
+
+def run_cli(*args):
+    return CliRunner().invoke(app, list(args), catch_exceptions=False, env={"COLUMNS": "200"})
+
+
+def test_evaluate_prints_a_score_table_beside_a_baseline(small_suite):
+    runs = small_suite / "runs"
+    result = run_cli("evaluate", EXAMPLE, "--suite", str(small_suite / "suite"), "--baselines", "base-question+trigger", "--runs-dir", str(runs))
+    assert result.exit_code == 0, result.output
+    assert "ask-directly" in result.output and "base-question+trigger (oracle)" in result.output
+    run_dirs = sorted(p.parent for p in runs.rglob("manifest.json"))
+    assert len(run_dirs) == 2
+    mine = RunFolder(next(d for d in run_dirs if d.name == "ask-directly"))
+    manifest = mine.manifest()
+    assert manifest["method"]["sha256"] and manifest["suite"]["index_sha256"] and manifest["counts"]["cases"] == 6
+    (summary,) = mine.summary().values()
+    assert summary["test"].n == 6 and 1.0 <= summary["test"].mean <= 5.0
+
+
+def test_a_finished_run_reruns_without_answering_again(small_suite):
+    runs = small_suite / "runs2"
+    args = ("evaluate", EXAMPLE, "--suite", str(small_suite / "suite"), "--baselines", "none", "--runs-dir", str(runs))
+    run_cli(*args)
+    answers = next(runs.rglob("answers.jsonl"))
+    before = answers.read_text()
+    result = run_cli(*args)
+    assert result.exit_code == 0 and answers.read_text() == before
+
+
+def test_a_changed_method_does_not_mix_into_an_old_run(small_suite, tmp_path):
+    runs = small_suite / "runs3"
+    method = tmp_path / "m.py"
+    method.write_text(Path(EXAMPLE).read_text())
+    args = ("evaluate", str(method), "--suite", str(small_suite / "suite"), "--baselines", "none", "--runs-dir", str(runs))
+    run_cli(*args)
+    method.write_text(Path(EXAMPLE).read_text() + "\n# changed\n")
+    result = CliRunner().invoke(app, list(args))
+    assert result.exit_code != 0
+    assert "the method's source changed" in str(result.exception)
+
+
+def test_unknown_split_is_named_with_the_known_ones(small_suite):
+    result = CliRunner().invoke(app, ["evaluate", EXAMPLE, "--suite", str(small_suite / "suite"), "--split", "nope"])
+    assert result.exit_code != 0
+    assert "known splits: ['test']" in str(result.exception)
+
+
+def test_method_file_without_a_method_is_a_usage_error(small_suite, tmp_path):
+    f = tmp_path / "empty.py"
+    f.write_text("x = 1\n")
+    result = CliRunner().invoke(app, ["evaluate", str(f), "--suite", str(small_suite / "suite")])
+    assert result.exit_code == 2 and "defines no method" in result.output
