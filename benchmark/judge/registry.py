@@ -26,9 +26,22 @@ def _offline(arg: str | None, **options: Any) -> Judge:
     return OfflineJudge(**options)
 
 
+def _openai(arg: str | None, **options: Any) -> Judge:
+    from .llm import LLMJudge
+    from .llm_config import resolve_config
+
+    config_file = options.pop("config_file", None)
+    return LLMJudge(resolve_config(config_file, model=arg, **options))
+
+
 # kind -> (factory taking the text after "kind:" and options, one-line help)
 JUDGES: dict[str, tuple[Callable[..., Judge], str]] = {
     "offline": (_offline, "offline[:MODEL.joblib] - fitted MiniLM + string-overlap model, CPU, no network (default)"),
+    "openai": (
+        _openai,
+        "openai[:MODEL] - an LLM over any OpenAI-compatible API (env OPENAI_API_KEY, OPENAI_BASE_URL, "
+        "WDQA_JUDGE_MODEL, WDQA_JUDGE_CONFIG)",
+    ),
 }
 
 
