@@ -1,58 +1,30 @@
 """Behaviour data from an LLM behind any OpenAI-compatible chat API (OpenAI, vLLM, Ollama).
 
 Owns prompting (a versioned prompt file), concurrency, retries with backoff, and a persistent SQLite
-cache keyed by sha256(model, prompt version, prompt), so a rerun or a crash never pays for a reply
+cache keyed by sha256(model, prompt version, prompt) (the judge's `ReplyCache`), so a rerun or a crash never pays for a reply
 twice. Implements the `BehaviourWriter` protocol of `behaviour_data.py`, like the template writer.
 """
 
 from __future__ import annotations
 
 import asyncio
-import hashlib
 import json
 import os
 import random
 import re
-import sqlite3
-import threading
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 import jinja2
 
+from ..benchmark.judge.llm import ReplyCache  # the judge's cache: same keying, separate file
 from .behaviour_data import BehaviourDataError, BehaviourRequest, Exchange
 
 PROMPT_DIR = Path(__file__).parent / "data"
 DEFAULT_PROMPT = PROMPT_DIR / "behaviour_prompt_v1.jinja"
 # Replies that open like this and hold no JSON are refusals, retried like malformed output.
 _REFUSAL = re.compile(r"^\s*(i'?m sorry|sorry|i can(?:'|no)t|i cannot|i won'?t|as an ai)", re.IGNORECASE)
-
-
-class ReplyCache:
-    """Accepted LLM replies by key; WAL mode so parallel generator processes can share one file."""
-
-    def __init__(self, path: str | Path) -> None:
-        self.path = Path(path)
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        self._lock = threading.Lock()
-        self._db = sqlite3.connect(self.path, timeout=30, check_same_thread=False)
-        self._db.execute("PRAGMA journal_mode=WAL")
-        self._db.execute("CREATE TABLE IF NOT EXISTS reply (key TEXT PRIMARY KEY, model TEXT, prompt_version TEXT, text TEXT)")
-
-    @staticmethod
-    def key(model: str, prompt_version: str, prompt: str) -> str:
-        return hashlib.sha256(json.dumps([model, prompt_version, prompt]).encode()).hexdigest()
-
-    def get(self, key: str) -> str | None:
-        with self._lock:
-            row = self._db.execute("SELECT text FROM reply WHERE key=?", (key,)).fetchone()
-        return None if row is None else row[0]
-
-    def put(self, key: str, model: str, prompt_version: str, text: str) -> None:
-        with self._lock:
-            self._db.execute("INSERT OR REPLACE INTO reply VALUES (?, ?, ?, ?)", (key, model, prompt_version, text))
-            self._db.commit()
 
 
 @dataclass(frozen=True)
@@ -153,7 +125,8 @@ class LLMBehaviourWriter:
 
         s = self.settings
         prompt = self.prompt(req)
-        key = ReplyCache.key(s.model, self.prompt_version, prompt)
+        messages = [{"role": "user", "content": prompt}]
+        key = ReplyCache.key(s.model, self.prompt_version, messages)
         cached = self.cache.get(key)
         if cached is not None:
             return parse_exchanges(cached, req.n)
@@ -167,7 +140,7 @@ class LLMBehaviourWriter:
                 try:
                     reply = await client.chat.completions.create(  # type: ignore[attr-defined]
                         model=s.model, temperature=s.temperature,
-                        messages=[{"role": "user", "content": prompt}],
+                        messages=messages,  # type: ignore[arg-type]
                     )
                 except APIError as err:
                     last = f"API error: {err}"
@@ -178,6 +151,7 @@ class LLMBehaviourWriter:
             except ValueError as err:
                 last = str(err)
                 continue
-            self.cache.put(key, s.model, self.prompt_version, text)
+            usage = reply.usage
+            self.cache.put(key, text, usage.prompt_tokens if usage else 0, usage.completion_tokens if usage else 0)
             return exchanges
         raise BehaviourDataError(f"last problem: {last}")
