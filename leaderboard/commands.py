@@ -6,9 +6,9 @@ Owns flag parsing and printing only; each command calls one module (report, site
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Annotated
 
 import typer
-
 from wdqa.benchmark.records import RunError
 
 from .results import ResultSet, load_runs
@@ -34,31 +34,72 @@ TABLE_HELP = "Per-case score table (CSV/TSV/parquet) made elsewhere; repeatable.
 
 
 def _mapping(
-    method_col: str, split_col: str, score_col: str, model_col: str | None, label_col: str | None,
-    answer_col: str | None, table_model: str, table_judge: str, table_prompt: str, oracle: list[str],
+    method_col: str,
+    split_col: str,
+    score_col: str,
+    model_col: str | None,
+    label_col: str | None,
+    answer_col: str | None,
+    table_model: str,
+    table_judge: str,
+    table_prompt: str,
+    oracle: list[str],
 ) -> TableMapping:
-    return TableMapping(method_col, split_col, score_col, model_col, label_col, answer_col, table_model,
-                        table_judge, table_prompt, tuple(oracle))
+    return TableMapping(
+        method_col,
+        split_col,
+        score_col,
+        model_col,
+        label_col,
+        answer_col,
+        table_model,
+        table_judge,
+        table_prompt,
+        tuple(oracle),
+    )
 
 
 def register(app: typer.Typer) -> None:
     @app.command("report")
     def report_command(
-        runs: list[Path] = typer.Argument(None, help="Run folders (made by `wdqa evaluate`)."),
-        fmt: str = typer.Option("markdown", "--format", "-f", help="latex | markdown | csv"),
-        judge: str | None = typer.Option(None, "--judge", help="Only this judge key or judge name."),
-        out: Path | None = typer.Option(None, "--out", "-o", help="Write here instead of stdout."),
-        table: list[Path] = typer.Option([], "--table", help=TABLE_HELP),
-        method_col: str = typer.Option("method", help="Table column naming the method."),
-        split_col: str = typer.Option("split", help="Table column naming the split (or setup)."),
-        score_col: str = typer.Option("score", help="Table column holding the 1-5 judge score."),
-        model_col: str | None = typer.Option(None, help="Table column naming the base model, if any."),
-        label_col: str | None = typer.Option(None, help="Table column holding the label, if any."),
-        answer_col: str | None = typer.Option(None, help="Table column holding the answer, if any."),
-        table_model: str = typer.Option("external", help="Base model name when the table has no model column."),
-        table_judge: str = typer.Option("external", help="Judge that graded the table."),
-        table_prompt: str = typer.Option("unknown", help="That judge's prompt version."),
-        oracle: list[str] = typer.Option([], "--oracle", help="Mark this table method as an oracle; repeatable."),
+        runs: Annotated[
+            list[Path] | None, typer.Argument(help="Run folders (made by `wdqa evaluate`).")
+        ] = None,
+        fmt: Annotated[
+            str, typer.Option("--format", "-f", help="latex | markdown | csv")
+        ] = "markdown",
+        judge: Annotated[
+            str | None, typer.Option("--judge", help="Only this judge key or judge name.")
+        ] = None,
+        out: Annotated[
+            Path | None, typer.Option("--out", "-o", help="Write here instead of stdout.")
+        ] = None,
+        table: Annotated[list[Path] | None, typer.Option("--table", help=TABLE_HELP)] = None,
+        method_col: Annotated[str, typer.Option(help="Table column naming the method.")] = "method",
+        split_col: Annotated[
+            str, typer.Option(help="Table column naming the split (or setup).")
+        ] = "split",
+        score_col: Annotated[
+            str, typer.Option(help="Table column holding the 1-5 judge score.")
+        ] = "score",
+        model_col: Annotated[
+            str | None, typer.Option(help="Table column naming the base model, if any.")
+        ] = None,
+        label_col: Annotated[
+            str | None, typer.Option(help="Table column holding the label, if any.")
+        ] = None,
+        answer_col: Annotated[
+            str | None, typer.Option(help="Table column holding the answer, if any.")
+        ] = None,
+        table_model: Annotated[
+            str, typer.Option(help="Base model name when the table has no model column.")
+        ] = "external",
+        table_judge: Annotated[str, typer.Option(help="Judge that graded the table.")] = "external",
+        table_prompt: Annotated[str, typer.Option(help="That judge's prompt version.")] = "unknown",
+        oracle: Annotated[
+            list[str] | None,
+            typer.Option("--oracle", help="Mark this table method as an oracle; repeatable."),
+        ] = None,
     ) -> None:
         """Write the paper's Table 1: per base model and method, the share of each score 1..5 and the
         average with a 95% CI, plus a footnote naming suite revision, judge and prompt version.
@@ -69,13 +110,25 @@ def register(app: typer.Typer) -> None:
 
           wdqa report runs/dit --table graded-pairs.csv --split-col setup --format markdown
         """
-        mapping = _mapping(method_col, split_col, score_col, model_col, label_col, answer_col,
-                           table_model, table_judge, table_prompt, oracle)
-        results = _gather(list(runs or []), judge, table, mapping)
+        mapping = _mapping(
+            method_col,
+            split_col,
+            score_col,
+            model_col,
+            label_col,
+            answer_col,
+            table_model,
+            table_judge,
+            table_prompt,
+            oracle or [],
+        )
+        results = _gather(list(runs or []), judge, list(table or []), mapping)
         from .report import RENDERERS, render
 
         if fmt not in RENDERERS:
-            typer.echo(f"error: unknown --format {fmt!r}; known formats: {', '.join(RENDERERS)}", err=True)
+            typer.echo(
+                f"error: unknown --format {fmt!r}; known formats: {', '.join(RENDERERS)}", err=True
+            )
             raise typer.Exit(2)
         text = render(results, fmt)
         if out is None:
@@ -83,3 +136,58 @@ def register(app: typer.Typer) -> None:
         else:
             out.write_text(text, encoding="utf-8")
             typer.echo(f"wrote {out}")
+
+    @app.command("leaderboard")
+    def leaderboard_command(
+        runs: Annotated[
+            list[Path] | None, typer.Option("--runs", help="A run folder; repeatable.")
+        ] = None,
+        more_runs: Annotated[
+            list[Path] | None,
+            typer.Argument(help="More run folders, so `--runs runs/*` works.", show_default=False),
+        ] = None,
+        out: Annotated[
+            Path, typer.Option("--out", "-o", help="Folder to write the site into.")
+        ] = Path("site"),
+        suite: Annotated[
+            list[Path] | None,
+            typer.Option("--suite", help="Suite folder whose data card to show; repeatable."),
+        ] = None,
+        judge: Annotated[
+            str | None, typer.Option("--judge", help="Only this judge key or judge name.")
+        ] = None,
+        rank_split: Annotated[
+            str | None,
+            typer.Option(
+                help="Split that ranks the methods (default: hidden-topic, else test, else the most common)."
+            ),
+        ] = None,
+        title: Annotated[str, typer.Option(help="Site title.")] = "WEIGHTDIFFQA leaderboard",
+    ) -> None:
+        """Build the static leaderboard site: methods x splits per base model with CIs, score bars,
+        false findings on the null split, per-method case pages, downloads, plots and data cards.
+        Open OUT/index.html from disk or publish the folder on GitHub/HF Pages.
+
+        Examples:
+
+          wdqa leaderboard --runs runs/dit --runs runs/base-question --out site/
+
+          wdqa leaderboard --runs runs/* --suite suites/tiny --out site/
+        """
+        from wdqa.benchmark.suite import SuiteError
+
+        from .site import build_site
+
+        folders = list(runs or []) + list(more_runs or [])
+        if not folders:
+            typer.echo("error: no runs given; pass run folders with --runs DIR...", err=True)
+            raise typer.Exit(2)
+        results = _gather(folders, judge, [], TableMapping())
+        try:
+            index = build_site(
+                results, out, suite_dirs=list(suite or []), rank_split=rank_split, title=title
+            )
+        except SuiteError as err:
+            typer.echo(f"error: {err}", err=True)
+            raise typer.Exit(2) from err
+        typer.echo(f"wrote {index} ({len(results)} result set(s)); open it in a browser")

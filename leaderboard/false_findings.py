@@ -39,4 +39,6 @@ def false_findings(records: Sequence[ScoreRecord]) -> FalseFindings | None:
     if not flags:
         return FalseFindings(float("nan"), float("nan"), float("nan"), 0, 0, len(null))
     lo, hi = bootstrap_ci(flags)
-    return FalseFindings(sum(flags) / len(flags), lo, hi, int(sum(flags)), len(flags), len(null) - len(flags))
+    return FalseFindings(
+        sum(flags) / len(flags), lo, hi, int(sum(flags)), len(flags), len(null) - len(flags)
+    )

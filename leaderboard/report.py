@@ -35,7 +35,9 @@ def report_rows(results: Sequence[ResultSet]) -> list[ReportRow]:
     """Grouped by base model and split; within a group non-oracle methods by mean (best first),
     then the oracle rooflines, which are shown but not ranked with the rest."""
     rows = [
-        ReportRow(r.base_model, split, r.method, r.oracle, r.judge, r.prompt_version, r.suite.label, s)
+        ReportRow(
+            r.base_model, split, r.method, r.oracle, r.judge, r.prompt_version, r.suite.label, s
+        )
         for r in results
         for split, s in r.summaries.items()
     ]
@@ -48,8 +50,14 @@ def report_rows(results: Sequence[ResultSet]) -> list[ReportRow]:
 
 
 def footnote(results: Sequence[ResultSet]) -> str:
-    suites = sorted({f"{r.suite.label} (index sha256 {r.suite.index_sha256[:12]})" if r.suite.index_sha256
-                     else r.suite.label for r in results})
+    suites = sorted(
+        {
+            f"{r.suite.label} (index sha256 {r.suite.index_sha256[:12]})"
+            if r.suite.index_sha256
+            else r.suite.label
+            for r in results
+        }
+    )
     judges = sorted({f"{r.judge} (prompt {r.prompt_version or 'unknown'})" for r in results})
     text = (
         f"Suite: {'; '.join(suites)}. Judge: {'; '.join(judges)}. "
@@ -57,7 +65,9 @@ def footnote(results: Sequence[ResultSet]) -> str:
         "(10,000 resamples); failed answers count as score 1, unparsed verdicts are left out."
     )
     if any(r.oracle for r in results):
-        text += f" {ORACLE_MARK} Oracle roofline (told the trigger); not ranked with the other methods."
+        text += (
+            f" {ORACLE_MARK} Oracle roofline (told the trigger); not ranked with the other methods."
+        )
     return text
 
 
@@ -75,21 +85,41 @@ def _share(s: SplitSummary, k: str) -> str:
 
 def render_markdown(results: Sequence[ResultSet]) -> str:
     rows = report_rows(results)
-    header = "| Model | Split | Method | " + " | ".join(f"{k} (%)" for k in SCORES) + " | Avg. [95% CI] | n |"
+    header = (
+        "| Model | Split | Method | "
+        + " | ".join(f"{k} (%)" for k in SCORES)
+        + " | Avg. [95% CI] | n |"
+    )
     lines = [header, "|" + " --- |" * (len(SCORES) + 5)]
     previous: tuple[str, str] | None = None
     for row in rows:
         group = (row.base_model, row.split)
         model, split = (row.base_model, row.split) if group != previous else ("", "")
         previous = group
-        cells = [model, split, _method_name(row), *(_share(row.summary, k) for k in SCORES),
-                 _mean_ci(row.summary), str(row.summary.n)]
+        cells = [
+            model,
+            split,
+            _method_name(row),
+            *(_share(row.summary, k) for k in SCORES),
+            _mean_ci(row.summary),
+            str(row.summary.n),
+        ]
         lines.append("| " + " | ".join(c.replace("|", "\\|") for c in cells) + " |")
     return "\n".join(lines) + f"\n\n{footnote(results)}\n"
 
 
-_LATEX_ESCAPES = {"\\": r"\textbackslash{}", "&": r"\&", "%": r"\%", "$": r"\$", "#": r"\#",
-                  "_": r"\_", "{": r"\{", "}": r"\}", "~": r"\textasciitilde{}", "^": r"\^{}"}
+_LATEX_ESCAPES = {
+    "\\": r"\textbackslash{}",
+    "&": r"\&",
+    "%": r"\%",
+    "$": r"\$",
+    "#": r"\#",
+    "_": r"\_",
+    "{": r"\{",
+    "}": r"\}",
+    "~": r"\textasciitilde{}",
+    "^": r"\^{}",
+}
 
 
 def latex_escape(text: str) -> str:
@@ -118,8 +148,19 @@ def render_latex(results: Sequence[ResultSet]) -> str:
         s = row.summary
         shares = [(_share(s, k) + r"\%") if s.n else "--" for k in SCORES]
         avg = f"{s.mean:.2f} [{s.ci_low:.2f}, {s.ci_high:.2f}]" if s.n else "--"
-        lines.append(" & ".join([latex_escape(model), latex_escape(split), latex_escape(_method_name(row)),
-                                 *shares, avg, str(s.n)]) + r" \\")
+        lines.append(
+            " & ".join(
+                [
+                    latex_escape(model),
+                    latex_escape(split),
+                    latex_escape(_method_name(row)),
+                    *shares,
+                    avg,
+                    str(s.n),
+                ]
+            )
+            + r" \\"
+        )
     lines += [
         r"\bottomrule",
         r"\end{tabular}",
@@ -129,8 +170,22 @@ def render_latex(results: Sequence[ResultSet]) -> str:
     return "\n".join(lines) + "\n"
 
 
-CSV_COLUMNS = ["base_model", "split", "method", "oracle", "judge", "prompt_version", "suite", "n",
-               "failed", "invalid", *(f"share_{k}" for k in SCORES), "mean", "ci_low", "ci_high"]
+CSV_COLUMNS = [
+    "base_model",
+    "split",
+    "method",
+    "oracle",
+    "judge",
+    "prompt_version",
+    "suite",
+    "n",
+    "failed",
+    "invalid",
+    *(f"share_{k}" for k in SCORES),
+    "mean",
+    "ci_low",
+    "ci_high",
+]
 
 
 def render_csv(results: Sequence[ResultSet]) -> str:
@@ -140,9 +195,24 @@ def render_csv(results: Sequence[ResultSet]) -> str:
     writer.writerow(CSV_COLUMNS)
     for row in report_rows(results):
         s = row.summary
-        writer.writerow([row.base_model, row.split, row.method, row.oracle, row.judge, row.prompt_version,
-                         row.suite, s.n, s.failed, s.invalid, *(s.dist.get(k, 0.0) for k in SCORES),
-                         s.mean, s.ci_low, s.ci_high])
+        writer.writerow(
+            [
+                row.base_model,
+                row.split,
+                row.method,
+                row.oracle,
+                row.judge,
+                row.prompt_version,
+                row.suite,
+                s.n,
+                s.failed,
+                s.invalid,
+                *(s.dist.get(k, 0.0) for k in SCORES),
+                s.mean,
+                s.ci_low,
+                s.ci_high,
+            ]
+        )
     return buf.getvalue()
 
 

@@ -69,7 +69,9 @@ class ResultSet:
         return {split: summarize(self.records_for(split)) for split in self.splits}
 
 
-def _judge_of(key: str, manifest: dict[str, Any], records: Sequence[ScoreRecord]) -> tuple[str, str]:
+def _judge_of(
+    key: str, manifest: dict[str, Any], records: Sequence[ScoreRecord]
+) -> tuple[str, str]:
     for j in manifest.get("judges", []) or []:
         if j.get("key") == key:
             return str(j.get("name", key)), str(j.get("prompt_version", ""))
@@ -96,11 +98,15 @@ def load_run(path: str | Path, judge: str | None = None) -> list[ResultSet]:
     manifest = run.manifest()
     keys = run.judge_keys()
     if not keys:
-        raise RunError(f"run {run.path} has no scores yet; judge it first with `wdqa judge {run.path}`")
+        raise RunError(
+            f"run {run.path} has no scores yet; judge it first with `wdqa judge {run.path}`"
+        )
     if judge is not None:
         chosen = [k for k in keys if judge in (k, _judge_of(k, manifest, [])[0])]
         if not chosen:
-            raise RunError(f"run {run.path} has no scores by judge {judge!r}; it has: {', '.join(keys)}")
+            raise RunError(
+                f"run {run.path} has no scores by judge {judge!r}; it has: {', '.join(keys)}"
+            )
         keys = chosen
     method = manifest.get("method") or {}
     suite = manifest.get("suite") or {}

@@ -12,7 +12,6 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pandas as pd
-
 from wdqa.benchmark.records import ScoreRecord, judge_key
 
 from .results import ResultSet, SuiteRef
@@ -44,13 +43,21 @@ def _read_frame(path: Path) -> pd.DataFrame:
     if path.suffix.lower() in (".parquet", ".pq"):
         return pd.read_parquet(path)
     if path.suffix.lower() in (".csv", ".tsv", ".txt"):
-        return pd.read_csv(path, sep="\t" if path.suffix.lower() == ".tsv" else ",", keep_default_na=True)
-    raise ScoreTableError(f"score table {path}: unknown format {path.suffix!r}; use .csv, .tsv or .parquet")
+        return pd.read_csv(
+            path, sep="\t" if path.suffix.lower() == ".tsv" else ",", keep_default_na=True
+        )
+    raise ScoreTableError(
+        f"score table {path}: unknown format {path.suffix!r}; use .csv, .tsv or .parquet"
+    )
 
 
 def _parse_score(value: object, path: Path, row: int, col: str) -> int | None:
     """1..5 (5.0 is fine); an empty cell is an unparsed verdict; anything else is refused."""
-    if value is None or (isinstance(value, float) and math.isnan(value)) or str(value).strip() == "":
+    if (
+        value is None
+        or (isinstance(value, float) and math.isnan(value))
+        or str(value).strip() == ""
+    ):
         return None
     try:
         number = float(str(value).strip())

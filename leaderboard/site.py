@@ -1,0 +1,326 @@
+"""`wdqa leaderboard`: build the static leaderboard site from result sets.
+
+Owns the site's layout (which pages, tables, downloads and figures exist) and writing it; the HTML
+is in `templates/`, the sorting/filtering in `static/site.js`. The site works opened from disk
+(file://): every number is rendered into the HTML, nothing is fetched at view time.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import shutil
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+from jinja2 import Environment, PackageLoader, StrictUndefined, select_autoescape
+from wdqa.benchmark.records import ScoreRecord, SplitSummary, summarize
+
+from . import plots
+from .false_findings import NULL_SPLIT, FalseFindings, false_findings
+from .results import ResultSet
+from .suite_card import SuiteCard, find_suite_cards
+
+STATIC_DIR = Path(__file__).parent / "static"
+PREFERRED_RANK_SPLITS = ("hidden-topic", "test")
+RANK_SPLIT = "rank"
+
+
+@dataclass(frozen=True)
+class Row:
+    result: ResultSet
+    rank: int | None  # None for oracle rooflines: shown, never ranked
+    cells: dict[str, SplitSummary | None]
+    false_findings: FalseFindings | None
+    page: str
+
+
+@dataclass
+class Board:
+    """One base model's table: methods x splits."""
+
+    base_model: str
+    splits: list[str]
+    rank_split: str
+    rows: list[Row]
+    oracle_rows: list[Row]
+    has_null: bool
+    plots: dict[str, str] = field(default_factory=dict)  # caption -> svg path relative to site root
+
+
+def choose_rank_split(results: Sequence[ResultSet], wanted: str | None = None) -> str:
+    splits = sorted({s for r in results for s in r.splits if s != NULL_SPLIT})
+    if wanted is not None:
+        return wanted
+    for name in PREFERRED_RANK_SPLITS:
+        if name in splits:
+            return name
+    if not splits:
+        return NULL_SPLIT
+    # Otherwise the split most methods were run on (ties: alphabetical), so most rows get a rank.
+    return max(splits, key=lambda s: (sum(s in r.splits for r in results), -splits.index(s)))
+
+
+def _row(result: ResultSet, splits: Sequence[str], rank: int | None) -> Row:
+    return Row(
+        result=result,
+        rank=rank,
+        cells={s: result.summaries.get(s) for s in splits},
+        false_findings=false_findings(result.records),
+        page=f"methods/{result.slug}.html",
+    )
+
+
+def build_boards(results: Sequence[ResultSet], rank_split: str | None = None) -> list[Board]:
+    boards = []
+    for base_model in sorted({r.base_model for r in results}):
+        mine = [r for r in results if r.base_model == base_model]
+        splits = sorted({s for r in mine for s in r.splits if s != NULL_SPLIT})
+        chosen = choose_rank_split(mine, rank_split)
+
+        def score(r: ResultSet, split: str = chosen) -> float:
+            s = r.summaries.get(split)
+            return s.mean if s is not None and s.n else float("-inf")
+
+        ranked = sorted((r for r in mine if not r.oracle), key=lambda r: (-score(r), r.method))
+        rows, previous, rank = [], None, 0
+        for i, r in enumerate(ranked):
+            # Equal means share a rank ("1, 1, 3"); a method without the rank split gets none.
+            if score(r) != previous:
+                rank, previous = i + 1, score(r)
+            rows.append(_row(r, splits, rank if score(r) > float("-inf") else None))
+        oracle_rows = [
+            _row(r, splits, None)
+            for r in sorted((r for r in mine if r.oracle), key=lambda r: -score(r))
+        ]
+        boards.append(
+            Board(
+                base_model,
+                splits,
+                chosen,
+                rows,
+                oracle_rows,
+                any(NULL_SPLIT in r.splits for r in mine),
+            )
+        )
+    return boards
+
+
+# ---------------------------------------------------------------- downloads
+
+
+TABLE_COLUMNS = [
+    "base_model",
+    "method",
+    "oracle",
+    "rank",
+    "judge",
+    "prompt_version",
+    "suite",
+    "split",
+    "n",
+    "failed",
+    "invalid",
+    "mean",
+    "ci_low",
+    "ci_high",
+    "share_1",
+    "share_2",
+    "share_3",
+    "share_4",
+    "share_5",
+    "false_finding_rate",
+    "false_findings",
+    "null_judged",
+]
+
+
+def table_records(boards: Sequence[Board]) -> list[dict[str, Any]]:
+    out = []
+    for board in boards:
+        for row in board.rows + board.oracle_rows:
+            r, ff = row.result, row.false_findings
+            for split, s in r.summaries.items():
+                out.append(
+                    {
+                        "base_model": r.base_model,
+                        "method": r.method,
+                        "oracle": r.oracle,
+                        "rank": row.rank,
+                        "judge": r.judge,
+                        "prompt_version": r.prompt_version,
+                        "suite": r.suite.label,
+                        "split": split,
+                        "n": s.n,
+                        "failed": s.failed,
+                        "invalid": s.invalid,
+                        "mean": s.mean,
+                        "ci_low": s.ci_low,
+                        "ci_high": s.ci_high,
+                        **{f"share_{k}": s.dist.get(k, 0.0) for k in "12345"},
+                        "false_finding_rate": ff.rate if ff else None,
+                        "false_findings": ff.findings if ff else None,
+                        "null_judged": ff.n if ff else None,
+                    }
+                )
+    return out
+
+
+def case_records(result: ResultSet) -> list[dict[str, Any]]:
+    return [asdict(r) for r in result.records]
+
+
+def _csv(records: Sequence[dict[str, Any]], columns: Sequence[str]) -> str:
+    buf = io.StringIO()
+    writer = csv.DictWriter(
+        buf, fieldnames=list(columns), extrasaction="ignore", lineterminator="\n"
+    )
+    writer.writeheader()
+    writer.writerows(records)
+    return buf.getvalue()
+
+
+# ---------------------------------------------------------------- figures
+
+
+def _board_plots(board: Board, cards: dict[str, SuiteCard], out: Path) -> dict[str, str]:
+    figures: dict[str, str] = {}
+    slug = "".join(c if c.isalnum() else "_" for c in board.base_model)
+    for split in board.splits:
+        bars = [
+            (row.result.method + (" †" if row.result.oracle else ""), s.dist)
+            for row in board.rows + board.oracle_rows
+            if (s := row.cells.get(split)) is not None and s.n
+        ]
+        if bars:
+            rel = f"plots/{slug}-{split}-scores.svg"
+            (out / rel).write_text(
+                plots.score_distribution_svg(bars, f"{board.base_model} — {split}")
+            )
+            figures[f"Score distribution, split {split}"] = rel
+    rank_series = _rank_series(board, cards)
+    if rank_series:
+        rel = f"plots/{slug}-rank.svg"
+        (out / rel).write_text(
+            plots.rank_generalisation_svg(rank_series, f"{board.base_model} — rank generalisation")
+        )
+        figures["Rank generalisation (split rank)"] = rel
+    scaling = _scaling_series(board)
+    if scaling:
+        rel = f"plots/{slug}-scaling.svg"
+        (out / rel).write_text(
+            plots.data_scaling_svg(
+                scaling, f"{board.base_model} — data scaling ({board.rank_split})"
+            )
+        )
+        figures[f"Data scaling (split {board.rank_split})"] = rel
+    return figures
+
+
+def _point(x: float, records: Sequence[ScoreRecord]) -> plots.Point:
+    s = summarize(records)
+    return plots.Point(x, s.mean, s.ci_low, s.ci_high)
+
+
+def _rank_series(board: Board, cards: dict[str, SuiteCard]) -> dict[str, list[plots.Point]]:
+    """Mean score per LoRA rank on the `rank` split; the rank of each diff comes from the suite index."""
+    series: dict[str, list[plots.Point]] = {}
+    for row in board.rows + board.oracle_rows:
+        card = cards.get(row.result.suite.name)
+        ranks = card.diff_ranks(RANK_SPLIT) if card else {}
+        records = row.result.records_for(RANK_SPLIT)
+        by_rank: dict[int, list[ScoreRecord]] = {}
+        for rec in records:
+            if rec.diff_id in ranks and ranks[rec.diff_id] > 0:
+                by_rank.setdefault(ranks[rec.diff_id], []).append(rec)
+        if len(by_rank) >= 2:
+            series[row.result.method] = [_point(float(k), v) for k, v in sorted(by_rank.items())]
+    return series
+
+
+def _scaling_series(board: Board) -> dict[str, list[plots.Point]]:
+    """Runs whose manifest states `method.train_fraction`, grouped by judge, on the ranking split."""
+    series: dict[str, list[plots.Point]] = {}
+    for row in board.rows:
+        fraction = row.result.extra.get("train_fraction")
+        records = row.result.records_for(board.rank_split)
+        if fraction is not None and records:
+            series.setdefault(f"train_fraction runs ({row.result.judge})", []).append(
+                _point(float(fraction), records)
+            )
+    return {k: v for k, v in series.items() if len(v) >= 2}
+
+
+# ---------------------------------------------------------------- the site
+
+
+def _environment() -> Environment:
+    env = Environment(
+        loader=PackageLoader("wdqa.leaderboard", "templates"),
+        autoescape=select_autoescape(["html", "jinja"]),
+        undefined=StrictUndefined,
+        trim_blocks=True,
+        lstrip_blocks=True,
+    )
+    env.filters["num"] = lambda x, digits=2: "—" if x is None or x != x else f"{x:.{digits}f}"
+    env.filters["pct"] = lambda x: "—" if x is None or x != x else f"{100 * x:.0f}%"
+    env.filters["tojson_pretty"] = lambda x: json.dumps(x, indent=2, sort_keys=True, default=str)
+    return env
+
+
+def build_site(
+    results: Sequence[ResultSet],
+    out: str | Path,
+    suite_dirs: Sequence[str | Path] = (),
+    rank_split: str | None = None,
+    title: str = "WEIGHTDIFFQA leaderboard",
+) -> Path:
+    """Write the whole site under `out` (replacing the pages it owns) and return index.html."""
+    out = Path(out)
+    for folder in ("methods", "suites", "plots", "data/cases", "static"):
+        (out / folder).mkdir(parents=True, exist_ok=True)
+    boards = build_boards(results, rank_split)
+    cards = find_suite_cards(results, suite_dirs)
+    for board in boards:
+        board.plots = _board_plots(board, cards, out)
+    env = _environment()
+    built = datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
+    common = {"title": title, "built": built, "cards": cards}
+
+    records = table_records(boards)
+    (out / "data" / "leaderboard.json").write_text(json.dumps(records, indent=1, default=str))
+    (out / "data" / "leaderboard.csv").write_text(_csv(records, TABLE_COLUMNS))
+    for name in ("site.css", "site.js"):
+        shutil.copyfile(STATIC_DIR / name, out / "static" / name)
+
+    index = out / "index.html"
+    index.write_text(env.get_template("index.html.jinja").render(root="", boards=boards, **common))
+    for board in boards:
+        for row in board.rows + board.oracle_rows:
+            r = row.result
+            cases = case_records(r)
+            (out / "data" / "cases" / f"{r.slug}.json").write_text(
+                json.dumps(cases, indent=1, ensure_ascii=False)
+            )
+            (out / "data" / "cases" / f"{r.slug}.csv").write_text(
+                _csv(cases, list(ScoreRecord.__dataclass_fields__))
+            )
+            figure = None
+            bars = [(split, s.dist) for split, s in r.summaries.items() if s.n]
+            if bars:
+                figure = f"plots/method-{r.slug}.svg"
+                (out / figure).write_text(
+                    plots.score_distribution_svg(bars, f"{r.method} on {r.base_model}")
+                )
+            page = env.get_template("method.html.jinja").render(
+                root="../", board=board, row=row, result=r, figure=figure, **common
+            )
+            (out / row.page).write_text(page)
+    for card in cards.values():
+        page = env.get_template("suite.html.jinja").render(root="../", card=card, **common)
+        (out / "suites" / f"{card.slug}.html").write_text(page)
+    return index
