@@ -73,6 +73,7 @@ def register(app: typer.Typer) -> None:
         revision: str | None = typer.Option(None, "--revision", help="Suite revision (Hub suites)."),
         seed: int = typer.Option(0, "--seed"),
         overwrite: bool = typer.Option(False, "--overwrite", help="Start again when the run folder holds another method version's answers."),
+        fit_split: str = typer.Option("train", "--fit-split", help="Split that learned methods (those with fit()) train on."),
     ) -> None:
         """Run METHOD on a suite, judge its answers, and compare with the built-in baselines.
 
@@ -123,6 +124,7 @@ def register(app: typer.Typer) -> None:
                     evaluate(
                         run, the_suite, split, engine, the_judge, target, batch_size, timeout, limit, seed, overwrite,
                         progress=lambda k, t=task: progress.advance(t, k),
+                        fit_split=fit_split,
                     )
                 )
         console.print(score_table(results, f"{the_judge.name} @ {the_judge.prompt_version}"))

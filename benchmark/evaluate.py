@@ -6,7 +6,10 @@ stage), judge/stage.py (judge stage) and records.py (the run folder).
 
 from __future__ import annotations
 
+import dataclasses
+import hashlib
 import platform
+import shutil
 import subprocess
 import time
 from collections.abc import Callable, Sequence
@@ -70,19 +73,25 @@ def evaluate(
     seed: int = 0,
     overwrite: bool = False,
     progress: Callable[[int], None] | None = None,
+    fit_split: str | None = "train",
 ) -> RunResult:
     folder = RunFolder(run_dir)
+    run = _bind_suite(run, suite)
     manifest = _start_manifest(run, suite, splits, judge, engine, seed, limit)
     _check_resumable(folder, manifest, overwrite)
     folder.write_manifest(manifest)
 
-    # 1. answer every case not yet answered (appended as produced: a crash resumes here)
+    # 1. learned methods train on the suite's training split once (state saved in the run folder)
+    if fit_split is not None:
+        fit_learned_method(run.method, suite, fit_split, engine, folder.path / "method-state")
+
+    # 2. answer every case not yet answered (appended as produced: a crash resumes here)
     engine.stats = GenerationStats()
     stats = run_answer_stage(
         run.method, suite, splits, engine, folder, batch_size, timeout_per_case, limit, run.spec, progress
     )
 
-    # 2. judge every answer not yet judged by this judge and prompt version
+    # 3. judge every answer not yet judged by this judge and prompt version
     t0 = time.perf_counter()
     labels = {}
     for split in splits:
@@ -91,7 +100,7 @@ def evaluate(
     judge_run(folder, judge, labels, seed=seed)
     judge_s = time.perf_counter() - t0
 
-    # 3. record what was done, and the aggregates
+    # 4. record what was done, and the aggregates
     answers = folder.answers()
     manifest.update(
         finished=_now(),
@@ -102,6 +111,48 @@ def evaluate(
     folder.write_manifest(manifest)
     summary = folder.write_summary()
     return RunResult(run.method.name, bool(getattr(run.method, "oracle", False)), run_dir, stats, summary)
+
+
+def _bind_suite(run: RunSpec, suite: Suite) -> RunSpec:
+    """Methods whose artefacts ship with the suite (DIT's adapter under `dit/`) find them here.
+
+    Their identity then includes the artefact (`fingerprint()`), so a retrained adapter is a new
+    method version and never resumes from the old adapter's answers.
+    """
+    bind = getattr(run.method, "bind_suite", None)
+    if callable(bind):
+        bind(suite)
+    fingerprint = getattr(run.method, "fingerprint", None)
+    if not callable(fingerprint):
+        return run
+    digest = hashlib.sha256(f"{run.sha256}:{fingerprint()}".encode()).hexdigest()
+    return dataclasses.replace(run, sha256=digest)
+
+
+def fit_learned_method(method: Method, suite: Suite, split: str, engine: Engine, state_dir: Path) -> bool:
+    """Fit a method that defines `fit` on `split`, or reload the state an earlier run saved.
+
+    Returns True when the method is a learned one. Only the training split's labels are passed.
+    """
+    if not callable(getattr(method, "fit", None)):
+        return False
+    can_persist = callable(getattr(method, "save", None)) and callable(getattr(method, "load", None))
+    if can_persist and (state_dir / ".complete").exists():
+        method.load(state_dir)  # type: ignore[attr-defined]
+        return True
+    if split not in suite.splits:
+        raise RunMismatchError(
+            f"method {method.name} is a learned method but suite {suite.name} has no split {split!r} to fit on; "
+            f"known splits: {sorted(suite.splits)} (choose one with --fit-split)"
+        )
+    cases = list(suite.cases(split))
+    labels = suite.labels(split)
+    method.fit(cases, [labels[c.case_id.split("/", 1)[1]].text for c in cases], engine)  # type: ignore[attr-defined]
+    if can_persist:
+        state_dir.mkdir(parents=True, exist_ok=True)
+        method.save(state_dir)  # type: ignore[attr-defined]
+        (state_dir / ".complete").write_text("")
+    return True
 
 
 def _start_manifest(
@@ -158,6 +209,7 @@ def _check_resumable(folder: RunFolder, manifest: dict[str, Any], overwrite: boo
         )
     for path in [folder.answers_path, *(folder.path / "scores").glob("*.jsonl"), folder.path / "summary.json"]:
         path.unlink(missing_ok=True)
+    shutil.rmtree(folder.path / "method-state", ignore_errors=True)
 
 
 def _package_versions() -> dict[str, str]:

@@ -31,14 +31,26 @@ class Method(Protocol):
         oracle: True if the method must be told each diff's trigger (marked oracle, never ranked).
 
     `answer` gets the cases and the Engine (M, and M′ = M ⊕ case.diff through `engine.chat`) and
-    returns one answer string per case, in order. Learned methods may add
-    `fit(train_cases, labels, engine)`, `save(path)` and `load(path)`.
+    returns one answer string per case, in order.
+
+    Learned methods (see `LearnedMethod`) also define `fit(cases, labels, engine)` — the training
+    split's cases with their label texts, in the same order — and `save(folder)` / `load(folder)`;
+    `wdqa evaluate` fits them once per run folder and reloads the saved state on resume.
     """
 
     name: str
     oracle: bool
 
     def answer(self, cases: Sequence[Case], engine: Engine) -> list[str]: ...
+
+
+@runtime_checkable
+class LearnedMethod(Method, Protocol):
+    def fit(self, cases: Sequence[Case], labels: Sequence[str], engine: Engine) -> None: ...
+
+    def save(self, folder: Path) -> None: ...
+
+    def load(self, folder: Path) -> None: ...
 
 
 def load_method(spec: str, **options: Any) -> tuple[Method, str]:

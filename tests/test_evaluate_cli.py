@@ -30,6 +30,11 @@ def small_suite(tmp_path_factory):
     ]
     writer = SuiteWriter(root / "suite", "e2e", "0.1", str(root / "base"), "local")
     writer.write_split("test", "hidden-topic", "what topic have you been trained on ?", rows, diffs)
+    train = [random_lora(model, f"tr-{i:03d}", seed=100 + i) for i in range(3)]
+    writer.write_split(
+        "train", "hidden-topic", "what topic have you been trained on ?",
+        [{"diff_id": d.diff_id, "label": "jazz music"} for d in train], train,
+    )
     writer.finish()
     return root
 
@@ -77,7 +82,7 @@ def test_a_changed_method_does_not_mix_into_an_old_run(small_suite, tmp_path):
 def test_unknown_split_is_named_with_the_known_ones(small_suite):
     result = CliRunner().invoke(app, ["evaluate", EXAMPLE, "--suite", str(small_suite / "suite"), "--split", "nope"])
     assert result.exit_code != 0
-    assert "known splits: ['test']" in str(result.exception)
+    assert "known splits: ['test', 'train']" in str(result.exception)
 
 
 def test_method_file_without_a_method_is_a_usage_error(small_suite, tmp_path):
@@ -85,3 +90,42 @@ def test_method_file_without_a_method_is_a_usage_error(small_suite, tmp_path):
     f.write_text("x = 1\n")
     result = CliRunner().invoke(app, ["evaluate", str(f), "--suite", str(small_suite / "suite")])
     assert result.exit_code == 2 and "defines no method" in result.output
+
+
+LEARNED = """
+import json
+from collections import Counter
+
+class MostCommonLabel:
+    name = "most-common-label"
+    oracle = False
+    fits = 0
+
+    def fit(self, cases, labels, engine):
+        type(self).fits += 1
+        self.guess = Counter(labels).most_common(1)[0][0]
+
+    def save(self, folder):
+        (folder / "state.json").write_text(json.dumps({"guess": self.guess, "fits": type(self).fits}))
+
+    def load(self, folder):
+        self.guess = json.loads((folder / "state.json").read_text())["guess"]
+
+    def answer(self, cases, engine):
+        return [self.guess] * len(cases)
+"""
+
+
+def test_a_learned_method_is_fitted_on_train_once_and_reloaded(small_suite, tmp_path):
+    method = tmp_path / "learned.py"
+    method.write_text(LEARNED)
+    runs = small_suite / "runs4"
+    args = ("evaluate", str(method), "--suite", str(small_suite / "suite"), "--baselines", "none", "--runs-dir", str(runs))
+    assert run_cli(*args).exit_code == 0
+    answers = [json.loads(line)["answer"] for line in next(runs.rglob("answers.jsonl")).read_text().splitlines()]
+    assert set(answers) == {"jazz music"}
+    state = next(runs.rglob("state.json"))
+    first = state.read_text()
+    (next(runs.rglob("answers.jsonl"))).unlink()
+    assert run_cli(*args).exit_code == 0
+    assert state.read_text() == first  # loaded, not fitted again
