@@ -13,6 +13,7 @@ from .suite import Suite, SuiteError
 def register(app: typer.Typer) -> None:
     app.command("download")(download)
     app.command("publish")(publish)
+    app.command("import-paper")(import_paper)
 
 
 def download(
@@ -106,3 +107,76 @@ def publish(
         typer.echo(f"warning: {warning}", err=True)
     tagged = f", tagged {result.tag}" if result.tag else ""
     typer.echo(f"published {suite_dir} to {result.url} at commit {result.commit}{tagged}")
+
+
+def import_paper(
+    out: Annotated[Path, typer.Option("--out", help="Suite folder to write (rerun to resume).")],
+    experiment: Annotated[
+        str,
+        typer.Option("--experiment", help="hidden-topic, news-summary, rank-generalization, ..."),
+    ] = "hidden-topic",
+    model: Annotated[
+        str,
+        typer.Option(
+            "--model", help="Folder under the experiment, e.g. qwen3-4b, qwen3-4b-rank-008."
+        ),
+    ] = "qwen3-4b",
+    source: Annotated[
+        str, typer.Option("--source", help="hf://diff-interpretation-tuning/loras or a local copy.")
+    ] = "hf://diff-interpretation-tuning/loras",
+    paper_split: Annotated[str, typer.Option("--paper-split", help="test, train or all.")] = "test",
+    base_model: Annotated[
+        str | None,
+        typer.Option("--base-model", help="Base model id or folder (default: from --model)."),
+    ] = None,
+    base_weights: Annotated[
+        Path | None, typer.Option("--base-weights", help="Base safetensors (full fine-tunes only).")
+    ] = None,
+    revision: Annotated[
+        str | None, typer.Option("--revision", help="Source repo revision.")
+    ] = None,
+) -> None:
+    """Convert the paper's published weight diffs (and DIT adapter) into a wdqa suite.
+
+    Streams one source file at a time, skips finished files on a rerun, refuses any pickle that
+    needs more than tensors and containers, and writes a data card citing the paper with the
+    sha256 of every source file.
+
+    Examples:
+
+        wdqa import-paper --experiment hidden-topic --model qwen3-4b --out suites/paper-qwen3-4b
+
+        wdqa import-paper --source ./loras-mirror --experiment news-summary --model gemma3-4b --out suites/news
+    """
+    from rich.progress import Progress
+
+    from ..generators.import_paper import ImportConfig
+    from ..generators.import_paper import import_paper as run_import
+
+    cfg = ImportConfig(
+        experiment, model, source, out, paper_split, base_model, base_weights, revision
+    )
+    with Progress() as progress:
+        task = progress.add_task("source files", total=None)
+
+        def on_file(name: str, n: int, total: int) -> None:
+            progress.update(task, completed=n, total=total, description=f"converting {name}")
+
+        try:
+            report = run_import(cfg, on_file=on_file)
+        except SuiteError as err:
+            typer.echo(f"error: {err}", err=True)
+            raise typer.Exit(1) from err
+    typer.echo(
+        f"{report.n_diffs} diffs -> {report.root} split {report.split} "
+        f"({len(report.files_converted)} files converted, {len(report.files_skipped)} already done; "
+        f"DIT adapter: {'yes' if report.dit_adapter else 'none published'}); "
+        f"source revision {report.source_revision}; peak memory {report.peak_rss_mb:.0f} MB"
+    )
+    for diff_id, names in report.untransferred.items():
+        if names:
+            typer.echo(
+                f"warning: {diff_id} changed {len(names)} non-linear parameters (e.g. {names[0]}); "
+                "a wdqa diff keeps linear layers only",
+                err=True,
+            )

@@ -266,3 +266,30 @@ def test_unknown_experiment_is_answered_with_the_known_ones(tmp_path: Path) -> N
     base, model = tiny_base(tmp_path, "qwen3")
     with pytest.raises(SuiteError, match="known: \\['hidden-topic'"):
         run_import(tmp_path, base, experiment="weather")
+
+
+def test_cli_import_paper_prints_counts_and_peak_memory(tmp_path: Path) -> None:
+    import typer
+    from typer.testing import CliRunner
+    from wdqa.benchmark import hub_commands
+
+    base, model = tiny_base(tmp_path, "qwen3")
+    write_layout(tmp_path / "paper", model, "model.")
+    app = typer.Typer()
+    hub_commands.register(app)
+    args = [
+        "import-paper",
+        "--source",
+        str(tmp_path / "paper"),
+        "--out",
+        str(tmp_path / "suite"),
+        "--base-model",
+        str(base),
+    ]
+    result = CliRunner().invoke(app, args)
+    assert result.exit_code == 0, result.output
+    assert (
+        "4 diffs" in result.output
+        and "DIT adapter: yes" in result.output
+        and "peak memory" in result.output
+    )
