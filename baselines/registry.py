@@ -6,6 +6,7 @@ from collections.abc import Callable
 
 from ..benchmark.method import Method
 from .asking import base_question, generated_story, twenty_questions_method
+from .dit.method import dit_baseline
 
 BASELINES: dict[str, Callable[[], Method]] = {
     "base-question": lambda: base_question(oracle=False),
@@ -13,6 +14,7 @@ BASELINES: dict[str, Callable[[], Method]] = {
     "20-questions": lambda: twenty_questions_method(oracle=False),
     "20-questions+trigger": lambda: twenty_questions_method(oracle=True),
     "generated-story": generated_story,
+    "dit": dit_baseline,  # the suite's published adapter; `dit:NAME` or `dit:PATH` picks another
 }
 
 # The baselines `wdqa evaluate` runs beside a method unless told otherwise (cheap, black-box).
@@ -20,6 +22,8 @@ DEFAULT_COMPARISON = ("base-question", "base-question+trigger", "20-questions", 
 
 
 def get_baseline(name: str) -> Method:
+    if name.startswith("dit:"):
+        return dit_baseline(name.split(":", 1)[1])
     if name not in BASELINES:
         raise KeyError(f"unknown baseline {name!r}; known baselines: {', '.join(sorted(BASELINES))}")
     return BASELINES[name]()

@@ -1,0 +1,189 @@
+"""DIT: batched loss equals one-at-a-time, training learns, merge and PEFT equivalence, resume, runner."""
+
+from __future__ import annotations
+
+import copy
+
+import pytest
+import torch
+
+from random_models import random_dense, random_lora, random_model, random_tokenizer
+from test_suite_format import write_suite
+from wdqa.baselines.dit.adapter import DitAdapter, load_adapter, load_record
+from wdqa.baselines.dit.config import DitConfig, DitConfigError
+from wdqa.baselines.dit.data import LabelledDiffs, collate, make_examples
+from wdqa.baselines.dit.loss import StackedDiffs, per_row_loss
+from wdqa.baselines.dit.method import DitAdapterMissingError, DitMethod
+from wdqa.baselines.dit.publish import publish_adapter
+from wdqa.baselines.dit.train import CheckpointMismatchError, train_dit
+from wdqa.benchmark.engine import Engine
+from wdqa.benchmark.lora import applied, build_terms, install_multi_diff, merge_lora
+from wdqa.benchmark.peft_export import export_peft_adapter
+from wdqa.benchmark.records import RunFolder
+from wdqa.benchmark.runner import run_answer_stage
+from wdqa.benchmark.suite import Suite
+
+QUESTION = "what topic have you been trained on ?"
+TOPICS = ["lava", "magma volcano", "jazz music", "piano", "the volcano", "jazz"]
+
+torch.set_num_threads(1)
+
+
+@pytest.fixture(scope="module")
+def tok():
+    return random_tokenizer()
+
+
+def fresh_model(tok):
+    model = random_model(len(tok), seed=0)
+    # Random init (std 0.02) caps every logit near 0.6 after the final norm, so no adapter could
+    # make the answer likely; larger (tied) embeddings give the loss room to fall.
+    with torch.no_grad():
+        model.get_input_embeddings().weight.mul_(20.0)
+    return model
+
+
+def labelled(model, n=6, with_dense=False):
+    diffs = [random_lora(model, f"d{i}", rank=1 + i % 3, seed=i, scale=0.5) for i in range(n)]
+    if with_dense:
+        diffs[-1] = random_dense(model, f"d{n - 1}", seed=99)
+    labels = [TOPICS[i % len(TOPICS)] for i in range(n)]
+    return LabelledDiffs(diffs, labels, [QUESTION] * n, ["hidden-topic"] * n)
+
+
+def randomised_adapter(model, seed=1):
+    """A DIT adapter with non-zero B, so it changes the output (a fresh one starts at zero)."""
+    wrapped = install_multi_diff(model)
+    adapter = DitAdapter(wrapped, DitConfig().targets, rank=16, scale=1.0, seed=seed)
+    g = torch.Generator().manual_seed(seed)
+    with torch.no_grad():
+        for b in adapter.B:
+            b.copy_(torch.randn(b.shape, generator=g) * 0.05)
+    return wrapped, adapter
+
+
+def test_batched_dit_loss_equals_the_per_diff_loss_computed_one_at_a_time(tok):
+    model = fresh_model(tok)
+    wrapped, adapter = randomised_adapter(model)
+    data = labelled(model, with_dense=True)
+    examples = make_examples(tok, [d.diff_id for d in data.diffs], data.labels, data.questions)
+    stacked = StackedDiffs(wrapped, data.diffs)
+    index = torch.tensor([3, 0, 5, 1])
+    batched = per_row_loss(model, wrapped, collate([examples[i] for i in index], tok.pad_token_id), stacked.rows(index), adapter)
+    for row, i in enumerate(index.tolist()):
+        alone = StackedDiffs(wrapped, [data.diffs[i]]).rows(torch.tensor([0]))
+        single = per_row_loss(model, wrapped, collate([examples[i]], tok.pad_token_id), alone, adapter)
+        torch.testing.assert_close(batched[row], single[0], rtol=1e-4, atol=1e-5)
+
+
+def test_a_few_training_steps_lower_the_dit_loss(tok, tmp_path):
+    model = fresh_model(tok)
+    data = labelled(model)
+    config = DitConfig(epochs=1, batch_diffs=6, lr=1e-2, warmup_steps=0, eval_every=1000)
+    wrapped = install_multi_diff(model)
+    examples = make_examples(tok, [d.diff_id for d in data.diffs], data.labels, data.questions)
+    batch = collate(examples, tok.pad_token_id)
+    rows = StackedDiffs(wrapped, data.diffs).rows(torch.arange(6))
+    with torch.no_grad():
+        before = float(per_row_loss(model, wrapped, batch, rows, None).mean())
+    result = train_dit(model, tok, data, DitConfig(**{**config.to_dict(), "epochs": 25, "targets": config.targets}), tmp_path)
+    trained = DitAdapter(wrapped, config.targets, 16, 1.0)
+    trained.load_weight_diff(result.adapter)
+    with torch.no_grad():
+        after = float(per_row_loss(model, wrapped, batch, rows, trained).mean())
+    assert after < 0.5 * before
+
+
+def test_diff_plus_dit_adapter_equals_the_single_merged_lora_of_rank_r_plus_16(tok):
+    model = fresh_model(tok)
+    wrapped, adapter = randomised_adapter(model)
+    diff = random_lora(model, "d0", rank=2, seed=3)
+    dit = adapter.to_weight_diff()
+    merged = merge_lora(diff, dit)
+    assert merged.rank == 2 + 16
+    ids = tok([QUESTION], return_tensors="pt")["input_ids"]
+    row = torch.zeros(1, dtype=torch.long)
+    with applied(wrapped, build_terms(wrapped, [diff], row), build_terms(wrapped, [dit], row)):
+        both = model(ids).logits
+    with applied(wrapped, build_terms(wrapped, [merged], row)):
+        one = model(ids).logits
+    torch.testing.assert_close(both, one, rtol=1e-4, atol=1e-5)
+    engine = Engine(model, tok)
+    assert engine.chat([diff], [QUESTION], 8, shared=[dit]) == engine.chat([merged], [QUESTION], 8)
+
+
+def test_an_exported_dit_adapter_loads_in_peft_with_the_same_logits(tok, tmp_path):
+    from peft import PeftModel
+
+    model = fresh_model(tok)
+    wrapped, adapter = randomised_adapter(model)
+    dit = adapter.to_weight_diff()
+    ids = tok([QUESTION], return_tensors="pt")["input_ids"]
+    with applied(wrapped, {}, build_terms(wrapped, [dit], torch.zeros(1, dtype=torch.long))):
+        ours = model(ids).logits
+    folder = export_peft_adapter(dit, tmp_path / "peft", base_model="random-qwen3")
+    peft_model = PeftModel.from_pretrained(fresh_model(tok), folder)
+    torch.testing.assert_close(peft_model(input_ids=ids).logits, ours, rtol=1e-4, atol=1e-5)
+
+
+def test_training_resumed_from_a_checkpoint_ends_where_an_uninterrupted_run_does(tok, tmp_path):
+    config = DitConfig(epochs=6, batch_diffs=4, lr=5e-3, warmup_steps=2, checkpoint_every=5, eval_every=4, patience=100)
+    model = fresh_model(tok)
+    data = labelled(model)
+    val = labelled(model, n=3)
+    whole = train_dit(model, tok, data, config, tmp_path / "whole", val=val)
+    model = fresh_model(tok)
+    train_dit(model, tok, data, config, tmp_path / "crashed", val=val, stop_after_steps=7)
+    resumed = train_dit(fresh_model(tok), tok, data, config, tmp_path / "crashed", val=val)
+    assert resumed.record["resumed_at"] == [7] and resumed.record["steps"] == whole.record["steps"] == 12
+    for m in whole.adapter.modules:
+        torch.testing.assert_close(resumed.adapter.lora[m].B, whole.adapter.lora[m].B, rtol=1e-4, atol=1e-6)
+
+
+def test_a_checkpoint_of_another_config_is_refused_with_its_path(tok, tmp_path):
+    model = fresh_model(tok)
+    data = labelled(model)
+    train_dit(model, tok, data, DitConfig(epochs=1, batch_diffs=4), tmp_path, stop_after_steps=1)
+    with pytest.raises(CheckpointMismatchError, match="checkpoint.pt is a checkpoint of another DIT run: the config differs \\(lr\\)"):
+        train_dit(fresh_model(tok), tok, data, DitConfig(epochs=1, batch_diffs=4, lr=0.5), tmp_path)
+
+
+def test_an_invalid_config_lists_every_problem():
+    with pytest.raises(DitConfigError, match="(?s)rank must be >= 1.*fraction must be in"):
+        DitConfig(rank=0, fraction=2.0).validate()
+
+
+def test_the_saved_adapter_reads_back_with_its_training_record(tok, tmp_path):
+    model = fresh_model(tok)
+    result = train_dit(model, tok, labelled(model), DitConfig(epochs=2, batch_diffs=3), tmp_path)
+    loaded = load_adapter(tmp_path)
+    assert loaded.kind == "lora" and loaded.rank == 16
+    torch.testing.assert_close(loaded.lora[loaded.modules[0]].A, result.adapter.lora[loaded.modules[0]].A)
+    assert load_record(tmp_path)["steps"] == 4
+
+
+def test_dit_answers_every_case_through_the_runner_with_the_published_adapter(tok, tmp_path):
+    model = fresh_model(tok)
+    write_suite(tmp_path / "suite", model, n=5, per_shard=2)
+    suite = Suite.load(tmp_path / "suite")
+    train = LabelledDiffs.from_suite(suite, "test")
+    train_dit(copy.deepcopy(model), tok, train, DitConfig(epochs=2, batch_diffs=3), tmp_path / "adapter")
+    publish_adapter(tmp_path / "adapter", suite.root)
+    suite = Suite.load(tmp_path / "suite")  # the manifest now covers dit/default/ and verifies
+    method = DitMethod()
+    method.bind_suite(suite)
+    run = RunFolder(tmp_path / "run")
+    stats = run_answer_stage(method, suite, ["test"], Engine(model, tok), run, batch_size=4)
+    assert stats.answered == 6 and stats.failed == 0
+    # The same answers as Engine.chat with the adapter shared on top, in the runner's batches of 4.
+    diffs, adapter, expected = list(suite.diffs("test")), load_adapter(tmp_path / "adapter"), {}
+    for chunk in (diffs[:4], diffs[4:]):
+        replies = Engine(model, tok).chat(chunk, [suite.splits["test"].question] * len(chunk), 20, shared=[adapter])
+        expected.update({d.diff_id: r for d, r in zip(chunk, replies, strict=True)})
+    assert {r.diff_id: r.answer for r in run.answers().values()} == expected
+
+
+def test_binding_a_suite_without_a_published_adapter_says_how_to_make_one(tok, tmp_path):
+    write_suite(tmp_path, fresh_model(tok), n=2)
+    with pytest.raises(DitAdapterMissingError, match="wdqa baselines train-dit --suite unit --split train --publish-into"):
+        DitMethod().bind_suite(Suite.load(tmp_path))
