@@ -191,3 +191,81 @@ def register(app: typer.Typer) -> None:
             typer.echo(f"error: {err}", err=True)
             raise typer.Exit(2) from err
         typer.echo(f"wrote {index} ({len(results)} result set(s)); open it in a browser")
+
+    @app.command("submit")
+    def submit_command(
+        run_dir: Annotated[Path, typer.Argument(help="A judged run folder.")],
+        out: Annotated[
+            Path | None,
+            typer.Option(
+                "--out",
+                "-o",
+                help="Bundle path, *.tar.gz or *.zip (default: RUN.wdqa-bundle.tar.gz).",
+            ),
+        ] = None,
+    ) -> None:
+        """Pack a judged run into a result bundle (manifest, answers, scores, summary, sha256 of each
+        file) to send to the leaderboard; see submissions/README.md.
+
+        Examples:
+
+          wdqa submit runs/my-method --out my-method.wdqa-bundle.tar.gz
+
+          wdqa verify my-method.wdqa-bundle.tar.gz --suite ~/.cache/wdqa/suites/tiny
+        """
+        from .bundle import BundleError, pack
+
+        try:
+            path = pack(run_dir, out)
+        except (BundleError, RunError) as err:
+            typer.echo(f"error: {err}", err=True)
+            raise typer.Exit(2) from err
+        typer.echo(f"wrote {path}; check it with `wdqa verify {path} --suite SUITE_DIR`")
+
+    @app.command("verify")
+    def verify_command(
+        bundle: Annotated[Path, typer.Argument(help="A bundle made by `wdqa submit`.")],
+        suite: Annotated[
+            Path | None,
+            typer.Option(
+                "--suite", help="The suite folder the run claims; checks its index hash and labels."
+            ),
+        ] = None,
+        rejudge_sample: Annotated[
+            int, typer.Option(help="Re-judge this many random cases (needs --judge).")
+        ] = 0,
+        judge: Annotated[
+            str | None, typer.Option("--judge", help="Judge spec for re-judging, e.g. offline.")
+        ] = None,
+        max_disagreement: Annotated[
+            float, typer.Option(help="Largest share of re-judged cases whose score may differ.")
+        ] = 0.1,
+        seed: Annotated[int, typer.Option(help="Seed of the re-judged sample.")] = 0,
+    ) -> None:
+        """Check a result bundle: file hashes, judge versions, answers, the aggregates recomputed from
+        the per-case scores, the suite's index hash and labels (--suite), and optionally a re-judged
+        random sample. Exits 1 and names every problem when the bundle does not add up.
+
+        Examples:
+
+          wdqa verify my-method.wdqa-bundle.tar.gz --suite suites/tiny
+
+          wdqa verify bundle.zip --suite suites/tiny --rejudge-sample 20 --judge offline
+        """
+        from .bundle import BundleError
+        from .bundle import verify as verify_bundle
+
+        try:
+            result = verify_bundle(bundle, suite, rejudge_sample, judge, max_disagreement, seed)
+        except BundleError as err:
+            typer.echo(f"error: {err}", err=True)
+            raise typer.Exit(2) from err
+        for check in result.checks:
+            typer.echo(f"checked: {check}")
+        if result.accepted:
+            typer.echo(f"ACCEPTED {bundle}")
+            return
+        typer.echo(f"REFUSED {bundle}: {len(result.problems)} problem(s)")
+        for problem in result.problems:
+            typer.echo(f"  - {problem}")
+        raise typer.Exit(1)
