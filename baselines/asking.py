@@ -53,12 +53,13 @@ class AskQuestions:
                 base_convs.append(convs[-1])
         replies = engine.chat(diffs, convs, max_new_tokens=self.max_new_tokens)
         base = engine.chat([None] * len(base_convs), base_convs, max_new_tokens=self.max_new_tokens)
-        grouped, grouped_base, k = [], [], 0
+        grouped, grouped_base, grouped_prompts, k = [], [], [], 0
         for prompts in per_case:
             grouped.append(replies[k : k + len(prompts)])
             grouped_base.append(base[k : k + len(prompts)])
+            grouped_prompts.append(convs[k : k + len(prompts)])
             k += len(prompts)
-        return self.guesser.guess(grouped, grouped_base, [c.behaviour for c in cases])
+        return self.guesser.guess(grouped, grouped_base, [c.behaviour for c in cases], grouped_prompts)
 
 
 def base_question(oracle: bool = False, guesser: Guesser | None = None) -> AskQuestions:

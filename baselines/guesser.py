@@ -36,8 +36,14 @@ class Guesser(Protocol):
     version: str
 
     def guess(
-        self, replies: Sequence[Sequence[str]], base_replies: Sequence[Sequence[str]], behaviours: Sequence[str]
-    ) -> list[str]: ...
+        self,
+        replies: Sequence[Sequence[str]],
+        base_replies: Sequence[Sequence[str]],
+        behaviours: Sequence[str],
+        prompts: Sequence[Sequence[str]] | None = None,
+    ) -> list[str]:
+        """replies[i][j]: M′'s reply to prompts[i][j] for case i; base_replies: M's to the same."""
+        ...
 
 
 def _content_words(text: str) -> list[str]:
@@ -60,7 +66,11 @@ class SalientWordsGuesser:
     version: str = "1"
 
     def guess(
-        self, replies: Sequence[Sequence[str]], base_replies: Sequence[Sequence[str]], behaviours: Sequence[str]
+        self,
+        replies: Sequence[Sequence[str]],
+        base_replies: Sequence[Sequence[str]],
+        behaviours: Sequence[str],
+        prompts: Sequence[Sequence[str]] | None = None,
     ) -> list[str]:
         return [self._one(r, b) for r, b in zip(replies, base_replies, strict=True)]
 
@@ -75,3 +85,25 @@ class SalientWordsGuesser:
             key=lambda w: (-salience[w], -doc_freq[w], first_seen[w]),
         )
         return " ".join(ranked[: self.top_k]) if ranked else "no specific topic"
+
+
+def get_guesser(spec: str) -> Guesser:
+    """`salient-words` (offline, default) or `openai:MODEL` (any OpenAI-compatible server: the
+    base URL and key come from OPENAI_BASE_URL / OPENAI_API_KEY)."""
+    import os
+
+    if spec in ("", "salient-words"):
+        return SalientWordsGuesser()
+    if spec.startswith("openai:"):
+        from ..benchmark.llm_client import ChatSettings
+        from .llm_guesser import LLMGuesser
+
+        return LLMGuesser(
+            ChatSettings(
+                model=spec.split(":", 1)[1],
+                base_url=os.environ.get("OPENAI_BASE_URL"),
+                api_key=os.environ.get("OPENAI_API_KEY"),
+                max_tokens=100,
+            )
+        )
+    raise KeyError(f"unknown guesser {spec!r}; known guessers: salient-words, openai:MODEL")

@@ -15,20 +15,21 @@ from .method import MethodError, load_method
 from .suite import Suite
 
 
-def _builtin(name: str) -> RunSpec:
+def _builtin(name: str, guesser: str = "salient-words") -> RunSpec:
+    from .. import __version__
     from ..baselines.registry import get_baseline
 
-    method = get_baseline(name)
-    # A built-in's identity is its name and wdqa's version: a new release re-runs it.
-    from .. import __version__
-
-    digest = hashlib.sha256(f"builtin:{name}:{__version__}".encode()).hexdigest()
+    method = get_baseline(name, guesser)
+    if guesser != "salient-words":
+        method.name = f"{method.name}[{guesser}]"  # a different guesser is a different method
+    # A built-in's identity is its name, its guesser and wdqa's version: a new release re-runs it.
+    digest = hashlib.sha256(f"builtin:{name}:{guesser}:{__version__}".encode()).hexdigest()
     return RunSpec(method=method, spec=f"baseline:{name}", sha256=digest, builtin=True)
 
 
-def _user_method(spec: str) -> RunSpec:
+def _user_method(spec: str, guesser: str) -> RunSpec:
     if spec.startswith("baseline:"):
-        return _builtin(spec.split(":", 1)[1])
+        return _builtin(spec.split(":", 1)[1], guesser)
     method, digest = load_method(spec)
     return RunSpec(method=method, spec=spec, sha256=digest)
 
@@ -74,6 +75,10 @@ def register(app: typer.Typer) -> None:
         seed: int = typer.Option(0, "--seed"),
         overwrite: bool = typer.Option(False, "--overwrite", help="Start again when the run folder holds another method version's answers."),
         fit_split: str = typer.Option("train", "--fit-split", help="Split that learned methods (those with fit()) train on."),
+        guesser: str = typer.Option(
+            "salient-words", "--guesser",
+            help="How black-box baselines turn replies into an answer: salient-words (offline) or openai:MODEL.",
+        ),
     ) -> None:
         """Run METHOD on a suite, judge its answers, and compare with the built-in baselines.
 
@@ -95,14 +100,14 @@ def register(app: typer.Typer) -> None:
 
         console = Console()
         try:
-            specs = [_user_method(method)]
-        except (MethodError, KeyError) as err:
+            specs = [_user_method(method, guesser)]
+        except (MethodError, KeyError) as err:  # KeyError: an unknown baseline or guesser
             raise typer.BadParameter(str(err), param_hint="METHOD") from err
         names = list(DEFAULT_COMPARISON) if baselines == "default" else [] if baselines == "none" else [
             b.strip() for b in baselines.split(",") if b.strip()
         ]
         try:
-            specs += [_builtin(n) for n in names if f"baseline:{n}" != specs[0].spec]
+            specs += [_builtin(n, guesser) for n in names if f"baseline:{n}" != specs[0].spec]
         except KeyError as err:
             raise typer.BadParameter(str(err), param_hint="--baselines") from err
         the_judge = get_judge(judge or DEFAULT_JUDGE)
