@@ -20,9 +20,9 @@ def download(
     suite: Annotated[
         str,
         typer.Argument(
-            help="Hub dataset id (org/name or hf://org/name), a folder, or file:///path."
+            help="`tiny` (the embedded offline suite, built locally), a Hub dataset id (org/name or hf://org/name), a folder, or file:///path."
         ),
-    ],
+    ] = "tiny",
     split: Annotated[
         str | None,
         typer.Option("--split", help="Fetch only this split (plus manifest, card, adapters)."),
@@ -46,9 +46,17 @@ def download(
         wdqa download hf://wdqa/weightdiffqa-qwen3-4b --revision v1.0 --out suites/qwen3-4b
 
         wdqa download ./suites/qwen3-4b --split news
+
+        wdqa download            # the embedded offline `tiny` suite (built on first use)
     """
     from .hub import download_suite, read_download_record
+    from .sources import EMBEDDED
 
+    if suite in EMBEDDED:
+        # Nothing to fetch: the embedded suite is built offline (once) and cached.
+        from ..generators.tiny_suite import ensure_tiny_suite
+
+        suite = str(ensure_tiny_suite())
     try:
         root = download_suite(
             suite, split=split, revision=revision, local_dir=out, endpoint=endpoint
