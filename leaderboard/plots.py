@@ -7,7 +7,7 @@ Owns drawing only (matplotlib, Agg backend, no display); which numbers to draw i
 from __future__ import annotations
 
 import io
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 import matplotlib
@@ -66,7 +66,7 @@ def score_distribution_svg(bars: Sequence[tuple[str, dict[str, float]]], title: 
     return _to_svg(fig)
 
 
-def _lines_svg(series: dict[str, Sequence[Point]], xlabel: str, title: str, log2_x: bool) -> str:
+def _lines_svg(series: Mapping[str, Sequence[Point]], xlabel: str, title: str, log2_x: bool) -> str:
     fig, ax = plt.subplots(figsize=(6, 3.6))
     for name, points in sorted(series.items()):
         pts = sorted(points, key=lambda p: p.x)
@@ -90,11 +90,11 @@ def _lines_svg(series: dict[str, Sequence[Point]], xlabel: str, title: str, log2
     return _to_svg(fig)
 
 
-def rank_generalisation_svg(series: dict[str, Sequence[Point]], title: str) -> str:
+def rank_generalisation_svg(series: Mapping[str, Sequence[Point]], title: str) -> str:
     """Mean score per LoRA rank of the explained diff, one line per method."""
     return _lines_svg(series, "LoRA rank of the weight diff", title, log2_x=True)
 
 
-def data_scaling_svg(series: dict[str, Sequence[Point]], title: str) -> str:
+def data_scaling_svg(series: Mapping[str, Sequence[Point]], title: str) -> str:
     """Mean score against the share of training diffs a learned method saw."""
     return _lines_svg(series, "share of training diffs", title, log2_x=True)
