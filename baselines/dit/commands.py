@@ -1,0 +1,181 @@
+"""`wdqa baselines train-dit` and `wdqa bench dit`: train, publish and time DIT."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import torch
+import typer
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+from rich.table import Table
+
+baselines_app = typer.Typer(help="Built-in baselines that need training (DIT).", no_args_is_help=True)
+
+
+def _pick_judge(name: str):  # noqa: ANN202 - Judge | None, imported lazily
+    if name in ("exact", "none"):
+        return None
+    from ...benchmark.judge.registry import get_judge
+
+    return get_judge(name)
+
+
+@baselines_app.command("train-dit")
+def train_dit_cmd(
+    suite: str = typer.Option("tiny", "--suite", "-s", help="Suite: `tiny` (offline default), a folder, or a Hub repo id."),
+    split: str = typer.Option("train", "--split", help="Labelled split to train on."),
+    val_split: str | None = typer.Option("val", "--val-split", help="Held-out split scored during training (`none` to skip)."),
+    out: Path | None = typer.Option(None, "--out", help="Output folder (default runs/dit/SUITE-SPLIT). A checkpoint there is resumed."),
+    config_file: Path | None = typer.Option(None, "--config", help="TOML file with DitConfig fields; flags override it."),
+    epochs: int | None = typer.Option(None, "--epochs"),
+    lr: float | None = typer.Option(None, "--lr"),
+    rank: int | None = typer.Option(None, "--rank", help="DIT adapter rank (paper: 16)."),
+    alpha: float | None = typer.Option(None, "--alpha"),
+    batch_diffs: int | None = typer.Option(None, "--batch-diffs", help="Different diffs per step (one batch row each)."),
+    max_diffs: int | None = typer.Option(None, "--max-diffs", help="Train on only N diffs of the split."),
+    fraction: float | None = typer.Option(None, "--fraction", help="Train on this share of the split (data-scaling curve)."),
+    eval_every: int | None = typer.Option(None, "--eval-every", help="Steps between validation checks."),
+    checkpoint_every: int | None = typer.Option(None, "--checkpoint-every", help="Steps between checkpoints."),
+    patience: int | None = typer.Option(None, "--patience", help="Checks without improvement before stopping early."),
+    seed: int | None = typer.Option(None, "--seed"),
+    val_judge: str = typer.Option("offline", "--val-judge", help="Judge for the validation score (`exact` = exact match only)."),
+    publish_into: Path | None = typer.Option(None, "--publish-into", help="Suite folder to publish the adapter into (dit/NAME/)."),
+    name: str = typer.Option("default", "--name", help="Adapter name under the suite's dit/ folder."),
+    device: str | None = typer.Option(None, "--device"),
+    threads: int | None = typer.Option(None, "--threads", help="torch CPU threads."),
+) -> None:
+    """Train the DIT adapter: M ⊕ Δᵢ ⊕ A learns to answer the suite's question with each label.
+
+    Examples:
+
+      wdqa baselines train-dit --suite tiny --split train
+
+      wdqa baselines train-dit --suite tiny --fraction 0.25 --out runs/dit/quarter
+
+      wdqa baselines train-dit --suite tiny --publish-into ~/.cache/wdqa/suites/tiny
+
+    An interrupted run resumes from the last checkpoint in --out.
+    """
+    from ...benchmark.models import load_base_model
+    from ...benchmark.sources import resolve_suite
+    from .config import DitConfig
+    from .data import LabelledDiffs
+    from .publish import publish_adapter
+    from .train import train_dit
+
+    if threads:
+        torch.set_num_threads(threads)
+    console = Console()
+    config = DitConfig.from_toml(config_file) if config_file else DitConfig()
+    config = config.override(
+        epochs=epochs, lr=lr, rank=rank, alpha=alpha, batch_diffs=batch_diffs, max_diffs=max_diffs, fraction=fraction,
+        eval_every=eval_every, checkpoint_every=checkpoint_every, patience=patience, seed=seed,
+    )
+    config.validate()
+    the_suite = resolve_suite(suite)
+    use_val = val_split not in (None, "none", "") and val_split in the_suite.splits
+    if val_split not in (None, "none", "") and not use_val:
+        console.print(f"[yellow]suite {the_suite.name} has no split {val_split!r}: training without validation[/]")
+    train = LabelledDiffs.from_suite(the_suite, split)
+    val = LabelledDiffs.from_suite(the_suite, val_split, limit=config.eval_limit) if use_val else None  # type: ignore[arg-type]
+    judge = _pick_judge(val_judge) if val is not None else None
+    model, tokenizer = load_base_model(the_suite.base_model, the_suite.base_model_revision, device)
+    out_dir = out or Path("runs") / "dit" / f"{the_suite.name}-{split}"
+    console.print(
+        f"DIT on [bold]{the_suite.name}/{split}[/] ({len(train)} diffs), rank {config.rank}, lr {config.lr}, "
+        f"{config.batch_diffs} diffs/step, validation: {val_split if val else 'none'} ({judge.name if judge else 'exact match'})"
+    )
+    with Progress(
+        TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(), TimeRemainingColumn(),
+        TextColumn("{task.fields[status]}"), console=console,
+    ) as bar:
+        task = bar.add_task("train-dit", total=None, status="")
+
+        def progress(state, entry) -> None:  # noqa: ANN001
+            status = f"loss {entry['train_loss']:.3f}"
+            if "val_exact" in entry:
+                judged = f", judge {entry['val_judge']:.2f}" if entry.get("val_judge") is not None else ""
+                status += f" | val exact {entry['val_exact']:.2f}{judged}"
+                bar.console.print(f"step {entry['step']}: {status}")
+            bar.update(task, total=state.total_steps, completed=state.step, status=status)
+
+        result = train_dit(model, tokenizer, train, config, out_dir, val=val, judge=judge, progress=progress)
+    rec = result.record
+    console.print(
+        f"trained {rec['steps']}/{rec['total_steps']} steps in {rec['train_seconds']:.0f} s"
+        f"{' (stopped early)' if rec['stopped_early'] else ''}; best step {rec['best_step']}, best val {rec['best_val']}"
+    )
+    console.print(f"adapter: {out_dir / 'adapter.safetensors'}  record: {out_dir / 'dit.json'}")
+    if publish_into is not None:
+        path = publish_adapter(out_dir, publish_into, name)
+        console.print(f"published into the suite: {path} (suite.json re-hashed)")
+
+
+def bench_dit_cmd(
+    suite: str = typer.Option("tiny", "--suite", "-s"),
+    split: str = typer.Option("train", "--split", help="Split whose diffs are used."),
+    n: int = typer.Option(64, "--n", help="Diffs for the evaluation comparison."),
+    batch_diffs: int = typer.Option(64, "--batch-diffs", help="Diffs per training step."),
+    steps: int = typer.Option(20, "--steps", help="Timed training steps."),
+    adapter: Path | None = typer.Option(None, "--adapter", help="Trained adapter for the evaluation timing (default: a fresh one)."),
+    threads: int | None = typer.Option(None, "--threads", help="torch CPU threads (default: torch's choice)."),
+    device: str | None = typer.Option(None, "--device"),
+) -> None:
+    """Time DIT training (diffs/s, tokens/s, FLOP/s vs this machine's fp32 matmul) and evaluation (batched vs one PEFT model per diff), side by side in one run.
+
+    Example:  wdqa bench dit --suite tiny --threads 1
+    """
+    from ...benchmark.engine import Engine
+    from ...benchmark.models import load_base_model
+    from ...benchmark.sources import resolve_suite
+    from .adapter import DitAdapter, load_adapter
+    from .bench import clean_copy, eval_speed_batched, eval_speed_peft, matmul_peak, train_speed
+    from .config import DitConfig
+    from .data import LabelledDiffs
+
+    if threads:
+        torch.set_num_threads(threads)
+    console = Console()
+    the_suite = resolve_suite(suite, splits=[split])
+    data = LabelledDiffs.from_suite(the_suite, split)
+    model, tokenizer = load_base_model(the_suite.base_model, the_suite.base_model_revision, device)
+    peft_base = clean_copy(model)
+    h, i = model.config.hidden_size, model.config.intermediate_size
+    config = DitConfig(batch_diffs=batch_diffs)
+    speed = train_speed(model, tokenizer, data, config, steps=steps)
+    tokens_per_step = speed.tokens // speed.steps
+    peak = matmul_peak([(tokens_per_step, h, h), (tokens_per_step, h, i), (tokens_per_step, i, h), (1024, 1024, 1024)])
+    if adapter is not None:
+        dit = load_adapter(adapter)
+    else:
+        dit = DitAdapter(Engine(model, tokenizer).wrapped, config.targets, config.rank, config.scale).to_weight_diff()
+    engine = Engine(model, tokenizer, max_batch=n)
+    diffs, question = data.diffs[:n], data.questions[0]
+    batched = eval_speed_batched(engine, diffs, question, dit, 20)
+    peft = eval_speed_peft(peft_base, tokenizer, diffs, question, dit, 20)
+
+    where = f"{engine.device}, {torch.get_num_threads()} thread(s)"
+    table = Table(title=f"DIT training on {the_suite.name}/{split} ({where})")
+    for col in ("diffs/step", "steps", "diffs/s", "tokens/s", "GFLOP/step", "GFLOP/s", "matmul peak GFLOP/s", "share of peak"):
+        table.add_column(col, justify="right")
+    table.add_row(
+        str(batch_diffs), str(speed.steps), f"{speed.diffs_per_s:.1f}", f"{speed.tokens_per_s:.0f}", f"{speed.flop_per_step / 1e9:.3f}",
+        f"{speed.flop_per_s / 1e9:.2f}", f"{peak.flop_per_s / 1e9:.1f}", f"{100 * speed.flop_per_s / peak.flop_per_s:.1f}%",
+    )
+    console.print(table)
+    console.print(f"matmul peak: best fp32 [m,k]@[k,n] over the model's shapes, at {peak.shape}; FLOPs counted by FlopCounterMode")
+    table = Table(title=f"DIT evaluation: {len(diffs)} diffs, greedy 20 new tokens ({where})")
+    for col in ("way", "cases/s", "seconds"):
+        table.add_column(col, justify="right" if col != "way" else "left")
+    for r in (batched, peft):
+        table.add_row(r.label, f"{r.cases_per_s:.2f}", f"{r.seconds:.2f}")
+    console.print(table)
+    console.print(f"[bold]batched / one PEFT model at a time: {batched.cases_per_s / peft.cases_per_s:.1f}x[/]")
+
+
+def register(app: typer.Typer) -> None:
+    from ...benchmark.bench_commands import bench_app
+
+    app.add_typer(baselines_app, name="baselines")
+    bench_app.command("dit")(bench_dit_cmd)
