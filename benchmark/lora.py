@@ -70,7 +70,11 @@ class MultiDiffLinear(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:  # x: [batch, seq, d_in]
         y = self.base(x)
         for term in self.terms:
-            if isinstance(term, RowAdapter):
+            if isinstance(term, RowAdapter) and term.A.shape[0] == 1:
+                # One task for every row (a shared adapter such as DIT's): two plain matmuls over
+                # all tokens instead of copying the factors once per row for a bmm.
+                y = y + (x @ term.A[0].to(x.dtype).T) @ term.B[0].to(x.dtype).T
+            elif isinstance(term, RowAdapter):
                 A = term.A.index_select(0, term.row_task).to(x.dtype)  # [batch, rank, d_in]
                 B = term.B.index_select(0, term.row_task).to(x.dtype)  # [batch, d_out, rank]
                 y = y + torch.bmm(torch.bmm(x, A.transpose(1, 2)), B.transpose(1, 2))
