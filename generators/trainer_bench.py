@@ -1,13 +1,16 @@
-"""`wdqa bench train`: the batched multi-diff trainer against one PEFT LoRA after another, on the
-same diffs, data, steps, seed and initial weights, with figures printed side by side (never timed tests).
+"""`wdqa bench train`'s measurements: the batched multi-LoRA trainer (`trainer.py`) against one PEFT
+LoRA after another on the same diffs, data, steps, seed and initial weights (figures, never timed tests).
 
-Owns the sequential PEFT reference and the measuring; the batched trainer lives in multi_diff_trainer.py.
+Owns the sequential PEFT reference and the measuring. The reference draws its batches and initial
+factors with the batched trainer's own seeded helpers, so per diff both see identical examples and
+start from identical weights: any loss difference is arithmetic, not sampling.
 """
 
 from __future__ import annotations
 
 import copy
 import os
+import random
 import threading
 import time
 from collections.abc import Iterator, Sequence
@@ -20,58 +23,63 @@ from transformers import PreTrainedModel, PreTrainedTokenizerBase
 from ..benchmark.bench import forward_flops
 from ..benchmark.lora import linear_module_names
 from ..benchmark.types import LoraFactors, WeightDiff
-from .multi_diff_trainer import (
-    DiffData,
+from .trainer import (
+    DiffTask,
+    LoraConfig,
     TrainConfig,
-    TrainingError,
-    TrainStats,
-    encode,
-    init_parameters,
-    pad_batch,
-    row_losses,
-    step_batches,
-    train_diffs,
+    TrainResult,
+    _assistant_logprobs,
+    _base_logprobs,
+    _Encoder,
+    _per_task_loss,
+    _sample_batch,
+    _task_seed,
+    train_lora_diffs,
 )
 
 
 @dataclass(frozen=True)
 class TrainSpeed:
     label: str
-    stats: TrainStats
+    result: TrainResult
     flops: float
     peak_memory_bytes: int
 
     @property
     def diffs_per_s(self) -> float:
-        return self.stats.diffs / self.stats.seconds
+        return self.result.diffs_per_s
 
     @property
     def tokens_per_s(self) -> float:
-        return self.stats.tokens / self.stats.seconds
+        return self.result.tokens_per_s
 
     @property
     def flop_per_s(self) -> float:
-        return self.flops / self.stats.seconds
+        return self.flops / max(self.result.seconds, 1e-9)
 
     @property
     def final_loss(self) -> float:
-        return sum(self.stats.final_loss) / len(self.stats.final_loss)
+        values = list(self.result.final_loss.values())
+        return sum(values) / len(values)
 
 
-def training_flops(model: torch.nn.Module, stats: TrainStats) -> float:
-    """2 FLOPs per base parameter per token forward and 2 backward (the base takes no weight gradient,
-    only the activation gradient), plus the KL reference's forward; LoRA's own FLOPs are not counted."""
-    return 2 * forward_flops(model, stats.tokens) + forward_flops(model, stats.base_tokens)
+def training_flops(model: torch.nn.Module, tokens: int) -> float:
+    """2 FLOPs per base parameter per token forward + 2 backward (the frozen base needs the activation
+    gradient only). The KL reference's base forward on negatives and the LoRA terms are not counted,
+    so this is a lower bound on the work done, equal for both ways."""
+    return 2 * forward_flops(model, tokens)
 
 
 @contextmanager
 def peak_memory(device: torch.device) -> Iterator[list[int]]:
-    """Peak bytes above the starting point: CUDA's allocator counter, or the process RSS sampled on CPU."""
+    """Peak bytes above the start: CUDA's allocator counter, or the process RSS sampled every 10 ms on CPU."""
     box = [0]
     if device.type == "cuda":
+        torch.cuda.synchronize(device)
         torch.cuda.reset_peak_memory_stats(device)
         base = torch.cuda.memory_allocated(device)
         yield box
+        torch.cuda.synchronize(device)
         box[0] = torch.cuda.max_memory_allocated(device) - base
         return
     page = os.sysconf("SC_PAGE_SIZE")
@@ -98,75 +106,70 @@ def peak_memory(device: torch.device) -> Iterator[list[int]]:
 
 
 def train_peft_sequential(
-    model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase, data: Sequence[DiffData], cfg: TrainConfig
-) -> tuple[list[WeightDiff], TrainStats]:
-    """The naive way: a fresh PEFT LoRA per diff, trained alone with the same batches and init."""
-    from peft import LoraConfig, get_peft_model
+    model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase, tasks: Sequence[DiffTask],
+    lora: LoraConfig = LoraConfig(), config: TrainConfig = TrainConfig(),
+) -> TrainResult:
+    """The naive way: a fresh PEFT LoRA per diff, trained alone (same batches, init, loss, steps)."""
+    from peft import LoraConfig as PeftLoraConfig
+    from peft import get_peft_model
 
-    if cfg.kind != "lora":
-        raise TrainingError("the PEFT reference trains LoRA diffs only")
     device = next(model.parameters()).device
-    base = copy.deepcopy(model)
-    names = [n for n in linear_module_names(base, cfg.targets)
-             if cfg.layers is None or any(f".layers.{i}." in n for i in cfg.layers)]
-    shapes = {n: tuple(base.get_submodule(n).weight.shape) for n in names}
-    init = init_parameters(shapes, len(data), cfg, torch.device("cpu"))  # type: ignore[arg-type]
-    pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
-    stats = TrainStats(diffs=len(data), steps=cfg.steps, seconds=0.0, tokens=0, base_tokens=0)
-    diffs = []
-    start = time.perf_counter()
-    for t, d in enumerate(data):
-        peft_cfg = LoraConfig(r=cfg.rank, lora_alpha=cfg.alpha, lora_dropout=0.0, bias="none",
-                              target_modules=list(cfg.targets), layers_to_transform=list(cfg.layers) if cfg.layers else None)
-        peft_model = get_peft_model(base, peft_cfg)
+    base = model
+    for p in base.parameters():
+        p.requires_grad_(False)
+    names = linear_module_names(base, lora.targets)
+    encoder = _Encoder(tokenizer)
+    use_bf16 = device.type == "cuda" and torch.cuda.is_bf16_supported()
+    diffs, final, tokens = [], {}, 0
+    started = time.perf_counter()
+    for task in tasks:
+        peft_model = get_peft_model(base, PeftLoraConfig(r=lora.rank, lora_alpha=lora.alpha, lora_dropout=0.0,
+                                                         target_modules=list(lora.targets)))
         layers = {n: peft_model.base_model.model.get_submodule(n) for n in names}
         with torch.no_grad():
-            for n, layer in layers.items():  # the batched trainer's initial weights for task t
-                layer.lora_A["default"].weight.copy_(init[n][0][t])
+            for n, layer in layers.items():  # the batched trainer's init for this diff and module
+                d_in = layer.lora_A["default"].weight.shape[1]
+                gen = torch.Generator().manual_seed(_task_seed(config.seed, task.diff_id, n))
+                A = torch.empty(lora.rank, d_in).uniform_(-(d_in**-0.5), d_in**-0.5, generator=gen)
+                layer.lora_A["default"].weight.copy_(A)
                 layer.lora_B["default"].weight.zero_()
-        opt = torch.optim.Adam([p for p in peft_model.parameters() if p.requires_grad], lr=cfg.lr)
-        pos_enc = [encode(tokenizer, c) for c in d.positives]
-        neg_enc = [encode(tokenizer, c) for c in d.negatives]
+        opt = torch.optim.Adam([p for p in peft_model.parameters() if p.requires_grad], lr=config.lr)
+        sampler = [random.Random(_task_seed(config.seed, task.diff_id, "data"))]
         history = []
-        for pos_idx, neg_idx in step_batches(d, cfg):
-            rows = [pos_enc[i] for i in pos_idx] + [neg_enc[i] for i in neg_idx]
-            ids, attn, tgt = pad_batch(rows, pad, device)
-            is_kl = torch.tensor([False] * len(pos_idx) + [True] * len(neg_idx), device=device)
-            base_logits = None
-            if neg_idx:
-                with torch.no_grad(), peft_model.disable_adapter():
-                    base_logits = peft_model(input_ids=ids, attention_mask=attn).logits
-                stats.base_tokens += int(attn[is_kl].sum())
-            logits = peft_model(input_ids=ids, attention_mask=attn).logits
-            loss_sum, count = row_losses(logits, base_logits, ids, tgt, is_kl)
-            loss = loss_sum[~is_kl].sum() / count[~is_kl].sum().clamp(min=1)
-            if neg_idx:
-                loss = loss + cfg.kl_weight * loss_sum[is_kl].sum() / count[is_kl].sum().clamp(min=1)
+        for _ in range(config.steps):
+            batch = _sample_batch(encoder, [task], sampler, config, device)
+            tokens += int(batch.attention_mask.sum())
+            with torch.autocast(device_type=device.type, dtype=torch.bfloat16, enabled=use_bf16):
+                with peft_model.disable_adapter():
+                    base_logp = _base_logprobs(peft_model.base_model.model, batch)
+                logp = _assistant_logprobs(peft_model.base_model.model, batch.input_ids, batch.attention_mask, batch.targets_at)
+            loss = _per_task_loss(logp, base_logp, batch, 1, config.kl_weight)[0]
             opt.zero_grad(set_to_none=True)
             loss.backward()
             opt.step()
-            history.append(loss.detach().item())
-            stats.tokens += int(attn.sum())
-        stats.final_loss.append(sum(history[-10:]) / len(history[-10:]))
-        lora = {
-            n: LoraFactors(A=layer.lora_A["default"].weight.detach().cpu().clone(),
-                           B=layer.lora_B["default"].weight.detach().cpu().clone(), scale=cfg.scale)
+            history.append(loss.item())
+        final[task.diff_id] = sum(history[-10:]) / len(history[-10:])
+        diffs.append(WeightDiff(task.diff_id, "lora", lora={
+            n: LoraFactors(A=layer.lora_A["default"].weight.detach().float().cpu().clone(),
+                           B=layer.lora_B["default"].weight.detach().float().cpu().clone(), scale=lora.scale)
             for n, layer in layers.items()
-        }
-        diffs.append(WeightDiff(diff_id=d.diff_id, kind="lora", lora=lora))
+        }))
         base = peft_model.unload()  # the plain base back, adapters removed without merging
-    stats.seconds = time.perf_counter() - start
-    return diffs, stats
+    return TrainResult(diffs, final, time.perf_counter() - started, tokens)
 
 
-def bench_train(model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase, data: Sequence[DiffData], cfg: TrainConfig) -> tuple[TrainSpeed, TrainSpeed]:
-    """Both ways on the same diffs; the batched trainer runs on its own copy of the base model."""
+def bench_train(
+    model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase, tasks: Sequence[DiffTask],
+    lora: LoraConfig, config: TrainConfig,
+) -> tuple[TrainSpeed, TrainSpeed]:
+    """Both ways on the same diffs, each on its own copy of the base model (the batched trainer
+    rewires linear layers in place; PEFT wants plain ones)."""
     device = next(model.parameters()).device
     runs = []
-    for label, trainer in (("batched multi-diff", train_diffs), ("one PEFT LoRA per diff", train_peft_sequential)):
+    for label, trainer in (("batched multi-LoRA", train_lora_diffs), ("one PEFT LoRA per diff", train_peft_sequential)):
         work = copy.deepcopy(model)
         with peak_memory(device) as peak:
-            _, stats = trainer(work, tokenizer, data, cfg)
-        runs.append(TrainSpeed(label, stats, training_flops(model, stats), peak[0]))
+            result = trainer(work, tokenizer, tasks, lora, config)
+        runs.append(TrainSpeed(label, result, training_flops(model, result.tokens), peak[0]))
         del work
     return runs[0], runs[1]
