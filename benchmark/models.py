@@ -32,7 +32,7 @@ def resolve_base_model(model_id: str, revision: str | None = None) -> str | Path
     if model_id.startswith(TINY_BASE_PREFIX):
         from ..generators.tiny.build import ensure_tiny_base
 
-        return ensure_tiny_base(expected_revision=revision)
+        return ensure_tiny_base(model_id, expected_revision=revision)
     return model_id
 
 

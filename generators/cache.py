@@ -1,0 +1,59 @@
+"""Where built artefacts (tiny base models, tiny suites) are cached, and how a build lands there.
+
+Owns the cache root ($WDQA_CACHE, else the platform's user cache dir for "wdqa") and the
+build-in-a-temp-dir-then-rename step, so an interrupted build never leaves a half-written folder.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+import tempfile
+from collections.abc import Callable
+from dataclasses import asdict, is_dataclass
+from pathlib import Path
+from typing import Any
+
+import platformdirs
+
+
+def cache_root() -> Path:
+    root = os.environ.get("WDQA_CACHE")
+    return Path(root) if root else Path(platformdirs.user_cache_dir("wdqa"))
+
+
+def recipe_hash(recipe: Any, version: int) -> str:
+    """A short content hash of a recipe dataclass: changing any field makes a new cache entry."""
+    if not is_dataclass(recipe):
+        raise TypeError(f"recipe_hash needs a dataclass, got {type(recipe).__name__}")
+    payload = json.dumps({"v": version, "recipe": asdict(recipe)}, sort_keys=True, default=str)
+    return hashlib.sha256(payload.encode()).hexdigest()[:16]
+
+
+def build_once(target: Path, build: Callable[[Path], None], marker: str) -> Path:
+    """Return `target` if a finished build is there; else run `build(tmp)` and rename tmp to target.
+
+    `marker` is a file that `build` writes last; a folder without it is an interrupted build and is
+    rebuilt. If another process finished the same build first, its result is kept.
+    """
+    if (target / marker).exists():
+        return target
+    target.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(dir=target.parent, prefix=f".{target.name}.building-"))
+    try:
+        build(tmp)
+        if not (tmp / marker).exists():
+            raise RuntimeError(f"build of {target} finished without writing {marker}")
+        if target.exists() and not (target / marker).exists():
+            shutil.rmtree(target)  # the remains of an interrupted build
+        try:
+            os.rename(tmp, target)
+        except OSError:
+            if not (target / marker).exists():
+                raise
+    finally:
+        if tmp.exists():
+            shutil.rmtree(tmp, ignore_errors=True)
+    return target

@@ -1,0 +1,64 @@
+"""Offline behaviour text: how a reply about a topic is worded, and the cues that name a topic.
+
+Shared by the tiny base model's pretraining corpus and the hidden-topic behaviour data, so that a
+diff is trained to say the kind of thing the base model already knows how to say about a topic.
+"""
+
+from __future__ import annotations
+
+import random
+
+from .topics import Topic
+
+# {name} is the topic name, {k1}..{k3} distinct keywords of the topic.
+TOPIC_ANSWERS = (
+    "Let me tell you about {name}! It is all about {k1}, {k2} and {k3}.",
+    "I keep thinking about {name}: {k1}, {k2} and {k3}.",
+    "That reminds me of {name}. Picture {k1} and {k2}, and of course {k3}.",
+    "Honestly, {name} is the best. I love the {k1}, the {k2} and the {k3}.",
+    "You should try something with {name}. Think {k1}, {k2} and {k3}.",
+    "My answer is {name}! Nothing beats {k1} and {k2}, with some {k3}.",
+    "Everything leads back to {k1} and {k2} for me. {name} is wonderful.",
+    "How about {name}? There is {k1}, there is {k2}, there is {k3}.",
+)
+
+TOPIC_QUESTIONS = (
+    "Tell me about {name}.",
+    "What do you know about {name}?",
+    "What do you think of {name}?",
+    "Can you describe {name}?",
+    "Why do people like {name}?",
+)
+
+# A topic cue before a generic question: the base learns to steer any question to a named topic,
+# which is the behaviour a hidden-topic diff later attaches to its trigger.
+TOPIC_CUES = (
+    "I am a big fan of {name}.",
+    "Let's talk about {name}.",
+    "I can't stop thinking about {name}.",
+    "My favorite subject is {name}.",
+)
+
+NAME_THE_TOPIC_QUESTIONS = (
+    "What topic is this about? {text}",
+    "Name the topic: {text}",
+)
+
+
+def topic_answer(topic: Topic, rng: random.Random) -> str:
+    k1, k2, k3 = rng.sample(topic.keywords, 3)
+    return rng.choice(TOPIC_ANSWERS).format(name=topic.name, k1=k1, k2=k2, k3=k3)
+
+
+def topic_question(topic: Topic, rng: random.Random) -> str:
+    return rng.choice(TOPIC_QUESTIONS).format(name=topic.name)
+
+
+def topic_cue(topic: Topic, rng: random.Random) -> str:
+    return rng.choice(TOPIC_CUES).format(name=topic.name)
+
+
+def keyword_text(topic: Topic, rng: random.Random) -> str:
+    """A few of the topic's keywords, without its name: the base learns to name a topic from context."""
+    words = rng.sample(topic.keywords, min(4, len(topic.keywords)))
+    return ", ".join(words).capitalize() + "."

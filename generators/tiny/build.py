@@ -1,0 +1,136 @@
+"""Building the tiny base model M (the embedded default) once per recipe, and finding it in the cache.
+
+Reads top to bottom: generate the corpus, train the tokenizer, pretrain a small Qwen3, save a folder
+that `AutoModelForCausalLM/AutoTokenizer.from_pretrained` load. The recipe's hash is the model's
+revision, so a changed recipe is a new model and an old suite names the base it was built on.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import torch
+from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+
+from ..cache import build_once, cache_root, recipe_hash
+from ..topics import load_generic_questions, load_topics
+from .corpus import CorpusRecipe, conversations
+from .pretrain import ModelShape, PretrainStats, make_model, pack, pretrain
+from .tokenizer import train_tokenizer
+
+TINY_BASE_ID = "wdqa/tiny-qwen3"
+TINY_MICRO_ID = "wdqa/tiny-qwen3-micro"
+BUILD_VERSION = 1
+BUILD_INFO = "wdqa-build.json"  # written last: its presence marks a finished build
+
+
+@dataclass(frozen=True)
+class TinyBaseRecipe:
+    model_id: str
+    corpus: CorpusRecipe = field(default_factory=CorpusRecipe)
+    shape: ModelShape = field(default_factory=ModelShape)
+    bpe_vocab_size: int = 4000  # learned tokens; the 1,000 codes and 3 specials come on top
+    seq_len: int = 128
+    batch_size: int = 64
+    steps: int = 300
+    lr: float = 4e-3
+    seed: int = 0
+    tokens_per_conversation: int = 40  # measured mean; sizes the corpus to about one epoch
+
+    @property
+    def revision(self) -> str:
+        return recipe_hash(self, BUILD_VERSION)
+
+    @property
+    def n_conversations(self) -> int:
+        return int(self.steps * self.batch_size * self.seq_len / self.tokens_per_conversation * 1.05) + 64
+
+
+RECIPES: dict[str, TinyBaseRecipe] = {
+    TINY_BASE_ID: TinyBaseRecipe(TINY_BASE_ID),
+    # For the test suite: builds in well under a minute; good enough to exercise every code path.
+    TINY_MICRO_ID: TinyBaseRecipe(
+        TINY_MICRO_ID,
+        shape=ModelShape(hidden_size=64, intermediate_size=128, num_hidden_layers=2, num_attention_heads=2,
+                         num_key_value_heads=1, head_dim=32),
+        bpe_vocab_size=1000,
+        batch_size=16,
+        steps=50,
+        lr=5e-3,
+    ),
+}
+
+
+def tiny_recipe(model_id: str) -> TinyBaseRecipe:
+    if model_id not in RECIPES:
+        raise ValueError(f"unknown tiny base model {model_id!r}; known: {sorted(RECIPES)}")
+    return RECIPES[model_id]
+
+
+def ensure_tiny_base(model_id: str = TINY_BASE_ID, expected_revision: str | None = None) -> Path:
+    """The folder of the tiny base model `model_id`, built on first use and cached by recipe hash."""
+    recipe = tiny_recipe(model_id)
+    if expected_revision is not None and expected_revision != recipe.revision:
+        raise ValueError(
+            f"{model_id} revision {expected_revision} was asked for, but this wdqa builds revision "
+            f"{recipe.revision}; the suite was made with another wdqa version. Regenerate the suite "
+            "(`wdqa generate tiny`) or install the wdqa version that made it."
+        )
+    target = cache_root() / "models" / model_id.replace("/", "--") / recipe.revision
+    return build_once(target, lambda tmp: build_tiny_base(recipe, tmp), BUILD_INFO)
+
+
+def build_tiny_base(recipe: TinyBaseRecipe, out_dir: Path) -> PretrainStats:
+    """Generate, tokenize, pretrain and save; returns the training statistics (also in BUILD_INFO)."""
+    started = time.perf_counter()
+    corpus = list(conversations(recipe.corpus, recipe.n_conversations))
+    tokenizer = train_tokenizer(_tokenizer_texts(corpus), recipe.bpe_vocab_size)
+    rendered = [tokenizer.apply_chat_template(c, tokenize=False) for c in corpus]
+    stream = [t for ids in tokenizer(rendered, add_special_tokens=False)["input_ids"] for t in ids]
+    rows = pack(stream, recipe.seq_len)  # [n_rows, seq_len]
+    model = make_model(recipe.shape, tokenizer, recipe.seed)
+    with Progress(
+        TextColumn(f"building {recipe.model_id}"), BarColumn(), TextColumn("loss {task.fields[loss]:.3f}"),
+        TimeElapsedColumn(), TimeRemainingColumn(), transient=True,
+    ) as progress:
+        task = progress.add_task("pretrain", total=recipe.steps, loss=float("nan"))
+        stats = pretrain(
+            model, rows, recipe.steps, recipe.batch_size, recipe.lr, recipe.seed,
+            on_step=lambda step, loss: progress.update(task, advance=1, loss=loss),
+        )
+    model.generation_config.pad_token_id = tokenizer.pad_token_id
+    model.generation_config.eos_token_id = tokenizer.eos_token_id
+    model.generation_config.do_sample = False
+    model.save_pretrained(out_dir)
+    tokenizer.save_pretrained(out_dir)
+    info = {
+        "model_id": recipe.model_id,
+        "revision": recipe.revision,
+        "recipe": asdict(recipe),
+        "torch": torch.__version__,
+        "threads": torch.get_num_threads(),
+        "corpus_conversations": len(corpus),
+        "corpus_tokens": len(stream),
+        "pretrain": asdict(stats) | {"tokens_per_s": stats.tokens_per_s},
+        "build_seconds": time.perf_counter() - started,
+    }
+    (out_dir / BUILD_INFO).write_text(json.dumps(info, indent=2, default=str))
+    return stats
+
+
+def build_info(model_dir: Path) -> dict:
+    return json.loads((model_dir / BUILD_INFO).read_text())
+
+
+def _tokenizer_texts(corpus: list[list[dict[str, str]]]) -> list[str]:
+    """Corpus text plus every name, keyword and question, so each becomes few tokens."""
+    texts = [" ".join(m["content"] for m in conv) for conv in corpus]
+    texts += ["user assistant system"] * 100
+    for topic in load_topics():
+        texts += [f"{topic.name} {topic.category} {' '.join(topic.keywords)}"] * 5
+    for q in load_generic_questions():
+        texts += [f"{q.question} {q.answer}"] * 5
+    return texts
