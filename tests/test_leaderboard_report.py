@@ -108,3 +108,21 @@ def test_an_unknown_judge_is_answered_with_the_runs_judge_keys(tmp_path: Path) -
     run = make_run(tmp_path, "dit", {"hidden-topic": [5]})
     result = CliRunner().invoke(_app(), ["report", str(run), "--judge", "gpt-9"])
     assert result.exit_code == 2 and "offline-test-judge@topic-v1" in result.output
+
+
+def test_a_parquet_score_table_gives_the_same_numbers_as_its_csv(tmp_path: Path, table: Path) -> None:
+    import pandas as pd
+
+    parquet = tmp_path / "graded.parquet"
+    pd.read_csv(table).to_parquet(parquet)
+    as_csv = _report("--table", str(table), "--split-col", "setup", "--format", "csv")
+    as_parquet = _report("--table", str(parquet), "--split-col", "setup", "--format", "csv")
+    assert as_parquet.replace("graded.parquet", "graded.csv") == as_csv
+
+
+def test_two_runs_scoring_the_same_case_are_refused_with_both_paths(tmp_path: Path) -> None:
+    first = make_run(tmp_path / "a", "dit", {"hidden-topic": [5, 4]})
+    second = make_run(tmp_path / "b", "dit", {"hidden-topic": [1]})
+    result = CliRunner().invoke(_app(), ["report", str(first), str(second)])
+    assert result.exit_code == 2
+    assert "hidden-topic/ht-0" in result.output and str(first) in result.output and str(second) in result.output
