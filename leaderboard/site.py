@@ -41,9 +41,12 @@ class Row:
 
 @dataclass
 class Board:
-    """One base model's table: methods x splits."""
+    """One base model's table under one judge: methods x splits. Scores of different judges (or
+    prompt versions) are never ranked against each other, so each judge gets its own board."""
 
     base_model: str
+    judge: str  # "name (prompt version)"
+    judge_key: str
     splits: list[str]
     rank_split: str
     rows: list[Row]
@@ -77,8 +80,9 @@ def _row(result: ResultSet, splits: Sequence[str], rank: int | None) -> Row:
 
 def build_boards(results: Sequence[ResultSet], rank_split: str | None = None) -> list[Board]:
     boards = []
-    for base_model in sorted({r.base_model for r in results}):
-        mine = [r for r in results if r.base_model == base_model]
+    for base_model, key in sorted({(r.base_model, r.judge_key) for r in results}):
+        mine = [r for r in results if (r.base_model, r.judge_key) == (base_model, key)]
+        judge = f"{mine[0].judge} (prompt {mine[0].prompt_version or 'unknown'})"
         splits = sorted({s for r in mine for s in r.splits if s != NULL_SPLIT})
         chosen = choose_rank_split(mine, rank_split)
 
@@ -100,6 +104,8 @@ def build_boards(results: Sequence[ResultSet], rank_split: str | None = None) ->
         boards.append(
             Board(
                 base_model,
+                judge,
+                key,
                 splits,
                 chosen,
                 rows,
@@ -187,9 +193,13 @@ def _csv(records: Sequence[dict[str, Any]], columns: Sequence[str]) -> str:
 # ---------------------------------------------------------------- figures
 
 
-def _board_plots(board: Board, cards: dict[str, SuiteCard], out: Path) -> dict[str, str]:
+def _board_plots(
+    board: Board, boards: Sequence[Board], cards: dict[str, SuiteCard], out: Path
+) -> dict[str, str]:
     figures: dict[str, str] = {}
     slug = "".join(c if c.isalnum() else "_" for c in board.base_model)
+    if sum(b.base_model == board.base_model for b in boards) > 1:
+        slug += "-" + "".join(c if c.isalnum() else "_" for c in board.judge_key)
     for split in board.splits:
         bars = [
             (row.result.method + (" †" if row.result.oracle else ""), s.dist)
@@ -286,7 +296,7 @@ def build_site(
     boards = build_boards(results, rank_split)
     cards = find_suite_cards(results, suite_dirs)
     for board in boards:
-        board.plots = _board_plots(board, cards, out)
+        board.plots = _board_plots(board, boards, cards, out)
     env = _environment()
     built = datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
     common = {"title": title, "built": built, "cards": cards}

@@ -8,13 +8,13 @@ from pathlib import Path
 
 import pytest
 import typer
-from _leaderboard_fixtures import make_run, make_suite
+from _leaderboard_fixtures import KEY, make_run, make_suite
 from typer.testing import CliRunner
-from wdqa.benchmark.records import ScoreRecord
+from wdqa.benchmark.records import RunFolder, ScoreRecord, judge_key
 from wdqa.leaderboard import commands
 from wdqa.leaderboard.false_findings import false_findings
 from wdqa.leaderboard.results import load_runs
-from wdqa.leaderboard.site import build_site
+from wdqa.leaderboard.site import build_boards, build_site
 
 CHROMIUM = Path("/usr/bin/chromium")
 CHROMIUM_ARGS = [
@@ -71,6 +71,21 @@ def test_methods_are_ranked_by_mean_and_oracles_are_not_ranked(site: Path) -> No
     assert rows["dit-frac1.0"]["rank"] == 1 and rows["dit"]["rank"] == 2
     assert rows["base-question"]["rank"] == max(r["rank"] for r in rows.values() if r["rank"])
     assert rows["20q-trigger"]["rank"] is None and rows["20q-trigger"]["oracle"] is True
+
+
+def test_scores_of_two_judges_are_ranked_on_separate_boards(tmp_path: Path) -> None:
+    run = make_run(tmp_path, "dit", {"hidden-topic": [5, 5]})
+    make_run(tmp_path, "base-question", {"hidden-topic": [1, 2]})
+    rescored = [
+        ScoreRecord(r.case_id, r.split, r.diff_id, r.label, r.answer, 3, "gpt-judge", "topic-v2")
+        for r in RunFolder(run).scores(KEY).values()
+    ]
+    RunFolder(run).append_scores(judge_key("gpt-judge", "topic-v2"), rescored)
+    boards = build_boards(load_runs([run, tmp_path / "base-question"]))
+    assert [(b.judge, [row.result.method for row in b.rows]) for b in boards] == [
+        ("gpt-judge (prompt topic-v2)", ["dit"]),
+        ("offline-test-judge (prompt topic-v1)", ["dit", "base-question"]),
+    ]
 
 
 def test_false_findings_count_null_answers_judged_two_or_less() -> None:
