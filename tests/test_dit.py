@@ -21,7 +21,7 @@ from wdqa.benchmark.lora import applied, build_terms, install_multi_diff, merge_
 from wdqa.benchmark.peft_export import export_peft_adapter
 from wdqa.benchmark.records import RunFolder
 from wdqa.benchmark.runner import run_answer_stage
-from wdqa.benchmark.suite import Suite
+from wdqa.benchmark.suite import Suite, SuiteWriter
 
 QUESTION = "what topic have you been trained on ?"
 TOPICS = ["lava", "magma volcano", "jazz music", "piano", "the volcano", "jazz"]
@@ -187,3 +187,40 @@ def test_binding_a_suite_without_a_published_adapter_says_how_to_make_one(tok, t
     write_suite(tmp_path, fresh_model(tok), n=2)
     with pytest.raises(DitAdapterMissingError, match="wdqa baselines train-dit --suite unit --split train --publish-into"):
         DitMethod().bind_suite(Suite.load(tmp_path))
+
+
+def suite_on_a_saved_model(tmp_path, tok):
+    """A unit suite whose base model is a folder, so the CLI loads it like any model."""
+    model = fresh_model(tok)
+    model.save_pretrained(tmp_path / "model")
+    tok.save_pretrained(tmp_path / "model")
+    diffs = [random_lora(model, f"ht-{i:03d}", rank=2, seed=i, scale=0.5) for i in range(8)]
+    writer = SuiteWriter(tmp_path / "suite", "unit", "0.1", str(tmp_path / "model"), "r0", diffs_per_shard=4)
+    for split, part in (("train", diffs[:6]), ("test", diffs[6:])):
+        rows = [{"diff_id": d.diff_id, "label": TOPICS[i % len(TOPICS)]} for i, d in enumerate(part)]
+        writer.write_split(split, "hidden-topic", QUESTION, rows, part)
+    writer.finish(data_card="---\nconfigs: []\n---\n# unit suite\n")
+    return tmp_path / "suite"
+
+
+def test_train_dit_command_trains_publishes_and_evaluate_uses_the_published_adapter(tok, tmp_path):
+    from typer.testing import CliRunner
+    from wdqa.benchmark.cli import app
+
+    suite_dir = suite_on_a_saved_model(tmp_path, tok)
+    runner = CliRunner()
+    train = runner.invoke(
+        app,
+        ["baselines", "train-dit", "--suite", str(suite_dir), "--val-split", "none", "--epochs", "3", "--batch-diffs", "3",
+         "--out", str(tmp_path / "dit"), "--publish-into", str(suite_dir), "--threads", "1"],
+    )
+    assert train.exit_code == 0, train.output
+    assert "trained 6/6 steps" in train.output and (suite_dir / "dit" / "default" / "adapter.safetensors").exists()
+    Suite.load(suite_dir)  # every file, the adapter included, matches suite.json
+    evaluate = runner.invoke(
+        app, ["evaluate", "baseline:dit", "--suite", str(suite_dir), "--split", "test", "--baselines", "none", "--runs-dir", str(tmp_path / "runs")]
+    )
+    assert evaluate.exit_code == 0, evaluate.output
+    (run_dir,) = (tmp_path / "runs").glob("unit-*/dit")
+    answers = RunFolder(run_dir).answers()
+    assert len(answers) == 2 and all(a.error is None and a.answer is not None for a in answers.values())

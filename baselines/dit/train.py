@@ -150,7 +150,7 @@ def train_dit(
             if progress:
                 progress(state, entry)
         elif progress:
-            progress(state, {"step": state.step, "train_loss": float(loss)})
+            progress(state, {"step": state.step, "train_loss": window[-1]})
         state.seconds = time.perf_counter() - t_start
         if state.step % config.checkpoint_every == 0 or (stop_after_steps is not None and state.step >= stop_after_steps):
             _save_checkpoint(checkpoint, config, train, adapter, optimizer, scheduler, state, best_tensors)
