@@ -51,7 +51,6 @@ class Board:
     rank_split: str
     rows: list[Row]
     oracle_rows: list[Row]
-    has_null: bool
     plots: dict[str, str] = field(default_factory=dict)  # caption -> svg path relative to site root
 
 
@@ -110,7 +109,6 @@ def build_boards(results: Sequence[ResultSet], rank_split: str | None = None) ->
                 chosen,
                 rows,
                 oracle_rows,
-                any(NULL_SPLIT in r.splits for r in mine),
             )
         )
     return boards
@@ -164,16 +162,21 @@ def table_records(boards: Sequence[Board]) -> list[dict[str, Any]]:
                         "n": s.n,
                         "failed": s.failed,
                         "invalid": s.invalid,
-                        "mean": s.mean,
-                        "ci_low": s.ci_low,
-                        "ci_high": s.ci_high,
+                        "mean": _finite(s.mean),
+                        "ci_low": _finite(s.ci_low),
+                        "ci_high": _finite(s.ci_high),
                         **{f"share_{k}": s.dist.get(k, 0.0) for k in "12345"},
-                        "false_finding_rate": ff.rate if ff else None,
+                        "false_finding_rate": _finite(ff.rate) if ff else None,
                         "false_findings": ff.findings if ff else None,
                         "null_judged": ff.n if ff else None,
                     }
                 )
     return out
+
+
+def _finite(x: float | None) -> float | None:
+    # A split with no valid score has a NaN mean; JSON has no NaN, so downloads say null.
+    return None if x is None or x != x else x
 
 
 def case_records(result: ResultSet) -> list[dict[str, Any]]:
