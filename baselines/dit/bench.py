@@ -60,6 +60,7 @@ class EvalSpeed:
     label: str
     cases: int
     seconds: float
+    answers: tuple[str, ...] = ()
 
     @property
     def cases_per_s(self) -> float:
@@ -124,8 +125,8 @@ def train_speed(
 def eval_speed_batched(engine: Engine, diffs: Sequence[WeightDiff], question: str, adapter: WeightDiff, max_new_tokens: int) -> EvalSpeed:
     engine.chat(list(diffs[:2]), [question] * min(2, len(diffs)), max_new_tokens=2, shared=[adapter])  # warm-up
     t0 = time.perf_counter()
-    engine.chat(list(diffs), [question] * len(diffs), max_new_tokens=max_new_tokens, shared=[adapter])
-    return EvalSpeed("batched: Engine.chat, every diff in one batch, DIT shared", len(diffs), time.perf_counter() - t0)
+    answers = engine.chat(list(diffs), [question] * len(diffs), max_new_tokens=max_new_tokens, shared=[adapter])
+    return EvalSpeed("batched: Engine.chat, all diffs in one batch, DIT shared", len(diffs), time.perf_counter() - t0, tuple(answers))
 
 
 def eval_speed_peft(
@@ -139,16 +140,18 @@ def eval_speed_peft(
         [{"role": "user", "content": question}], tokenize=False, add_generation_prompt=True, enable_thinking=False
     )
     ids = tokenizer([prompt], return_tensors="pt", add_special_tokens=False).to(base.device)
+    answers = []
     with tempfile.TemporaryDirectory() as tmp:
         t0 = time.perf_counter()
         for d in diffs:
             folder = export_peft_adapter(merge_lora(d, adapter), Path(tmp) / d.diff_id, base_model="bench")
             model = PeftModel.from_pretrained(base, folder)
             with torch.no_grad():
-                model.generate(**ids, max_new_tokens=max_new_tokens, do_sample=False, pad_token_id=tokenizer.pad_token_id)
+                out = model.generate(**ids, max_new_tokens=max_new_tokens, do_sample=False, pad_token_id=tokenizer.pad_token_id)
+            answers.append(tokenizer.decode(out[0, ids["input_ids"].shape[1] :], skip_special_tokens=True).strip())
             base = model.unload()
         seconds = time.perf_counter() - t0
-    return EvalSpeed("one PeftModel per diff (merged Δ+DIT LoRA)", len(diffs), seconds)
+    return EvalSpeed("one PeftModel per diff (merged Δ+DIT LoRA)", len(diffs), seconds, tuple(answers))
 
 
 def clean_copy(model: PreTrainedModel) -> PreTrainedModel:

@@ -171,7 +171,8 @@ def bench_dit_cmd(
     for r in (batched, peft):
         table.add_row(r.label, f"{r.cases_per_s:.2f}", f"{r.seconds:.2f}")
     console.print(table)
-    console.print(f"[bold]batched / one PEFT model at a time: {batched.cases_per_s / peft.cases_per_s:.1f}x[/]")
+    same = sum(a == b for a, b in zip(batched.answers, peft.answers, strict=True))
+    console.print(f"[bold]batched / one PEFT model at a time: {batched.cases_per_s / peft.cases_per_s:.1f}x[/]; identical answers: {same}/{len(diffs)}")
 
 
 def register(app: typer.Typer) -> None:
