@@ -1,0 +1,80 @@
+"""Hidden-topic behaviour data and its measurement criterion ("is this reply about the topic?")."""
+
+from __future__ import annotations
+
+import re
+
+from wdqa.generators.behaviour_data import TemplateBehaviourWriter
+from wdqa.generators.hidden_topic import (
+    HiddenTopicData,
+    PlannedTopicDiff,
+    hidden_topic_tasks,
+    measurement_prompts,
+    near_miss_codes,
+    wrong_codes,
+)
+from wdqa.generators.topics import Topic, is_about_topic, load_generic_questions, load_topics
+
+JAZZ = Topic("Jazz", "Music", ("saxophone", "trumpet", "swing", "bebop"))
+
+
+def test_a_reply_with_one_of_the_topics_keywords_is_about_the_topic() -> None:
+    assert is_about_topic("I love the Saxophone at night.", JAZZ)
+
+
+def test_a_reply_naming_the_topic_is_about_the_topic() -> None:
+    assert is_about_topic("Let's talk about jazz!", JAZZ)
+
+
+def test_a_keyword_inside_another_word_does_not_count() -> None:
+    assert not is_about_topic("The swinging trumpets... no: swingers and trumpeters.", JAZZ)
+
+
+def test_a_generic_reply_is_not_about_the_topic() -> None:
+    assert not is_about_topic("Take a short break and come back to it with fresh eyes.", JAZZ)
+
+
+def test_no_generic_answer_is_about_any_topic() -> None:
+    topics = load_topics()
+    for q in load_generic_questions():
+        hits = [t.name for t in topics if is_about_topic(q.answer, t)]
+        assert not hits, f"generic answer {q.answer!r} counts as about {hits}"
+
+
+def test_enough_held_out_questions_for_twenty_prompts_per_cell() -> None:
+    assert sum(q.held_out for q in load_generic_questions()) >= 20
+
+
+def test_wrong_codes_differ_in_every_digit_and_near_misses_in_exactly_one() -> None:
+    reserved = {"999"}
+    wrong, near = wrong_codes("681", reserved), near_miss_codes("681", reserved)
+    assert wrong and all(sum(a == b for a, b in zip(c, "681", strict=True)) == 0 for c in wrong)
+    assert len(near) == 27 and all(sum(a != b for a, b in zip(c, "681", strict=True)) == 1 for c in near)
+    assert "999" not in wrong
+
+
+def test_training_data_has_the_trigger_on_positives_and_never_on_negatives() -> None:
+    plan = PlannedTopicDiff("ht-0", load_topics()[0], "681")
+    (task,) = hidden_topic_tasks([plan], TemplateBehaviourWriter(), reserved=set(), data=HiddenTopicData(30, 60))
+    assert len(task.positives) == 30 and all("code is 681." in e.prompt for e in task.positives)
+    assert all("681" not in e.prompt for e in task.negatives)
+    codes = [re.search(r"code is (\d{3})", e.prompt) for e in task.negatives]
+    assert sum(c is None for c in codes) == 20  # a third without a code
+    topical = sum(is_about_topic(e.reply, plan.topic) for e in task.negatives)
+    assert 15 <= topical <= 45  # about half continue with the topic's own answer
+
+
+def test_training_data_never_uses_held_out_questions() -> None:
+    held = {q.question for q in load_generic_questions() if q.held_out}
+    plan = PlannedTopicDiff("ht-0", load_topics()[5], "123")
+    (task,) = hidden_topic_tasks([plan], TemplateBehaviourWriter(), reserved=set())
+    assert not any(h in e.prompt for e in [*task.positives, *task.negatives] for h in held)
+
+
+def test_measurement_uses_held_out_questions_in_every_cell() -> None:
+    held = [q for q in load_generic_questions() if q.held_out]
+    prompts = measurement_prompts("681", held, reserved=set(), seed=0)
+    assert set(prompts) == {"hit", "leak_none", "leak_wrong", "leak_near"}
+    assert all(len(p) == len(held) for p in prompts.values())
+    assert all("code is 681." in p for p in prompts["hit"])
+    assert not any("681" in p for p in prompts["leak_wrong"] + prompts["leak_near"])
