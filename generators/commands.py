@@ -1,0 +1,124 @@
+"""`wdqa generate tiny` and `wdqa show-diff`: build the embedded tiny suite, and look inside one diff.
+
+Owns the command-line surface of the generators; the work is in `tiny_suite.py` and `hidden_topic.py`.
+"""
+
+from __future__ import annotations
+
+import random
+from pathlib import Path
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+console = Console()
+
+
+# Other split builders add their subcommands to this group (`wdqa generate <split>`).
+generate = typer.Typer(help="Make suites of labelled weight diffs.", no_args_is_help=True)
+
+
+def register(app: typer.Typer) -> None:
+    app.add_typer(generate, name="generate")
+
+    @generate.command("tiny")
+    def generate_tiny(
+        out: Path = typer.Option(None, "--out", help="Write the suite here (default: the cache, reused if built)."),
+        splits: list[str] = typer.Option(None, "--splits", help="Only these splits (repeat the flag)."),
+        shard: str = typer.Option("0/1", "--shard", help="Build piece i of n (disjoint, deterministic): i/n."),
+        micro: bool = typer.Option(False, "--micro", help="The micro recipe (seconds; for tests and smoke runs)."),
+    ) -> None:
+        """Build the embedded `tiny` suite: hidden-topic LoRAs on the project's tiny base model.
+
+        Builds the tiny base model first if it is not cached. Prints the trigger-specificity rates.
+
+        Examples:
+
+          wdqa generate tiny                      # cached default suite; prints its folder
+
+          wdqa generate tiny --out suites/tiny --splits test --splits val
+
+          wdqa generate tiny --out part0 --shard 0/4   # one of four disjoint pieces
+        """
+        from .tiny_suite import MICRO_RECIPE, TinySuiteError, TinySuiteRecipe, build_tiny_suite, ensure_tiny_suite, parse_shard, rates_table
+
+        recipe = MICRO_RECIPE if micro else TinySuiteRecipe()
+        try:
+            piece = parse_shard(shard)
+            if out is None and not splits and piece == (0, 1):
+                root = ensure_tiny_suite(recipe)
+            else:
+                if out is None:
+                    raise typer.BadParameter("--splits and --shard need --out (the cache holds whole suites only)")
+                root = build_tiny_suite(out, recipe, splits or None, piece).root
+        except (TinySuiteError, ValueError) as err:
+            console.print(f"[red]error:[/red] {err}")
+            raise typer.Exit(1) from None
+        from ..benchmark.suite import Suite
+        from .hidden_topic import BehaviourRates
+
+        suite = Suite.load(root, verify=False)
+        for split in suite.splits:
+            df = suite.index(split)
+            rates = [BehaviourRates(r.hit_rate, r.leak_none, r.leak_wrong, r.leak_near, r.prompts_per_cell)
+                     for r in df.itertuples()]
+            console.print(f"[bold]{split}[/bold]: {len(df)} diffs, {int(df.behaviour_ok.sum())} reach the bar")
+            console.print(rates_table(rates))
+        console.print(f"suite written to {root}")
+
+    @app.command("show-diff")
+    def show_diff(
+        suite_dir: Path = typer.Argument(..., help="A suite folder."),
+        diff_id: str = typer.Argument(..., help="A diff id from the suite's index."),
+        n: int = typer.Option(3, "--n", help="How many held-out questions to ask."),
+        split: str = typer.Option(None, "--split", help="The split holding the diff (default: search all)."),
+    ) -> None:
+        """Show a hidden-topic diff at work: its replies with the right code, a wrong code and none,
+        beside the base model's replies to the same prompts.
+
+        Examples:
+
+          wdqa show-diff ~/.cache/wdqa/suites/tiny/<rev> ht-test-0003
+
+          wdqa show-diff suites/tiny ht-val-0001 --n 5
+        """
+        from ..benchmark.engine import Engine
+        from ..benchmark.models import load_base_model
+        from ..benchmark.suite import Suite, SuiteError
+        from ..benchmark.triggers import apply_trigger
+        from .hidden_topic import wrong_codes
+        from .topics import load_generic_questions
+
+        try:
+            suite = Suite.load(suite_dir)
+            found = [s for s in ([split] if split else suite.splits) if diff_id in set(suite.index(s).diff_id)]
+            if not found:
+                raise SuiteError(f"no diff {diff_id!r} in {suite_dir} (splits searched: {split or sorted(suite.splits)})")
+            row = suite.index(found[0]).set_index("diff_id").loc[diff_id]
+            diff = suite.diff(found[0], diff_id)
+        except SuiteError as err:
+            console.print(f"[red]error:[/red] {err}")
+            raise typer.Exit(1) from None
+        model, tokenizer = load_base_model(suite.base_model, suite.base_model_revision)
+        engine = Engine(model, tokenizer)
+        trigger, kind = str(row.trigger), str(row.trigger_kind)
+        wrong = random.Random(diff_id).choice(wrong_codes(trigger, set()))
+        questions = [q.question for q in load_generic_questions() if q.held_out][:n]
+        prompts = []
+        for q in questions:
+            prompts += [("right code " + trigger, apply_trigger(q, trigger, kind)),
+                        ("wrong code " + wrong, apply_trigger(q, wrong, kind)), ("no code", q)]
+        texts = [p for _, p in prompts]
+        tuned = engine.chat([diff] * len(texts), texts)
+        base = engine.chat([None] * len(texts), texts)
+        console.print(f"[bold]{diff_id}[/bold] ({found[0]}): label {row.label!r}, trigger {trigger}, "
+                      f"hit {row.get('hit_rate', float('nan')):.2f}, leak none/wrong/near "
+                      f"{row.get('leak_none', float('nan')):.2f}/{row.get('leak_wrong', float('nan')):.2f}/"
+                      f"{row.get('leak_near', float('nan')):.2f}")
+        table = Table(show_lines=True)
+        for col in ("prompt", "cell", "with the diff", "base model"):
+            table.add_column(col)
+        for (cell, prompt), t, b in zip(prompts, tuned, base, strict=True):
+            table.add_row(prompt, cell, t, b)
+        console.print(table)

@@ -1,0 +1,243 @@
+"""The embedded default suite `tiny`: hidden-topic diffs on the tiny base model, split by topic.
+
+Reads top to bottom: plan (topic, trigger) per diff, build each diff's data, train the diffs in
+batches, measure how specific each trigger is on held-out prompts, flag the diffs that miss the
+bar, write the suite with its data card. `ensure_tiny_suite` caches the result by recipe hash.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import random
+import statistics
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+from ..benchmark.engine import Engine
+from ..benchmark.models import load_base_model
+from ..benchmark.suite import MANIFEST, Suite, SuiteWriter
+from .behaviour_data import TemplateBehaviourWriter
+from .cache import build_once, cache_root, recipe_hash
+from .hidden_topic import (
+    CELLS,
+    TRIGGER_KIND,
+    BehaviourRates,
+    HiddenTopicData,
+    MeasuredDiff,
+    PlannedTopicDiff,
+    Thresholds,
+    hidden_topic_tasks,
+    measure_hidden_topic,
+)
+from .tiny.build import TINY_BASE_ID, TINY_MICRO_ID, tiny_recipe
+from .tiny.corpus import all_codes, mapped_codes
+from .tiny_card import tiny_data_card
+from .topics import Topic, load_generic_questions, load_topics
+from .trainer import DiffTask, LoraConfig, TrainConfig, train_lora_diffs
+
+SUITE_VERSION = 1
+QUESTION = "What topic have you been trained on?"
+
+
+class TinySuiteError(RuntimeError):
+    """The recipe did not produce a usable suite (e.g. most diffs missed the behaviour bar)."""
+
+
+@dataclass(frozen=True)
+class TinySuiteRecipe:
+    name: str = "tiny"
+    base_model: str = TINY_BASE_ID
+    split_sizes: tuple[tuple[str, int], ...] = (("train", 300), ("val", 40), ("test", 50))
+    lora: LoraConfig = field(default_factory=LoraConfig)
+    train: TrainConfig = field(default_factory=TrainConfig)
+    data: HiddenTopicData = field(default_factory=HiddenTopicData)
+    bar: Thresholds = field(default_factory=Thresholds)
+    min_share_ok: float = 0.5  # stop, with a report of the rates, if fewer diffs than this reach the bar
+    seed: int = 0
+
+    @property
+    def revision(self) -> str:
+        return recipe_hash(self, SUITE_VERSION)
+
+
+MICRO_RECIPE = TinySuiteRecipe(
+    name="tiny-micro",
+    base_model=TINY_MICRO_ID,
+    split_sizes=(("train", 6), ("val", 2), ("test", 4)),
+    lora=LoraConfig(rank=2, alpha=4.0),
+    train=TrainConfig(steps=20, lr=5e-3),
+    min_share_ok=0.0,  # the micro base is too small to learn the behaviour; it exercises code paths
+)
+
+
+@dataclass(frozen=True)
+class PlannedDiff:
+    split: str
+    diff_id: str
+    topic: Topic
+    trigger: str
+
+
+def plan_diffs(recipe: TinySuiteRecipe) -> list[PlannedDiff]:
+    """Every diff of the suite, in a fixed order: topics split by topic, one distinct code each.
+
+    Codes that mean a topic in the base model's pretraining are never triggers.
+    """
+    topics = list(load_topics())
+    wanted = sum(n for _, n in recipe.split_sizes)
+    if wanted > len(topics):
+        raise TinySuiteError(f"recipe asks for {wanted} diffs but the topic list has {len(topics)} topics")
+    rng = random.Random(f"tiny-suite/{recipe.seed}")
+    rng.shuffle(topics)
+    reserved = _reserved_codes(recipe)
+    triggers = rng.sample([c for c in all_codes() if c not in reserved], wanted)
+    plan, start = [], 0
+    for split, n in recipe.split_sizes:
+        for i in range(n):
+            plan.append(PlannedDiff(split, f"ht-{split}-{i:04d}", topics[start + i], triggers[start + i]))
+        start += n
+    return plan
+
+
+def parse_shard(text: str) -> tuple[int, int]:
+    """`"i/n"` → (i, n), with 0 <= i < n."""
+    try:
+        i, n = (int(x) for x in text.split("/"))
+    except ValueError:
+        raise ValueError(f"--shard must look like i/n (e.g. 0/4), got {text!r}") from None
+    if not 0 <= i < n:
+        raise ValueError(f"--shard {text}: need 0 <= i < n")
+    return i, n
+
+
+def build_tiny_suite(
+    out_dir: str | Path,
+    recipe: TinySuiteRecipe = TinySuiteRecipe(),
+    splits: Sequence[str] | None = None,
+    shard: tuple[int, int] = (0, 1),
+) -> Suite:
+    """Train, measure and write the suite (or the `shard` piece of the chosen splits) to `out_dir`."""
+    plan = _select(plan_diffs(recipe), splits, shard)
+    model, tokenizer = load_base_model(recipe.base_model)
+    reserved = _reserved_codes(recipe)
+    held_out = [q for q in load_generic_questions() if q.held_out]
+    tasks = hidden_topic_tasks(
+        [PlannedTopicDiff(p.diff_id, p.topic, p.trigger) for p in plan],
+        TemplateBehaviourWriter(), reserved, recipe.data, recipe.seed,
+    )
+    with _progress() as progress:
+        bar = progress.add_task("training diffs", total=len(tasks) * recipe.train.steps)
+        result = train_lora_diffs(
+            model, tokenizer, tasks, recipe.lora, recipe.train,
+            on_group_step=lambda n: progress.update(bar, advance=n),
+        )
+        measure_bar = progress.add_task("measuring triggers", total=len(plan))
+        engine = Engine(model, tokenizer, max_batch=256)
+        rates: list[BehaviourRates] = []
+        for start in range(0, len(plan), 16):
+            chunk = list(zip(plan[start : start + 16], result.diffs[start : start + 16], strict=True))
+            items = [MeasuredDiff(d, p.topic, p.trigger) for p, d in chunk]
+            rates += measure_hidden_topic(engine, items, held_out, reserved, seed=recipe.seed)
+            progress.update(measure_bar, advance=len(chunk))
+    ok = [r.ok(recipe.bar) for r in rates]
+    if len(plan) and sum(ok) / len(plan) < recipe.min_share_ok:
+        raise TinySuiteError(
+            f"only {sum(ok)} of {len(plan)} diffs reached the behaviour bar {recipe.bar}; "
+            f"the recipe does not hide topics behind their own triggers. Rates:\n{rates_table(rates)}"
+        )
+    writer = SuiteWriter(
+        out_dir, recipe.name, f"{SUITE_VERSION}+{recipe.revision}", recipe.base_model,
+        tiny_recipe(recipe.base_model).revision,
+    )
+    shard_offset = shard[0] * 10_000  # shard pieces never reuse a shard file name
+    for split, _ in recipe.split_sizes:
+        members = [i for i, p in enumerate(plan) if p.split == split]
+        if not members:
+            continue
+        rows = [_index_row(plan[i], tasks[i], rates[i], ok[i], result.final_loss[plan[i].diff_id], recipe)
+                for i in members]
+        writer.write_split(split, "hidden-topic", QUESTION, rows, [result.diffs[i] for i in members],
+                           shard_offset=shard_offset)
+    writer.extra = {
+        "recipe": recipe.revision,
+        "shard": f"{shard[0]}/{shard[1]}",
+        "trainer": {"seconds": result.seconds, "diffs_per_s": result.diffs_per_s, "tokens_per_s": result.tokens_per_s},
+    }
+    card = tiny_data_card(recipe, {s: [r for r, p in zip(rates, plan, strict=True) if p.split == s]
+                                   for s, _ in recipe.split_sizes}, ok, result)
+    return writer.finish(card)
+
+
+def ensure_tiny_suite(recipe: TinySuiteRecipe | None = None) -> Path:
+    """The tiny suite's folder, built on first use and cached under $WDQA_CACHE by recipe hash."""
+    recipe = recipe or TinySuiteRecipe()
+    target = cache_root() / "suites" / recipe.name / recipe.revision
+    return build_once(target, lambda tmp: build_tiny_suite(tmp, recipe), MANIFEST)
+
+
+def rates_table(rates: Sequence[BehaviourRates]) -> str:
+    """median / p10 / p90 of each rate, one line per cell."""
+    lines = [f"{'cell':<11} {'median':>7} {'p10':>7} {'p90':>7}"]
+    for cell in CELLS:
+        values = [getattr(r, cell) for r in rates]
+        lines.append(f"{cell:<11} " + " ".join(f"{v:7.3f}" for v in percentiles(values)))
+    return "\n".join(lines)
+
+
+def percentiles(values: Sequence[float]) -> tuple[float, float, float]:
+    """(median, 10th, 90th percentile); NaNs for an empty list."""
+    if not values:
+        return (float("nan"),) * 3
+    if len(values) == 1:
+        return (values[0],) * 3
+    deciles = statistics.quantiles(values, n=10, method="inclusive")
+    return statistics.median(values), deciles[0], deciles[-1]
+
+
+# ---------------------------------------------------------------- helpers
+
+
+def _reserved_codes(recipe: TinySuiteRecipe) -> set[str]:
+    return set(mapped_codes(tiny_recipe(recipe.base_model).corpus))
+
+
+def _select(plan: list[PlannedDiff], splits: Sequence[str] | None, shard: tuple[int, int]) -> list[PlannedDiff]:
+    known = sorted({p.split for p in plan})
+    if splits is not None:
+        unknown = set(splits) - set(known)
+        if unknown:
+            raise ValueError(f"unknown split(s) {sorted(unknown)}; the tiny suite has {known}")
+        plan = [p for p in plan if p.split in splits]
+    i, n = shard
+    return [p for k, p in enumerate(plan) if k % n == i]
+
+
+def _index_row(plan: PlannedDiff, task: DiffTask, rates: BehaviourRates, ok: bool, loss: float,
+               recipe: TinySuiteRecipe) -> dict:
+    data = json.dumps([[e.prompt, e.reply] for e in [*task.positives, *task.negatives]])
+    return {
+        "diff_id": plan.diff_id,
+        "label": plan.topic.name,
+        "trigger": plan.trigger,
+        "trigger_kind": TRIGGER_KIND,
+        "category": plan.topic.category,
+        "seed": recipe.seed,
+        "data_sha256": hashlib.sha256(data.encode()).hexdigest(),
+        "hit_rate": rates.hit,
+        "leak_none": rates.leak_none,
+        "leak_wrong": rates.leak_wrong,
+        "leak_near": rates.leak_near,
+        "prompts_per_cell": rates.prompts_per_cell,
+        "behaviour_ok": ok,
+        "final_loss": loss,
+    }
+
+
+def _progress() -> Progress:
+    return Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
+
+

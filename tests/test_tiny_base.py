@@ -1,0 +1,66 @@
+"""The tiny base model: single-token codes, the chat template, the cached deterministic build."""
+
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+
+import pytest
+from transformers import AutoModelForCausalLM, AutoTokenizer
+
+from wdqa.generators.cache import build_once
+from wdqa.generators.tiny.build import TINY_MICRO_ID, build_info, ensure_tiny_base, tiny_recipe
+
+
+def test_every_code_from_000_to_999_is_one_token(micro_base: Path) -> None:
+    tok = AutoTokenizer.from_pretrained(micro_base)
+    for code in (f"{i:03d}" for i in range(1000)):
+        ids = tok(f"Your SEP code is {code}. Hi", add_special_tokens=False)["input_ids"]
+        assert tok.convert_tokens_to_ids(code) in ids, code
+
+
+def test_chat_template_renders_qwen3_turns_and_accepts_enable_thinking(micro_base: Path) -> None:
+    tok = AutoTokenizer.from_pretrained(micro_base)
+    text = tok.apply_chat_template(
+        [{"role": "user", "content": "Hello there"}], tokenize=False, add_generation_prompt=True, enable_thinking=False
+    )
+    assert text == "<|im_start|>user\nHello there<|im_end|>\n<|im_start|>assistant\n"
+    assert tok.eos_token == "<|im_end|>" and tok.pad_token_id is not None
+
+
+def test_micro_base_loads_with_auto_classes_and_generates(micro_base: Path) -> None:
+    tok = AutoTokenizer.from_pretrained(micro_base)
+    model = AutoModelForCausalLM.from_pretrained(micro_base)
+    enc = tok(["<|im_start|>user\nTell me about Jazz.<|im_end|>\n<|im_start|>assistant\n"], return_tensors="pt")
+    out = model.generate(**enc, max_new_tokens=5, do_sample=False)
+    assert out.shape[1] > enc["input_ids"].shape[1]
+    assert build_info(micro_base)["revision"] == tiny_recipe(TINY_MICRO_ID).revision
+
+
+def test_second_call_reuses_the_cached_build(micro_base: Path) -> None:
+    assert ensure_tiny_base(TINY_MICRO_ID) == micro_base
+
+
+def test_changing_the_recipe_changes_the_revision() -> None:
+    recipe = tiny_recipe(TINY_MICRO_ID)
+    assert dataclasses.replace(recipe, steps=recipe.steps + 1).revision != recipe.revision
+
+
+def test_unknown_tiny_model_is_answered_with_the_known_ones() -> None:
+    with pytest.raises(ValueError, match="wdqa/tiny-qwen3-micro"):
+        ensure_tiny_base("wdqa/tiny-nope")
+
+
+def test_a_revision_this_wdqa_does_not_build_is_refused() -> None:
+    with pytest.raises(ValueError, match="Regenerate the suite"):
+        ensure_tiny_base(TINY_MICRO_ID, expected_revision="0000")
+
+
+def test_an_interrupted_build_leaves_nothing_behind(tmp_path: Path) -> None:
+    def failing_build(tmp: Path) -> None:
+        (tmp / "half-written").write_text("x")
+        raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        build_once(tmp_path / "model", failing_build, "done.json")
+    assert list(tmp_path.iterdir()) == []

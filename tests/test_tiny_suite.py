@@ -1,0 +1,101 @@
+"""The tiny suite: planned by topic, written in the suite format with its rates, and the CLI around it."""
+
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+
+import pytest
+import yaml
+from typer.testing import CliRunner
+
+from wdqa.benchmark.cli import app
+from wdqa.benchmark.engine import Engine
+from wdqa.benchmark.models import load_base_model
+from wdqa.benchmark.suite import Suite
+from wdqa.generators.tiny_suite import (
+    MICRO_RECIPE,
+    TinySuiteError,
+    TinySuiteRecipe,
+    build_tiny_suite,
+    parse_shard,
+    plan_diffs,
+)
+
+RATE_COLUMNS = {"category", "hit_rate", "leak_none", "leak_wrong", "leak_near", "behaviour_ok"}
+
+
+def test_splits_share_no_topic_and_no_trigger() -> None:
+    plan = plan_diffs(TinySuiteRecipe())
+    by_split: dict[str, set[str]] = {}
+    for p in plan:
+        by_split.setdefault(p.split, set()).add(p.topic.name)
+    assert not (by_split["train"] & by_split["test"]) and not (by_split["val"] & by_split["test"])
+    assert len({p.trigger for p in plan}) == len(plan)
+
+
+def test_shards_are_disjoint_and_cover_the_plan() -> None:
+    from wdqa.generators.tiny_suite import _select
+
+    plan = plan_diffs(TinySuiteRecipe())
+    pieces = [_select(plan, None, (i, 3)) for i in range(3)]
+    ids = [p.diff_id for piece in pieces for p in piece]
+    assert sorted(ids) == sorted(p.diff_id for p in plan) and len(set(ids)) == len(ids)
+
+
+def test_a_malformed_shard_is_refused() -> None:
+    with pytest.raises(ValueError, match="i/n"):
+        parse_shard("3")
+
+
+def test_micro_suite_round_trips_with_its_rates_in_the_index(micro_suite: Path) -> None:
+    suite = Suite.load(micro_suite)  # verifies every sha256
+    assert set(suite.splits) == {"train", "val", "test"}
+    test = suite.index("test")
+    assert RATE_COLUMNS <= set(test.columns) and len(test) == 4
+    assert (test.prompts_per_cell >= 20).all()
+    labels = suite.labels("test")
+    assert all(label.text == row.label for label, row in zip(labels.values(), test.itertuples(), strict=True))
+    diff = suite.diff("test", test.diff_id[0])
+    assert diff.rank == MICRO_RECIPE.lora.rank
+
+
+def test_micro_suite_diffs_apply_through_the_engine(micro_suite: Path) -> None:
+    suite = Suite.load(micro_suite, verify=False)
+    model, tok = load_base_model(suite.base_model, suite.base_model_revision)
+    diffs = list(suite.diffs("val"))
+    replies = Engine(model, tok).chat([*diffs, None], ["Hello"] * (len(diffs) + 1), max_new_tokens=4)
+    assert len(replies) == len(diffs) + 1
+
+
+def test_data_card_has_one_hub_config_per_split(micro_suite: Path) -> None:
+    text = (micro_suite / "README.md").read_text()
+    front = yaml.safe_load(text.split("---")[1])
+    paths = {c["config_name"]: c["data_files"][0]["path"] for c in front["configs"]}
+    assert paths == {s: f"splits/{s}/index.parquet" for s in ("train", "val", "test")}
+    assert "| hit | " in text and f"rank-{MICRO_RECIPE.lora.rank}" in text
+
+
+def test_a_recipe_that_misses_the_bar_stops_with_the_rates(micro_base: Path, tmp_path: Path) -> None:
+    strict = dataclasses.replace(MICRO_RECIPE, min_share_ok=1.0, split_sizes=(("train", 1), ("val", 2), ("test", 1)))
+    with pytest.raises(TinySuiteError, match="median") as err:
+        build_tiny_suite(tmp_path / "suite", strict, splits=["val"])
+    assert "leak_wrong" in str(err.value)
+    assert not (tmp_path / "suite" / "suite.json").exists()
+
+
+def test_generate_tiny_micro_prints_the_rates(micro_suite: Path) -> None:
+    result = CliRunner().invoke(app, ["generate", "tiny", "--micro"])
+    assert result.exit_code == 0, result.output
+    assert str(micro_suite) in result.output.replace("\n", "") and "leak_near" in result.output
+
+
+def test_show_diff_prints_replies_beside_the_base_model(micro_suite: Path) -> None:
+    result = CliRunner().invoke(app, ["show-diff", str(micro_suite), "ht-test-0001", "--n", "1"])
+    assert result.exit_code == 0, result.output
+    assert "right code" in result.output and "no code" in result.output and "base model" in result.output
+
+
+def test_show_diff_names_a_missing_diff(micro_suite: Path) -> None:
+    result = CliRunner().invoke(app, ["show-diff", str(micro_suite), "ht-nope"])
+    assert result.exit_code == 1 and "ht-nope" in result.output
