@@ -1,0 +1,167 @@
+"""Adding the extra splits (ood-trigger, rank, full-finetune, news, trigger-inversion, null) to a suite.
+
+Reads top to bottom: load the base, give each split its own disjoint slice of topics or headlines,
+build, write, summarise the measured rates for the data card. The suite's own hidden-topic splits
+are built elsewhere (`tiny_suite.py`); topics they use are excluded here so no topic is in two splits.
+"""
+
+from __future__ import annotations
+
+import random
+import statistics
+from collections.abc import Sequence
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+
+import jinja2
+import pandas as pd
+
+from ...benchmark.models import load_base_model
+from ...benchmark.suite import SuiteWriter
+from ...benchmark.types import WeightDiff
+from ..behaviour_data import BehaviourWriter, TemplateBehaviourWriter
+from ..topics import load_topics
+from ..trainer import LoraConfig, TrainConfig
+from . import SPLIT_BUILDERS
+from .common import SplitBuild, SplitContext
+from .news import load_headlines
+from .rank import RANKS
+
+CARD_TEMPLATE = Path(__file__).resolve().parents[2] / "data_cards" / "extra_splits.md.jinja"
+# The columns summarised in the data card, per split.
+MEASURES = {
+    "ood-trigger": ("hit_rate", "leak_none", "leak_other", "leak_unseen"),
+    "rank": ("hit_rate", "leak_none", "leak_wrong", "leak_near"),
+    "full-finetune": ("hit_rate", "leak_none", "leak_wrong", "leak_near"),
+    "trigger-inversion": ("hit_rate", "leak_none", "leak_wrong", "leak_near"),
+    "news": ("news_rate", "base_news_rate"),
+    "null": ("topic_rate", "base_topic_rate", "changed_share"),
+}
+
+
+@dataclass(frozen=True)
+class ExtraSplitsRecipe:
+    """Sizes per split (small for the tiny suite) and the shared training settings."""
+
+    sizes: tuple[tuple[str, int], ...] = (
+        ("ood-trigger", 24), ("rank", 24), ("full-finetune", 16), ("news", 24), ("trigger-inversion", 16), ("null", 16),
+    )
+    lora: LoraConfig = field(default_factory=LoraConfig)
+    train: TrainConfig = field(default_factory=TrainConfig)
+    seed: int = 0
+
+
+@dataclass(frozen=True)
+class SplitSummary:
+    name: str
+    n: int
+    n_ok: int
+    measures: dict[str, tuple[float, float, float]]  # column -> (median, p10, p90)
+
+
+def build_extra_splits(
+    writer: SuiteWriter,
+    recipe: ExtraSplitsRecipe = ExtraSplitsRecipe(),
+    exclude_topics: Sequence[str] = (),
+    reserved_codes: Sequence[str] = (),
+    reference_diffs: Sequence[WeightDiff] = (),
+    behaviour_writer: BehaviourWriter | None = None,
+    splits: Sequence[str] | None = None,
+) -> list[SplitSummary]:
+    """Build the chosen extra splits (default: all in the recipe) into `writer`; returns their summaries.
+
+    `reference_diffs` are hidden-topic diffs whose norms the null split's random diffs match.
+    """
+    wanted = [(n, k) for n, k in recipe.sizes if splits is None or n in splits]
+    unknown = [n for n, _ in wanted if n not in SPLIT_BUILDERS] + [s for s in splits or () if s not in dict(recipe.sizes)]
+    if unknown:
+        raise ValueError(f"unknown split(s) {unknown}; known: {', '.join(SPLIT_BUILDERS)}")
+    topics = [t for t in load_topics() if t.name not in set(exclude_topics)]
+    headlines = list(load_headlines())
+    # The data files are ordered by category: shuffle so that every split spans categories.
+    rng = random.Random(f"extra-splits/{recipe.seed}")
+    rng.shuffle(topics)
+    rng.shuffle(headlines)
+    need_topics = sum(k for n, k in wanted if SPLIT_BUILDERS[n].subjects == "topics")
+    if need_topics > len(topics):
+        raise ValueError(f"the extra splits need {need_topics} topics but only {len(topics)} are unused by the suite")
+    model, tokenizer = load_base_model(writer.base_model, writer.base_model_revision)
+    ctx = SplitContext(model, tokenizer, behaviour_writer or TemplateBehaviourWriter(), recipe.lora, recipe.train,
+                       frozenset(reserved_codes))
+    summaries, topic_at, headline_at = [], 0, 0
+    for name, size in wanted:
+        split = SPLIT_BUILDERS[name]
+        if split.subjects == "topics":
+            build = split.build(ctx, topics[topic_at : topic_at + size], size, recipe.seed)
+            topic_at += size
+        elif split.subjects == "headlines":
+            build = split.build(ctx, headlines[headline_at : headline_at + size], size, recipe.seed)
+            headline_at += size
+        else:
+            build = split.build(ctx, (), size, recipe.seed, reference=reference_diffs)  # type: ignore[call-arg]
+        writer.write_split(name, split.behaviour, split.question, build.rows, build.diffs)
+        summaries.append(summarise(name, build))
+    return summaries
+
+
+def summarise(name: str, build: SplitBuild) -> SplitSummary:
+    df = pd.DataFrame(build.rows)
+    measures = {}
+    for col in MEASURES.get(name, ()):
+        values = sorted(float(v) for v in df[col])
+        deciles = statistics.quantiles(values, n=10, method="inclusive") if len(values) > 1 else values * 9
+        measures[col] = (statistics.median(values), deciles[0], deciles[-1])
+    return SplitSummary(name, len(df), int(df["behaviour_ok"].sum()), measures)
+
+
+def extra_splits_card(summaries: Sequence[SplitSummary]) -> str:
+    """The data card's section for the extra splits (markdown), from the measured summaries."""
+    template = jinja2.Template(CARD_TEMPLATE.read_text(), undefined=jinja2.StrictUndefined)
+    return template.render(splits=[
+        {
+            "name": s.name, "n": s.n, "n_ok": s.n_ok, "behaviour": SPLIT_BUILDERS[s.name].behaviour,
+            "question": SPLIT_BUILDERS[s.name].question, "description": SPLIT_BUILDERS[s.name].description[0].upper() + SPLIT_BUILDERS[s.name].description[1:],
+            "prompts": 24, "ranks": ", ".join(map(str, RANKS)),
+            "measures": [{"name": k, "median": v[0], "p10": v[1], "p90": v[2]} for k, v in s.measures.items()],
+        }
+        for s in summaries
+    ])
+
+
+def build_tiny_extra_splits(suite_dir: str | Path, recipe: ExtraSplitsRecipe = ExtraSplitsRecipe(), splits: Sequence[str] | None = None) -> list[SplitSummary]:
+    """Add the extra splits to a finished tiny suite folder in place: topics and codes of its
+    hidden-topic splits are left out, its test diffs set the null split's norms, the card gains a section."""
+    from ...benchmark.suite import Suite
+    from ..tiny.build import tiny_recipe
+    from ..tiny.corpus import mapped_codes
+
+    suite = Suite.load(suite_dir)
+    used_topics, used_codes, reference = set(), set(), []
+    for name, info in suite.splits.items():
+        if info.behaviour == "hidden-topic":
+            index = suite.index(name)
+            used_topics |= set(index["label"])
+            used_codes |= {c for c in index["trigger"] if isinstance(c, str)}
+    if "test" in suite.splits:
+        reference = list(suite.diffs("test"))
+    writer = SuiteWriter(suite.root, suite.name, suite.version, suite.base_model, suite.base_model_revision)
+    writer.splits = dict(suite.splits)
+    writer.extra = dict(suite.extra)
+    reserved = set(mapped_codes(tiny_recipe(suite.base_model).corpus)) | used_codes
+    summaries = build_extra_splits(writer, recipe, sorted(used_topics), sorted(reserved), reference, splits=splits)
+    writer.extra["extra_splits"] = {s.name: {"n": s.n, "n_ok": s.n_ok} for s in summaries}
+    card_path = suite.root / "README.md"
+    card = card_path.read_text() if card_path.exists() else ""
+    card = card.split("\n## Extra splits\n")[0].rstrip() + "\n\n" + extra_splits_card(summaries)
+    configs = "".join(f"  - config_name: {s.name}\n    data_files:\n      - split: {s.name}\n        path: splits/{s.name}/index.parquet\n"
+                      for s in summaries if f"config_name: {s.name}\n" not in card)
+    card = card.replace("\nconfigs:\n", "\nconfigs:\n" + configs, 1)  # the Hub lists every split as a config
+    writer.finish(card)
+    return summaries
+
+
+def micro_recipe() -> ExtraSplitsRecipe:
+    """A few diffs per split on the micro base: exercises every path in seconds, measures nothing real."""
+    return replace(ExtraSplitsRecipe(), sizes=(("ood-trigger", 4), ("rank", 2), ("full-finetune", 2), ("news", 2),
+                                                ("trigger-inversion", 2), ("null", 4)),
+                   lora=LoraConfig(rank=2, alpha=4.0), train=TrainConfig(steps=5, lr=5e-3))

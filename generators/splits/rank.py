@@ -1,0 +1,41 @@
+"""`rank`: the hidden-topic behaviour trained at LoRA ranks 2, 4, 8, 16, 32, 64 (128 where asked),
+an equal share of diffs per rank; scale alpha/rank is kept at 2 so every rank starts equally strong.
+
+Owns the rank schedule only; data, training and measurement are the hidden-topic recipe's.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import replace
+
+from ..topics import Topic
+from ..trainer import train_lora_diffs
+from .common import SplitBuild, SplitContext, SplitDef
+from .topic_diffs import measure, plan_topic_diffs, topic_rows, topic_tasks
+
+QUESTION = "What topic have you been trained on?"
+RANKS = (2, 4, 8, 16, 32, 64)
+
+
+def build(ctx: SplitContext, topics: Sequence[Topic], size: int, seed: int, ranks: Sequence[int] = RANKS) -> SplitBuild:
+    plans = plan_topic_diffs(ctx, topics, size, seed, "rank")
+    tasks = topic_tasks(ctx, plans, seed)
+    rows, diffs = [], []
+    for j, rank in enumerate(ranks):
+        members = list(range(j, len(plans), len(ranks)))  # diff i gets rank ranks[i % len(ranks)]
+        if not members:
+            continue
+        lora = replace(ctx.lora, rank=rank, alpha=2.0 * rank)
+        result = train_lora_diffs(ctx.model, ctx.tokenizer, [tasks[i] for i in members], lora, ctx.train)
+        rates = measure(ctx, [plans[i] for i in members], result.diffs, seed)
+        rows += topic_rows([plans[i] for i in members], [tasks[i] for i in members], result, rates, seed)
+        diffs += result.diffs
+    order = sorted(range(len(rows)), key=lambda i: rows[i]["diff_id"])
+    return SplitBuild([rows[i] for i in order], [diffs[i] for i in order])
+
+
+SPLIT = SplitDef(
+    name="rank", behaviour="hidden-topic", question=QUESTION, subjects="topics", build=build,
+    description=f"hidden topics trained at LoRA ranks {', '.join(map(str, RANKS))} (alpha = 2 x rank)",
+)
