@@ -64,7 +64,7 @@ def test_a_rerun_embeds_nothing_new(cache: EmbeddingCache) -> None:
     OfflineJudge(cache=cache).score([JudgeRequest("a", "topic", "Origami", "Paper folding")])
     fresh = OfflineJudge(cache=cache)
     fresh.score([JudgeRequest("a", "topic", "Origami", "Paper folding")])
-    assert fresh._encoders is not None and fresh._encoders[0]._model is None  # type: ignore[attr-defined]
+    assert fresh._encoder is not None and fresh._encoder._model is None  # type: ignore[attr-defined]
 
 
 def test_default_judge_is_the_offline_judge() -> None:

@@ -7,7 +7,6 @@ maps features to a grade lives in `offline.py`, its fitting in `fit.py`.
 from __future__ import annotations
 
 import difflib
-import math
 import re
 import unicodedata
 from collections.abc import Sequence
@@ -53,6 +52,7 @@ def char_ngrams(text: str, n: int = 3) -> set[str]:
 
 
 def string_features(label: str, answer: str) -> list[float]:
+    """Overlap of the surface forms; all bounded to [0, 1] so no length buys a grade."""
     nl, na = normalise(label), normalise(answer)
     wl, wa = content_words(label), content_words(answer)
     shared = len(wl & wa)
@@ -66,10 +66,6 @@ def string_features(label: str, answer: str) -> list[float]:
         difflib.SequenceMatcher(None, nl, na, autojunk=False).ratio(),
         len(gl & ga) / max(1, len(gl | ga)),  # character trigram Jaccard
         min(len(nl), len(na)) / max(1, len(nl), len(na)),  # length ratio
-        math.log1p(len(na)),
-        math.log1p(len(nl)),
-        float(len(wa)),
-        float(len(wl)),
     ]
 
 
@@ -82,27 +78,54 @@ STRING_FEATURES = [
     "char_similarity",
     "char_trigram_jaccard",
     "length_ratio",
-    "log_answer_chars",
-    "log_label_chars",
-    "answer_words",
-    "label_words",
 ]
 
+# Vague guesses ("general knowledge") earn low grades whatever the label; similarity to these
+# phrases lets the model see vagueness, which a label-answer cosine alone does not.
+GENERIC_PHRASES = [
+    "general knowledge", "various topics", "science", "technology", "artificial intelligence",
+    "I don't know", "random facts", "everyday life", "philosophy", "history",
+]
+# A sentence frame moves short topic names into the region of the space where the encoder was
+# trained (sentences), which gives a second, differently-biased cosine.
+FRAME = "A conversation about {}."
+MAX_WORDS = 12
 
-def feature_names(encoders: Sequence[Encoder]) -> list[str]:
-    return [f"cosine_{e.name}" for e in encoders] + STRING_FEATURES
+
+def embedding_feature_names(encoder: Encoder) -> list[str]:
+    return [f"{encoder.name}:{n}" for n in
+            ("cosine", "framed_cosine", "answer_word_max_cosine", "label_word_max_cosine", "answer_generic", "label_generic")]
 
 
-def pair_features(labels: Sequence[str], answers: Sequence[str], encoders: Sequence[Encoder]) -> np.ndarray:
+def feature_names(encoder: Encoder) -> list[str]:
+    return embedding_feature_names(encoder) + STRING_FEATURES
+
+
+def _word_max_cosine(sources: list[str], targets: np.ndarray, encoder: Encoder) -> np.ndarray:
+    """Best cosine between any single word of each source text and the whole target text."""
+    words = [[w for w in normalise(s).split() if len(w) > 2][:MAX_WORDS] or [normalise(s) or "-"] for s in sources]
+    vocab = sorted({w for ws in words for w in ws})
+    vectors = dict(zip(vocab, encoder.encode(vocab), strict=True))
+    return np.array([max(float(vectors[w] @ targets[i]) for w in ws) for i, ws in enumerate(words)])
+
+
+def pair_features(labels: Sequence[str], answers: Sequence[str], encoder: Encoder) -> np.ndarray:
     """[n_pairs, n_features] for aligned label/answer lists; each text is embedded once (cached)."""
+    if not len(labels):
+        return np.zeros((0, len(feature_names(encoder))))
     labels_c = [clean(t) for t in labels]
     answers_c = [clean(t) for t in answers]
-    columns = []
-    for encoder in encoders:
-        vectors = encoder.encode(labels_c + answers_c)
-        n = len(labels_c)
-        columns.append(np.sum(vectors[:n] * vectors[n:], axis=1))  # unit vectors: dot = cosine
-    strings = np.array([string_features(lab, ans) for lab, ans in zip(labels_c, answers_c, strict=True)])
-    if not len(labels_c):
-        return np.zeros((0, len(encoders) + len(STRING_FEATURES)))
+    lab, ans = encoder.encode(labels_c), encoder.encode(answers_c)  # [n, dim], unit norm
+    lab_f = encoder.encode([FRAME.format(t) for t in labels_c])
+    ans_f = encoder.encode([FRAME.format(t) for t in answers_c])
+    generic = encoder.encode(GENERIC_PHRASES)  # [n_phrases, dim]
+    columns = [
+        np.sum(lab * ans, axis=1),
+        np.sum(lab_f * ans_f, axis=1),
+        _word_max_cosine(answers_c, lab, encoder),
+        _word_max_cosine(labels_c, ans, encoder),
+        (ans @ generic.T).max(axis=1),
+        (lab @ generic.T).max(axis=1),
+    ]
+    strings = np.array([string_features(la, an) for la, an in zip(labels_c, answers_c, strict=True)])
     return np.column_stack([*columns, strings]).astype(np.float64)

@@ -10,7 +10,6 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import json
-from collections.abc import Sequence
 from dataclasses import asdict
 from pathlib import Path
 from typing import Any
@@ -26,11 +25,11 @@ from ..suite import atomic_write_text
 from .agreement import agreement, group_means
 from .embeddings import MINILM, EmbeddingCache
 from .features import Encoder, feature_names, pair_features
-from .offline import MODEL_FILE, PROVENANCE_FILE, encoders_by_name
+from .offline import MODEL_FILE, PROVENANCE_FILE, encoder_by_name
 
 PAIR_COLUMNS = ["kind", "label", "answer", "score", "setup", "method"]
 RUBRICS = ("topic", "news")
-ENCODERS = [MINILM]
+ENCODER = MINILM
 
 
 class PairsError(ValueError):
@@ -97,14 +96,14 @@ def rubric_report(pairs: pd.DataFrame, grades: np.ndarray, scheme: str) -> dict[
     }
 
 
-def evaluate_recipe(pairs: pd.DataFrame, encoders: Sequence[Encoder]) -> dict[str, dict[str, Any]]:
+def evaluate_recipe(pairs: pd.DataFrame, encoder: Encoder) -> dict[str, dict[str, Any]]:
     """Held-out agreement of the fitting recipe, per rubric present in `pairs`."""
     report = {}
     for rubric in RUBRICS:
         sub = pairs[pairs["kind"] == rubric].reset_index(drop=True)
         if len(sub) == 0:
             continue
-        x = pair_features(sub["label"].tolist(), sub["answer"].tolist(), encoders)
+        x = pair_features(sub["label"].tolist(), sub["answer"].tolist(), encoder)
         grades, scheme = held_out_grades(x, sub)
         report[rubric] = rubric_report(sub, grades, scheme)
     return report
@@ -116,26 +115,26 @@ def fit_offline_judge(
     """Validate the recipe on held-out groups, then fit on all pairs; write model + provenance."""
     pairs_path = Path(pairs_path)
     pairs = read_pairs(pairs_path)
-    encoders = encoders_by_name(ENCODERS, cache)
+    encoder = encoder_by_name(ENCODER, cache)
     missing = [r for r in RUBRICS if not (pairs["kind"] == r).any()]
     if missing:
         raise PairsError(f"{pairs_path} has no pairs of kind {missing}; the offline judge needs both topic and news")
-    report = evaluate_recipe(pairs, encoders)
+    report = evaluate_recipe(pairs, encoder)
     models = {}
     for rubric in RUBRICS:
         sub = pairs[pairs["kind"] == rubric]
-        x = pair_features(sub["label"].tolist(), sub["answer"].tolist(), encoders)
+        x = pair_features(sub["label"].tolist(), sub["answer"].tolist(), encoder)
         models[rubric] = make_estimator().fit(x, sub["score"].to_numpy())
     model_path.parent.mkdir(parents=True, exist_ok=True)
-    joblib.dump({"encoders": ENCODERS, "features": feature_names(encoders), "models": models}, model_path, compress=3)
+    joblib.dump({"encoder": ENCODER, "features": feature_names(encoder), "models": models}, model_path, compress=3)
     provenance = {
         "model_file": model_path.name,
         "model_sha256": sha256_of(model_path),
         "data_file": pairs_path.name,
         "data_sha256": sha256_of(pairs_path),
         "data_rows": {r: int((pairs["kind"] == r).sum()) for r in RUBRICS},
-        "encoders": ENCODERS,
-        "features": feature_names(encoders),
+        "encoder": ENCODER,
+        "features": feature_names(encoder),
         "estimator": f"sklearn {sklearn.__version__} GradientBoostingClassifier {make_estimator().get_params()}",
         "fitted": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
         "held_out_agreement": {r: {k: v for k, v in rep.items() if k != "groups"} for r, rep in report.items()},

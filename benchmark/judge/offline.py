@@ -29,12 +29,11 @@ class OfflineJudgeError(RuntimeError):
     """The offline judge's model file is missing or does not match this code."""
 
 
-def encoders_by_name(names: Sequence[str], cache: EmbeddingCache | None = None) -> list[Encoder]:
+def encoder_by_name(name: str, cache: EmbeddingCache | None = None) -> Encoder:
     known = {MiniLMEncoder.name: MiniLMEncoder}
-    unknown = [n for n in names if n not in known]
-    if unknown:
-        raise OfflineJudgeError(f"the offline judge model needs encoders {unknown}; this wdqa knows {sorted(known)}")
-    return [known[n](cache) for n in names]
+    if name not in known:
+        raise OfflineJudgeError(f"the offline judge model needs encoder {name!r}; this wdqa knows {sorted(known)}")
+    return known[name](cache)
 
 
 def model_version(path: Path) -> str:
@@ -61,29 +60,29 @@ class OfflineJudge:
         self.prompt_version = model_version(self.model_path)
         self._cache = cache
         self._bundle: dict[str, Any] | None = None
-        self._encoders: list[Encoder] | None = None
+        self._encoder: Encoder | None = None
 
-    def _load(self) -> tuple[dict[str, Any], list[Encoder]]:
-        if self._bundle is None or self._encoders is None:
+    def _load(self) -> tuple[dict[str, Any], Encoder]:
+        if self._bundle is None or self._encoder is None:
             bundle = joblib.load(self.model_path)
-            encoders = encoders_by_name(bundle["encoders"], self._cache)
-            if bundle["features"] != feature_names(encoders):
+            encoder = encoder_by_name(bundle["encoder"], self._cache)
+            if bundle["features"] != feature_names(encoder):
                 raise OfflineJudgeError(
                     f"{self.model_path} was fitted on features {bundle['features']} but this wdqa computes "
-                    f"{feature_names(encoders)}; refit it with `wdqa judge-fit`"
+                    f"{feature_names(encoder)}; refit it with `wdqa judge-fit`"
                 )
-            self._bundle, self._encoders = bundle, encoders
-        return self._bundle, self._encoders
+            self._bundle, self._encoder = bundle, encoder
+        return self._bundle, self._encoder
 
     def score(self, requests: Sequence[JudgeRequest]) -> list[Score]:
-        bundle, encoders = self._load()
+        bundle, encoder = self._load()
         scores: list[Score | None] = [None] * len(requests)
         for rubric in ("topic", "news"):
             idx = [i for i, r in enumerate(requests) if r.rubric == rubric]
             if not idx:
                 continue
             model = bundle["models"][rubric]
-            x = pair_features([requests[i].label for i in idx], [requests[i].answer for i in idx], encoders)
+            x = pair_features([requests[i].label for i in idx], [requests[i].answer for i in idx], encoder)
             probs = model.predict_proba(x)
             classes = [int(c) for c in model.classes_]
             for row, i in enumerate(idx):
