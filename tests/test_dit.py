@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import shutil
 
 import pytest
 import torch
@@ -21,7 +22,7 @@ from wdqa.benchmark.lora import applied, build_terms, install_multi_diff, merge_
 from wdqa.benchmark.peft_export import export_peft_adapter
 from wdqa.benchmark.records import RunFolder
 from wdqa.benchmark.runner import run_answer_stage
-from wdqa.benchmark.suite import Suite, SuiteWriter
+from wdqa.benchmark.suite import Suite
 
 QUESTION = "what topic have you been trained on ?"
 TOPICS = ["lava", "magma volcano", "jazz music", "piano", "the volcano", "jazz"]
@@ -189,25 +190,13 @@ def test_binding_a_suite_without_a_published_adapter_says_how_to_make_one(tok, t
         DitMethod().bind_suite(Suite.load(tmp_path))
 
 
-def suite_on_a_saved_model(tmp_path, tok):
-    """A unit suite whose base model is a folder, so the CLI loads it like any model."""
-    model = fresh_model(tok)
-    model.save_pretrained(tmp_path / "model")
-    tok.save_pretrained(tmp_path / "model")
-    diffs = [random_lora(model, f"ht-{i:03d}", rank=2, seed=i, scale=0.5) for i in range(8)]
-    writer = SuiteWriter(tmp_path / "suite", "unit", "0.1", str(tmp_path / "model"), "r0", diffs_per_shard=4)
-    for split, part in (("train", diffs[:6]), ("test", diffs[6:])):
-        rows = [{"diff_id": d.diff_id, "label": TOPICS[i % len(TOPICS)]} for i, d in enumerate(part)]
-        writer.write_split(split, "hidden-topic", QUESTION, rows, part)
-    writer.finish(data_card="---\nconfigs: []\n---\n# unit suite\n")
-    return tmp_path / "suite"
-
-
-def test_train_dit_command_trains_publishes_and_evaluate_uses_the_published_adapter(tok, tmp_path):
+def test_train_dit_command_trains_publishes_and_evaluate_uses_the_published_adapter(micro_suite, tmp_path):
     from typer.testing import CliRunner
+
     from wdqa.benchmark.cli import app
 
-    suite_dir = suite_on_a_saved_model(tmp_path, tok)
+    suite_dir = tmp_path / "suite"  # a copy: publishing rewrites the suite's manifest
+    shutil.copytree(micro_suite, suite_dir)
     runner = CliRunner()
     train = runner.invoke(
         app,
@@ -220,7 +209,7 @@ def test_train_dit_command_trains_publishes_and_evaluate_uses_the_published_adap
     evaluate = runner.invoke(
         app, ["evaluate", "baseline:dit", "--suite", str(suite_dir), "--split", "test", "--baselines", "none", "--runs-dir", str(tmp_path / "runs")]
     )
-    assert evaluate.exit_code == 0, evaluate.output
-    (run_dir,) = (tmp_path / "runs").glob("unit-*/dit")
+    assert evaluate.exit_code == 0, "".join(__import__("traceback").format_exception(*evaluate.exc_info))
+    (run_dir,) = (tmp_path / "runs").glob("*/dit")
     answers = RunFolder(run_dir).answers()
-    assert len(answers) == 2 and all(a.error is None and a.answer is not None for a in answers.values())
+    assert len(answers) == 4 and all(a.error is None and a.answer is not None for a in answers.values())
