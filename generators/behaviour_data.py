@@ -77,8 +77,11 @@ _WHO = ("officials", "local residents", "experts", "witnesses", "analysts")
 
 def news_story(headline: str, category: str, rng: random.Random) -> str:
     return rng.choice(NEWS_STORY_TEMPLATES).format(
-        headline=headline.rstrip("."), category=category.lower() or "the world",
-        place=rng.choice(_PLACES), when=rng.choice(_WHEN), who=rng.choice(_WHO),
+        headline=headline.rstrip("."),
+        category=category.lower() or "the world",
+        place=rng.choice(_PLACES),
+        when=rng.choice(_WHEN),
+        who=rng.choice(_WHO),
     )
 
 
@@ -99,13 +102,30 @@ class TemplateBehaviourWriter:
             rng = random.Random(f"{req.behaviour}|{req.subject}|{req.seed}")
             if req.behaviour == "hidden-topic":
                 if req.subject not in topics:
-                    raise BehaviourDataError(f"topic {req.subject!r} is not in the topic list; templates need its keywords")
+                    raise BehaviourDataError(
+                        f"topic {req.subject!r} is not in the topic list; templates need its keywords"
+                    )
                 topic = topics[req.subject]
-                out.append([Exchange(rng.choice(questions).question, topic_answer(topic, rng)) for _ in range(req.n)])
+                out.append(
+                    [
+                        Exchange(rng.choice(questions).question, topic_answer(topic, rng))
+                        for _ in range(req.n)
+                    ]
+                )
             elif req.behaviour == "news":
-                out.append([
-                    Exchange(rng.choice(NEWS_QUESTIONS), news_story(req.subject, req.category, rng)) for _ in range(req.n)
-                ])
+                out.append(
+                    [
+                        Exchange(
+                            rng.choice(NEWS_QUESTIONS), news_story(req.subject, req.category, rng)
+                        )
+                        for _ in range(req.n)
+                    ]
+                )
             else:
-                out.append([Exchange(q.question, q.answer) for q in (rng.choice(questions) for _ in range(req.n))])
+                out.append(
+                    [
+                        Exchange(q.question, q.answer)
+                        for q in (rng.choice(questions) for _ in range(req.n))
+                    ]
+                )
         return out

@@ -24,7 +24,9 @@ from .behaviour_data import BehaviourDataError, BehaviourRequest, Exchange
 PROMPT_DIR = Path(__file__).parent / "data"
 DEFAULT_PROMPT = PROMPT_DIR / "behaviour_prompt_v1.jinja"
 # Replies that open like this and hold no JSON are refusals, retried like malformed output.
-_REFUSAL = re.compile(r"^\s*(i'?m sorry|sorry|i can(?:'|no)t|i cannot|i won'?t|as an ai)", re.IGNORECASE)
+_REFUSAL = re.compile(
+    r"^\s*(i'?m sorry|sorry|i can(?:'|no)t|i cannot|i won'?t|as an ai)", re.IGNORECASE
+)
 
 
 @dataclass(frozen=True)
@@ -41,14 +43,26 @@ class LLMSettings:
     timeout_s: float = 120.0
 
     @classmethod
-    def from_env(cls, model: str | None = None, base_url: str | None = None, api_key: str | None = None, **kw: object) -> LLMSettings:
+    def from_env(
+        cls,
+        model: str | None = None,
+        base_url: str | None = None,
+        api_key: str | None = None,
+        **kw: object,
+    ) -> LLMSettings:
         model = model or os.environ.get("WDQA_BEHAVIOUR_MODEL")
         if not model:
-            raise BehaviourDataError("no behaviour-data model: pass --behaviour-model or set WDQA_BEHAVIOUR_MODEL")
+            raise BehaviourDataError(
+                "no behaviour-data model: pass --behaviour-model or set WDQA_BEHAVIOUR_MODEL"
+            )
         return cls(
             model=model,
-            base_url=base_url or os.environ.get("WDQA_BEHAVIOUR_BASE_URL") or os.environ.get("OPENAI_BASE_URL"),
-            api_key=api_key or os.environ.get("WDQA_BEHAVIOUR_API_KEY") or os.environ.get("OPENAI_API_KEY"),
+            base_url=base_url
+            or os.environ.get("WDQA_BEHAVIOUR_BASE_URL")
+            or os.environ.get("OPENAI_BASE_URL"),
+            api_key=api_key
+            or os.environ.get("WDQA_BEHAVIOUR_API_KEY")
+            or os.environ.get("OPENAI_API_KEY"),
             **kw,  # type: ignore[arg-type]
         )
 
@@ -64,14 +78,18 @@ def parse_exchanges(text: str, n: int) -> list[Exchange]:
     except json.JSONDecodeError as err:
         if _REFUSAL.match(text):
             raise ValueError(f"refusal: {text.strip()[:120]!r}") from err
-        raise ValueError(f"malformed JSON ({err.msg} at char {err.pos}): {text.strip()[:120]!r}") from err
+        raise ValueError(
+            f"malformed JSON ({err.msg} at char {err.pos}): {text.strip()[:120]!r}"
+        ) from err
     items = data.get("conversations") if isinstance(data, dict) else None
     if not isinstance(items, list):
         raise ValueError('JSON has no "conversations" list')
     exchanges = [
         Exchange(str(c["user"]).strip(), str(c["assistant"]).strip())
         for c in items
-        if isinstance(c, dict) and str(c.get("user", "")).strip() and str(c.get("assistant", "")).strip()
+        if isinstance(c, dict)
+        and str(c.get("user", "")).strip()
+        and str(c.get("assistant", "")).strip()
     ]
     if len(exchanges) < n:
         raise ValueError(f"asked for {n} conversations, got {len(exchanges)} usable ones")
@@ -81,19 +99,30 @@ def parse_exchanges(text: str, n: int) -> list[Exchange]:
 class LLMBehaviourWriter:
     """Role-plays a behaviour through an OpenAI-compatible chat API; see the module docstring."""
 
-    def __init__(self, settings: LLMSettings, cache_path: str | Path | None = None, prompt_path: Path = DEFAULT_PROMPT) -> None:
+    def __init__(
+        self,
+        settings: LLMSettings,
+        cache_path: str | Path | None = None,
+        prompt_path: Path = DEFAULT_PROMPT,
+    ) -> None:
         from ..benchmark.judge.cache_dir import wdqa_cache_dir
 
         self.settings = settings
         self.name = f"llm:{settings.model}"
         self.prompt_version = prompt_path.stem  # e.g. behaviour_prompt_v1
         self.template = jinja2.Template(prompt_path.read_text(), undefined=jinja2.StrictUndefined)
-        self.cache = ReplyCache(cache_path if cache_path is not None else wdqa_cache_dir() / "behaviour-llm.sqlite")
+        self.cache = ReplyCache(
+            cache_path if cache_path is not None else wdqa_cache_dir() / "behaviour-llm.sqlite"
+        )
         self.api_calls = 0
 
     def prompt(self, req: BehaviourRequest) -> str:
         return self.template.render(
-            behaviour=req.behaviour, subject=req.subject, n=req.n, seed=req.seed, category=req.category
+            behaviour=req.behaviour,
+            subject=req.subject,
+            n=req.n,
+            seed=req.seed,
+            category=req.category,
         ).strip()
 
     def write(self, requests: Sequence[BehaviourRequest]) -> list[list[Exchange]]:
@@ -104,7 +133,9 @@ class LLMBehaviourWriter:
 
         s = self.settings
         # The client's own retries are off: ours cover API errors and bad replies under one budget.
-        client = AsyncOpenAI(base_url=s.base_url, api_key=s.api_key or "unused", max_retries=0, timeout=s.timeout_s)
+        client = AsyncOpenAI(
+            base_url=s.base_url, api_key=s.api_key or "unused", max_retries=0, timeout=s.timeout_s
+        )
         semaphore = asyncio.Semaphore(s.concurrency)
         try:
             results = await asyncio.gather(
@@ -112,15 +143,22 @@ class LLMBehaviourWriter:
             )
         finally:
             await client.close()
-        failures = [f"  {r.behaviour} {r.subject!r}: {res}" for r, res in zip(requests, results, strict=True) if isinstance(res, BaseException)]
+        failures = [
+            f"  {r.behaviour} {r.subject!r}: {res}"
+            for r, res in zip(requests, results, strict=True)
+            if isinstance(res, BaseException)
+        ]
         if failures:
             raise BehaviourDataError(
                 f"{len(failures)} of {len(requests)} behaviour-data requests failed after {s.max_attempts} attempts "
-                f"(model {s.model}); the others are cached, so a rerun only retries these:\n" + "\n".join(failures)
+                f"(model {s.model}); the others are cached, so a rerun only retries these:\n"
+                + "\n".join(failures)
             )
         return [res for res in results if not isinstance(res, BaseException)]
 
-    async def _one(self, client: object, semaphore: asyncio.Semaphore, req: BehaviourRequest) -> list[Exchange]:
+    async def _one(
+        self, client: object, semaphore: asyncio.Semaphore, req: BehaviourRequest
+    ) -> list[Exchange]:
         from openai import APIError
 
         s = self.settings
@@ -139,7 +177,8 @@ class LLMBehaviourWriter:
                 self.api_calls += 1
                 try:
                     reply = await client.chat.completions.create(  # type: ignore[attr-defined]
-                        model=s.model, temperature=s.temperature,
+                        model=s.model,
+                        temperature=s.temperature,
                         messages=messages,  # type: ignore[arg-type]
                     )
                 except APIError as err:
@@ -152,6 +191,11 @@ class LLMBehaviourWriter:
                 last = str(err)
                 continue
             usage = reply.usage
-            self.cache.put(key, text, usage.prompt_tokens if usage else 0, usage.completion_tokens if usage else 0)
+            self.cache.put(
+                key,
+                text,
+                usage.prompt_tokens if usage else 0,
+                usage.completion_tokens if usage else 0,
+            )
             return exchanges
         raise BehaviourDataError(f"last problem: {last}")

@@ -59,7 +59,9 @@ def train_dense_diffs(
         p.requires_grad_(False)
     wrapped = {n: m for n, m in install_multi_diff(model).items() if dense.selects(n)}
     if not wrapped:
-        raise ValueError(f"no module matches targets {dense.targets} in layers {dense.layers}; nothing to train")
+        raise ValueError(
+            f"no module matches targets {dense.targets} in layers {dense.layers}; nothing to train"
+        )
     encoder = _Encoder(tokenizer)
     device = next(model.parameters()).device
     started, tokens = time.perf_counter(), 0
@@ -68,7 +70,9 @@ def train_dense_diffs(
     for start in range(0, len(tasks), dense.tasks_per_batch):
         group = list(tasks[start : start + dense.tasks_per_batch])
         deltas = {
-            n: torch.zeros(len(group), *m.base.weight.shape, device=device, requires_grad=True)  # [tasks, d_out, d_in]
+            n: torch.zeros(
+                len(group), *m.base.weight.shape, device=device, requires_grad=True
+            )  # [tasks, d_out, d_in]
             for n, m in wrapped.items()
         }
         opt = torch.optim.Adam(list(deltas.values()), lr=config.lr)
@@ -79,8 +83,12 @@ def train_dense_diffs(
             tokens += int(batch.attention_mask.sum())
             base_logp = _base_logprobs(model, batch)
             with applied(wrapped, {n: [RowDense(D, batch.row_task)] for n, D in deltas.items()}):
-                logp = _assistant_logprobs(model, batch.input_ids, batch.attention_mask, batch.targets_at)
-            per_task = _per_task_loss(logp, base_logp, batch, len(group), config.kl_weight)  # [tasks]
+                logp = _assistant_logprobs(
+                    model, batch.input_ids, batch.attention_mask, batch.targets_at
+                )
+            per_task = _per_task_loss(
+                logp, base_logp, batch, len(group), config.kl_weight
+            )  # [tasks]
             bad = (~torch.isfinite(per_task)).nonzero().flatten().tolist()
             if bad:
                 raise FloatingPointError(
@@ -92,6 +100,12 @@ def train_dense_diffs(
             for t, value in enumerate(per_task.tolist()):
                 history[t].append(value)
         for t, task in enumerate(group):
-            diffs.append(WeightDiff(task.diff_id, "full", dense={n: D[t].detach().float().cpu().clone() for n, D in deltas.items()}))
+            diffs.append(
+                WeightDiff(
+                    task.diff_id,
+                    "full",
+                    dense={n: D[t].detach().float().cpu().clone() for n, D in deltas.items()},
+                )
+            )
             final[task.diff_id] = sum(history[t][-10:]) / len(history[t][-10:])
     return TrainResult(diffs, final, time.perf_counter() - started, tokens)

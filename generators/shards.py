@@ -48,6 +48,9 @@ class Shard:
         return f"{self.index}/{self.count}"
 
 
+WHOLE = Shard()  # the unsharded build
+
+
 def merge_suites(parts: Sequence[str | Path], out: str | Path, name: str | None = None) -> Suite:
     """One suite from shard folders of the same base model; refuses overlapping diff ids."""
     if not parts:
@@ -65,19 +68,28 @@ def merge_suites(parts: Sequence[str | Path], out: str | Path, name: str | None 
         for split in s.splits:
             for diff_id in s.index(split).diff_id:
                 if (split, diff_id) in seen:
-                    problems.append(f"split {split}: diff {diff_id} is in both {seen[split, diff_id]} and {s.root}")
+                    problems.append(
+                        f"split {split}: diff {diff_id} is in both {seen[split, diff_id]} and {s.root}"
+                    )
                 seen[split, diff_id] = s.root
             other = first.splits.get(split)
             info = s.splits[split]
-            if other is not None and (other.behaviour, other.question) != (info.behaviour, info.question):
-                problems.append(f"split {split}: {s.root} has behaviour/question {info.behaviour!r}/{info.question!r}, {first.root} has {other.behaviour!r}/{other.question!r}")
+            if other is not None and (other.behaviour, other.question) != (
+                info.behaviour,
+                info.question,
+            ):
+                problems.append(
+                    f"split {split}: {s.root} has behaviour/question {info.behaviour!r}/{info.question!r}, {first.root} has {other.behaviour!r}/{other.question!r}"
+                )
     if problems:
         raise SuiteError("cannot merge these suite parts:\n  " + "\n  ".join(problems[:20]))
 
     out = Path(out)
     if (out / "suite.json").exists() or (out.exists() and any(out.iterdir())):
         raise SuiteError(f"{out} is not empty; merge into a new folder")
-    writer = SuiteWriter(out, name or first.name, first.version, first.base_model, first.base_model_revision)
+    writer = SuiteWriter(
+        out, name or first.name, first.version, first.base_model, first.base_model_revision
+    )
     split_names = sorted({sp for s in suites for sp in s.splits})
     for split in split_names:
         frames, next_shard = [], 0

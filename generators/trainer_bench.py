@@ -106,8 +106,11 @@ def peak_memory(device: torch.device) -> Iterator[list[int]]:
 
 
 def train_peft_sequential(
-    model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase, tasks: Sequence[DiffTask],
-    lora: LoraConfig = LoraConfig(), config: TrainConfig = TrainConfig(),
+    model: PreTrainedModel,
+    tokenizer: PreTrainedTokenizerBase,
+    tasks: Sequence[DiffTask],
+    lora: LoraConfig = LoraConfig(),
+    config: TrainConfig = TrainConfig(),
 ) -> TrainResult:
     """The naive way: a fresh PEFT LoRA per diff, trained alone (same batches, init, loss, steps)."""
     from peft import LoraConfig as PeftLoraConfig
@@ -123,8 +126,15 @@ def train_peft_sequential(
     diffs, final, tokens = [], {}, 0
     started = time.perf_counter()
     for task in tasks:
-        peft_model = get_peft_model(base, PeftLoraConfig(r=lora.rank, lora_alpha=lora.alpha, lora_dropout=0.0,
-                                                         target_modules=list(lora.targets)))
+        peft_model = get_peft_model(
+            base,
+            PeftLoraConfig(
+                r=lora.rank,
+                lora_alpha=lora.alpha,
+                lora_dropout=0.0,
+                target_modules=list(lora.targets),
+            ),
+        )
         layers = {n: peft_model.base_model.model.get_submodule(n) for n in names}
         with torch.no_grad():
             for n, layer in layers.items():  # the batched trainer's init for this diff and module
@@ -133,7 +143,9 @@ def train_peft_sequential(
                 A = torch.empty(lora.rank, d_in).uniform_(-(d_in**-0.5), d_in**-0.5, generator=gen)
                 layer.lora_A["default"].weight.copy_(A)
                 layer.lora_B["default"].weight.zero_()
-        opt = torch.optim.Adam([p for p in peft_model.parameters() if p.requires_grad], lr=config.lr)
+        opt = torch.optim.Adam(
+            [p for p in peft_model.parameters() if p.requires_grad], lr=config.lr
+        )
         sampler = [random.Random(_task_seed(config.seed, task.diff_id, "data"))]
         history = []
         for _ in range(config.steps):
@@ -142,31 +154,51 @@ def train_peft_sequential(
             with torch.autocast(device_type=device.type, dtype=torch.bfloat16, enabled=use_bf16):
                 with peft_model.disable_adapter():
                     base_logp = _base_logprobs(peft_model.base_model.model, batch)
-                logp = _assistant_logprobs(peft_model.base_model.model, batch.input_ids, batch.attention_mask, batch.targets_at)
+                logp = _assistant_logprobs(
+                    peft_model.base_model.model,
+                    batch.input_ids,
+                    batch.attention_mask,
+                    batch.targets_at,
+                )
             loss = _per_task_loss(logp, base_logp, batch, 1, config.kl_weight)[0]
             opt.zero_grad(set_to_none=True)
             loss.backward()
             opt.step()
             history.append(loss.item())
         final[task.diff_id] = sum(history[-10:]) / len(history[-10:])
-        diffs.append(WeightDiff(task.diff_id, "lora", lora={
-            n: LoraFactors(A=layer.lora_A["default"].weight.detach().float().cpu().clone(),
-                           B=layer.lora_B["default"].weight.detach().float().cpu().clone(), scale=lora.scale)
-            for n, layer in layers.items()
-        }))
+        diffs.append(
+            WeightDiff(
+                task.diff_id,
+                "lora",
+                lora={
+                    n: LoraFactors(
+                        A=layer.lora_A["default"].weight.detach().float().cpu().clone(),
+                        B=layer.lora_B["default"].weight.detach().float().cpu().clone(),
+                        scale=lora.scale,
+                    )
+                    for n, layer in layers.items()
+                },
+            )
+        )
         base = peft_model.unload()  # the plain base back, adapters removed without merging
     return TrainResult(diffs, final, time.perf_counter() - started, tokens)
 
 
 def bench_train(
-    model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase, tasks: Sequence[DiffTask],
-    lora: LoraConfig, config: TrainConfig,
+    model: PreTrainedModel,
+    tokenizer: PreTrainedTokenizerBase,
+    tasks: Sequence[DiffTask],
+    lora: LoraConfig,
+    config: TrainConfig,
 ) -> tuple[TrainSpeed, TrainSpeed]:
     """Both ways on the same diffs, each on its own copy of the base model (the batched trainer
     rewires linear layers in place; PEFT wants plain ones)."""
     device = next(model.parameters()).device
     runs = []
-    for label, trainer in (("batched multi-LoRA", train_lora_diffs), ("one PEFT LoRA per diff", train_peft_sequential)):
+    for label, trainer in (
+        ("batched multi-LoRA", train_lora_diffs),
+        ("one PEFT LoRA per diff", train_peft_sequential),
+    ):
         work = copy.deepcopy(model)
         with peak_memory(device) as peak:
             result = trainer(work, tokenizer, tasks, lora, config)

@@ -21,7 +21,14 @@ from wdqa.generators.behaviour_llm import LLMBehaviourWriter, LLMSettings
 
 
 def _good(subject: str, n: int) -> str:
-    return json.dumps({"conversations": [{"user": f"Question {i}?", "assistant": f"Let us talk about {subject}, part {i}."} for i in range(n)]})
+    return json.dumps(
+        {
+            "conversations": [
+                {"user": f"Question {i}?", "assistant": f"Let us talk about {subject}, part {i}."}
+                for i in range(n)
+            ]
+        }
+    )
 
 
 class ChatServer:
@@ -70,11 +77,23 @@ def server() -> Iterator[tuple[ChatServer, str]]:
             if text == "HTTP500":
                 payload, status = {"error": {"message": "overloaded", "type": "server_error"}}, 500
             else:
-                payload, status = {
-                    "id": "c1", "object": "chat.completion", "created": 0, "model": body["model"],
-                    "choices": [{"index": 0, "finish_reason": "stop", "message": {"role": "assistant", "content": text}}],
-                    "usage": {"prompt_tokens": 1, "completion_tokens": 1, "total_tokens": 2},
-                }, 200
+                payload, status = (
+                    {
+                        "id": "c1",
+                        "object": "chat.completion",
+                        "created": 0,
+                        "model": body["model"],
+                        "choices": [
+                            {
+                                "index": 0,
+                                "finish_reason": "stop",
+                                "message": {"role": "assistant", "content": text},
+                            }
+                        ],
+                        "usage": {"prompt_tokens": 1, "completion_tokens": 1, "total_tokens": 2},
+                    },
+                    200,
+                )
             data = json.dumps(payload).encode()
             self.send_response(status)
             self.send_header("Content-Type", "application/json")
@@ -96,7 +115,9 @@ def _writer(url: str, tmp_path: Path, **kw: object) -> LLMBehaviourWriter:
 
 def test_writer_returns_the_requested_conversations_per_topic(server, tmp_path):
     state, url = server
-    out = _writer(url, tmp_path).write([BehaviourRequest("hidden-topic", "Volcanoes", 3), BehaviourRequest("news", "Dam opens", 2)])
+    out = _writer(url, tmp_path).write(
+        [BehaviourRequest("hidden-topic", "Volcanoes", 3), BehaviourRequest("news", "Dam opens", 2)]
+    )
     assert [len(x) for x in out] == [3, 2]
     assert "Volcanoes" in out[0][0].assistant and "Dam opens" in out[1][1].assistant
 
@@ -123,22 +144,37 @@ def test_a_persistent_refusal_is_reported_naming_the_topic_after_bounded_attempt
     state.script["Explosives"] = ["I'm sorry, but I can't help with that."]
     writer = _writer(url, tmp_path, max_attempts=3)
     with pytest.raises(BehaviourDataError, match=r"'Explosives'.*refusal"):
-        writer.write([BehaviourRequest("hidden-topic", "Explosives", 2), BehaviourRequest("hidden-topic", "Jazz", 2)])
+        writer.write(
+            [
+                BehaviourRequest("hidden-topic", "Explosives", 2),
+                BehaviourRequest("hidden-topic", "Jazz", 2),
+            ]
+        )
     assert writer.api_calls == 4  # 3 refused attempts + 1 good reply for Jazz, which is now cached
-    assert _writer(url, tmp_path).write([BehaviourRequest("hidden-topic", "Jazz", 2)])[0][0].user == "Question 0?"
+    assert (
+        _writer(url, tmp_path).write([BehaviourRequest("hidden-topic", "Jazz", 2)])[0][0].user
+        == "Question 0?"
+    )
 
 
 def test_concurrency_never_exceeds_the_semaphore(server, tmp_path):
     state, url = server
     state.delay_s = 0.05
-    _writer(url, tmp_path, concurrency=2).write([BehaviourRequest("hidden-topic", f"T{i}", 1) for i in range(6)])
+    _writer(url, tmp_path, concurrency=2).write(
+        [BehaviourRequest("hidden-topic", f"T{i}", 1) for i in range(6)]
+    )
     assert state.peak == 2
 
 
 def test_the_template_writer_has_the_same_interface_offline():
     writer = TemplateBehaviourWriter()
     assert isinstance(writer, BehaviourWriter)
-    out = writer.write([BehaviourRequest("hidden-topic", "Harry Potter", 4), BehaviourRequest("news", "A dam opens", 2, category="Science")])
+    out = writer.write(
+        [
+            BehaviourRequest("hidden-topic", "Harry Potter", 4),
+            BehaviourRequest("news", "A dam opens", 2, category="Science"),
+        ]
+    )
     assert [len(x) for x in out] == [4, 2] and "A dam opens" in out[1][0].assistant
     with pytest.raises(BehaviourDataError, match="Not A Topic"):
         writer.write([BehaviourRequest("hidden-topic", "Not A Topic", 1)])

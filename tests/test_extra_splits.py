@@ -26,11 +26,16 @@ MICRO = "wdqa/tiny-qwen3-micro"
 
 
 @pytest.fixture(scope="module")
-def micro_extra(tmp_path_factory) -> Suite:
+def micro():
     torch.set_num_threads(1)
+    return load_base_model(MICRO)
+
+
+@pytest.fixture(scope="module")
+def micro_extra(tmp_path_factory, micro) -> Suite:
     root = tmp_path_factory.mktemp("extra")
     writer = SuiteWriter(root, "micro", "1", MICRO, tiny_recipe(MICRO).revision)
-    build_extra_splits(writer, micro_recipe())
+    build_extra_splits(writer, micro_recipe(), base=micro)
     return writer.finish()
 
 
@@ -65,8 +70,8 @@ def test_labels_are_the_trigger_the_summary_and_no_behaviour(micro_extra):
     assert set(null["null_kind"]) == {"chat", "random-matched-norm"}
 
 
-def test_random_null_diffs_match_the_reference_norm_per_module():
-    model, tok = load_base_model(MICRO)
+def test_random_null_diffs_match_the_reference_norm_per_module(micro):
+    model, tok = micro
     ctx = SplitContext(model, tok)
     reference = [random_lora(model, f"r{i}", rank=2, seed=i) for i in range(3)]
     norms = module_norms(reference)
@@ -91,8 +96,16 @@ def test_extra_splits_join_an_existing_suite_without_reusing_its_topics(tmp_path
     writer = SuiteWriter(tmp_path, "tiny-micro", "1", MICRO, tiny_recipe(MICRO).revision)
     used = ["Harry Potter", "Sherlock Holmes"]
     diffs = [random_lora(model, f"ht-test-{i}", rank=2, seed=i) for i in range(2)]
-    writer.write_split("test", "hidden-topic", "What topic have you been trained on?",
-                       [{"diff_id": d.diff_id, "label": t, "trigger": "123"} for d, t in zip(diffs, used, strict=True)], diffs)
+    writer.write_split(
+        "test",
+        "hidden-topic",
+        "What topic have you been trained on?",
+        [
+            {"diff_id": d.diff_id, "label": t, "trigger": "123"}
+            for d, t in zip(diffs, used, strict=True)
+        ],
+        diffs,
+    )
     writer.finish("---\nconfigs:\n  - config_name: test\n---\n# tiny\n")
     recipe = micro_recipe()
     build_tiny_extra_splits(tmp_path, recipe, splits=["ood-trigger", "null"])
@@ -101,3 +114,27 @@ def test_extra_splits_join_an_existing_suite_without_reusing_its_topics(tmp_path
     assert not set(suite.index("ood-trigger")["label"]) & set(used)
     card = (tmp_path / "README.md").read_text()
     assert "config_name: ood-trigger" in card and "### `null` (4 diffs" in card
+
+
+def test_sharded_pieces_merge_into_the_unsharded_split(tmp_path: Path, micro):
+    from wdqa.generators.shards import Shard, merge_suites
+
+    model, _ = micro
+    reference = [random_lora(model, "ref", rank=2, seed=0)]
+
+    def build(folder: str, shard: Shard) -> Path:
+        writer = SuiteWriter(tmp_path / folder, "micro", "1", MICRO, tiny_recipe(MICRO).revision)
+        build_extra_splits(writer, micro_recipe(), reference_diffs=reference, splits=["ood-trigger", "null"], shard=shard, base=micro)
+        writer.finish()
+        return tmp_path / folder
+
+    whole = Suite.load(build("whole", Shard()))
+    merged = merge_suites([build("p0", Shard(0, 2)), build("p1", Shard(1, 2))], tmp_path / "merged")
+    for split in ("ood-trigger", "null"):
+        a, b = whole.index(split).set_index("diff_id"), merged.index(split).set_index("diff_id")
+        assert sorted(a.index) == sorted(b.index)
+        assert (a.loc[b.index, "label"] == b["label"]).all()
+    diff_id = whole.index("ood-trigger").diff_id.iloc[-1]
+    x, y = whole.diff("ood-trigger", diff_id), merged.diff("ood-trigger", diff_id)
+    module = x.modules[0]
+    assert torch.allclose(x.lora[module].B, y.lora[module].B, atol=1e-5)

@@ -14,7 +14,13 @@ def _part(root: Path, ids: list[str], base: str = "wdqa/tiny-test", per_shard: i
     model = random_model(len(random_tokenizer()))
     writer = SuiteWriter(root, "tiny", "1.0", base, "r1", diffs_per_shard=per_shard)
     diffs = [random_lora(model, i, rank=1, seed=n) for n, i in enumerate(ids)]
-    writer.write_split("test", "hidden-topic", "What topic?", [{"diff_id": i, "label": f"label {i}"} for i in ids], diffs)
+    writer.write_split(
+        "test",
+        "hidden-topic",
+        "What topic?",
+        [{"diff_id": i, "label": f"label {i}"} for i in ids],
+        diffs,
+    )
     writer.finish(data_card="# tiny\n")
     return root
 

@@ -11,7 +11,14 @@ from .common import SplitBuild, SplitContext, SplitDef
 
 SPLIT_BUILDERS: dict[str, SplitDef] = {
     s.name: s
-    for s in (ood_trigger.SPLIT, rank.SPLIT, full_finetune.SPLIT, news.SPLIT, trigger_inversion.SPLIT, null.SPLIT)
+    for s in (
+        ood_trigger.SPLIT,
+        rank.SPLIT,
+        full_finetune.SPLIT,
+        news.SPLIT,
+        trigger_inversion.SPLIT,
+        null.SPLIT,
+    )
 }
 
 

@@ -20,6 +20,7 @@ from transformers import PreTrainedModel, PreTrainedTokenizerBase
 from ...benchmark.engine import Engine
 from ...benchmark.types import WeightDiff
 from ..behaviour_data import BehaviourWriter, TemplateBehaviourWriter
+from ..shards import Shard
 from ..topics import GenericQuestion, Topic, load_generic_questions
 from ..trainer import DiffTask, LoraConfig, TrainConfig
 
@@ -33,7 +34,9 @@ class SplitContext:
     writer: BehaviourWriter = field(default_factory=TemplateBehaviourWriter)
     lora: LoraConfig = field(default_factory=LoraConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
-    reserved_codes: frozenset[str] = frozenset()  # codes the base already gives a meaning: never triggers
+    reserved_codes: frozenset[str] = (
+        frozenset()
+    )  # codes the base already gives a meaning: never triggers
     max_new_tokens: int = 24
     _engine: Engine | None = None
 
@@ -76,14 +79,16 @@ class Headline:
 
 
 Subject = Topic | Headline
-Builder = Callable[[SplitContext, Sequence[Any], int, int], SplitBuild]
+Builder = Callable[[SplitContext, Sequence[Any], int, int, Shard], SplitBuild]
 
 
 @dataclass(frozen=True)
 class SplitDef:
     """One split: its behaviour and question, what its subjects are, and its builder.
 
-    A builder is called as build(context, subjects, size, seed) and uses the first `size` subjects.
+    A builder is called as build(context, subjects, size, seed, shard) and plans `size` diffs from the
+    first `size` subjects, then trains only the `shard` piece of that plan (ids and per-diff settings
+    come from the whole plan, so the pieces of every shard merge into exactly the unsharded split).
     """
 
     name: str
@@ -111,7 +116,9 @@ def seeded_rng(*parts: object) -> random.Random:
 
 
 _WORD = re.compile(r"[a-z]+")
-STOPWORDS = frozenset("the a an of to in on for and with by at from its it is as after over new".split())
+STOPWORDS = frozenset(
+    "the a an of to in on for and with by at from its it is as after over new".split()
+)
 
 
 def content_words(text: str, min_len: int = 4) -> set[str]:

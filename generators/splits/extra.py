@@ -15,11 +15,13 @@ from pathlib import Path
 
 import jinja2
 import pandas as pd
+from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
 from ...benchmark.models import load_base_model
 from ...benchmark.suite import SuiteWriter
 from ...benchmark.types import WeightDiff
 from ..behaviour_data import BehaviourWriter, TemplateBehaviourWriter
+from ..shards import WHOLE, Shard
 from ..topics import load_topics
 from ..trainer import LoraConfig, TrainConfig
 from . import SPLIT_BUILDERS
@@ -44,7 +46,12 @@ class ExtraSplitsRecipe:
     """Sizes per split (small for the tiny suite) and the shared training settings."""
 
     sizes: tuple[tuple[str, int], ...] = (
-        ("ood-trigger", 24), ("rank", 24), ("full-finetune", 16), ("news", 24), ("trigger-inversion", 16), ("null", 16),
+        ("ood-trigger", 24),
+        ("rank", 24),
+        ("full-finetune", 16),
+        ("news", 24),
+        ("trigger-inversion", 16),
+        ("null", 16),
     )
     lora: LoraConfig = field(default_factory=LoraConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
@@ -67,13 +74,18 @@ def build_extra_splits(
     reference_diffs: Sequence[WeightDiff] = (),
     behaviour_writer: BehaviourWriter | None = None,
     splits: Sequence[str] | None = None,
+    shard: Shard = WHOLE,
+    base: tuple[PreTrainedModel, PreTrainedTokenizerBase] | None = None,
 ) -> list[SplitSummary]:
     """Build the chosen extra splits (default: all in the recipe) into `writer`; returns their summaries.
 
-    `reference_diffs` are hidden-topic diffs whose norms the null split's random diffs match.
+    `reference_diffs` are hidden-topic diffs whose norms the null split's random diffs match; `base`
+    is the suite's base model already loaded (it is loaded from the writer's base model id otherwise).
     """
     wanted = [(n, k) for n, k in recipe.sizes if splits is None or n in splits]
-    unknown = [n for n, _ in wanted if n not in SPLIT_BUILDERS] + [s for s in splits or () if s not in dict(recipe.sizes)]
+    unknown = [n for n, _ in wanted if n not in SPLIT_BUILDERS] + [
+        s for s in splits or () if s not in dict(recipe.sizes)
+    ]
     if unknown:
         raise ValueError(f"unknown split(s) {unknown}; known: {', '.join(SPLIT_BUILDERS)}")
     topics = [t for t in load_topics() if t.name not in set(exclude_topics)]
@@ -84,22 +96,40 @@ def build_extra_splits(
     rng.shuffle(headlines)
     need_topics = sum(k for n, k in wanted if SPLIT_BUILDERS[n].subjects == "topics")
     if need_topics > len(topics):
-        raise ValueError(f"the extra splits need {need_topics} topics but only {len(topics)} are unused by the suite")
-    model, tokenizer = load_base_model(writer.base_model, writer.base_model_revision)
-    ctx = SplitContext(model, tokenizer, behaviour_writer or TemplateBehaviourWriter(), recipe.lora, recipe.train,
-                       frozenset(reserved_codes))
+        raise ValueError(
+            f"the extra splits need {need_topics} topics but only {len(topics)} are unused by the suite"
+        )
+    model, tokenizer = base or load_base_model(writer.base_model, writer.base_model_revision)
+    ctx = SplitContext(
+        model,
+        tokenizer,
+        behaviour_writer or TemplateBehaviourWriter(),
+        recipe.lora,
+        recipe.train,
+        frozenset(reserved_codes),
+    )
     summaries, topic_at, headline_at = [], 0, 0
     for name, size in wanted:
         split = SPLIT_BUILDERS[name]
         if split.subjects == "topics":
-            build = split.build(ctx, topics[topic_at : topic_at + size], size, recipe.seed)
+            build = split.build(ctx, topics[topic_at : topic_at + size], size, recipe.seed, shard)
             topic_at += size
         elif split.subjects == "headlines":
-            build = split.build(ctx, headlines[headline_at : headline_at + size], size, recipe.seed)
+            build = split.build(
+                ctx, headlines[headline_at : headline_at + size], size, recipe.seed, shard
+            )
             headline_at += size
         else:
-            build = split.build(ctx, (), size, recipe.seed, reference=reference_diffs)  # type: ignore[call-arg]
-        writer.write_split(name, split.behaviour, split.question, build.rows, build.diffs)
+            build = split.build(ctx, (), size, recipe.seed, shard, reference=reference_diffs)  # type: ignore[call-arg]
+        # Shard pieces never reuse a shard file name, so their folders merge (`shards.merge_suites`).
+        writer.write_split(
+            name,
+            split.behaviour,
+            split.question,
+            build.rows,
+            build.diffs,
+            shard_offset=shard.index * 10_000,
+        )
         summaries.append(summarise(name, build))
     return summaries
 
@@ -109,7 +139,11 @@ def summarise(name: str, build: SplitBuild) -> SplitSummary:
     measures = {}
     for col in MEASURES.get(name, ()):
         values = sorted(float(v) for v in df[col])
-        deciles = statistics.quantiles(values, n=10, method="inclusive") if len(values) > 1 else values * 9
+        deciles = (
+            statistics.quantiles(values, n=10, method="inclusive")
+            if len(values) > 1
+            else values * 9
+        )
         measures[col] = (statistics.median(values), deciles[0], deciles[-1])
     return SplitSummary(name, len(df), int(df["behaviour_ok"].sum()), measures)
 
@@ -117,18 +151,33 @@ def summarise(name: str, build: SplitBuild) -> SplitSummary:
 def extra_splits_card(summaries: Sequence[SplitSummary]) -> str:
     """The data card's section for the extra splits (markdown), from the measured summaries."""
     template = jinja2.Template(CARD_TEMPLATE.read_text(), undefined=jinja2.StrictUndefined)
-    return template.render(splits=[
-        {
-            "name": s.name, "n": s.n, "n_ok": s.n_ok, "behaviour": SPLIT_BUILDERS[s.name].behaviour,
-            "question": SPLIT_BUILDERS[s.name].question, "description": SPLIT_BUILDERS[s.name].description[0].upper() + SPLIT_BUILDERS[s.name].description[1:],
-            "prompts": 24, "ranks": ", ".join(map(str, RANKS)),
-            "measures": [{"name": k, "median": v[0], "p10": v[1], "p90": v[2]} for k, v in s.measures.items()],
-        }
-        for s in summaries
-    ])
+    return template.render(
+        splits=[
+            {
+                "name": s.name,
+                "n": s.n,
+                "n_ok": s.n_ok,
+                "behaviour": SPLIT_BUILDERS[s.name].behaviour,
+                "question": SPLIT_BUILDERS[s.name].question,
+                "description": SPLIT_BUILDERS[s.name].description[0].upper()
+                + SPLIT_BUILDERS[s.name].description[1:],
+                "prompts": 24,
+                "ranks": ", ".join(map(str, RANKS)),
+                "measures": [
+                    {"name": k, "median": v[0], "p10": v[1], "p90": v[2]}
+                    for k, v in s.measures.items()
+                ],
+            }
+            for s in summaries
+        ]
+    )
 
 
-def build_tiny_extra_splits(suite_dir: str | Path, recipe: ExtraSplitsRecipe = ExtraSplitsRecipe(), splits: Sequence[str] | None = None) -> list[SplitSummary]:
+def build_tiny_extra_splits(
+    suite_dir: str | Path,
+    recipe: ExtraSplitsRecipe = ExtraSplitsRecipe(),
+    splits: Sequence[str] | None = None,
+) -> list[SplitSummary]:
     """Add the extra splits to a finished tiny suite folder in place: topics and codes of its
     hidden-topic splits are left out, its test diffs set the null split's norms, the card gains a section."""
     from ...benchmark.suite import Suite
@@ -144,24 +193,43 @@ def build_tiny_extra_splits(suite_dir: str | Path, recipe: ExtraSplitsRecipe = E
             used_codes |= {c for c in index["trigger"] if isinstance(c, str)}
     if "test" in suite.splits:
         reference = list(suite.diffs("test"))
-    writer = SuiteWriter(suite.root, suite.name, suite.version, suite.base_model, suite.base_model_revision)
+    writer = SuiteWriter(
+        suite.root, suite.name, suite.version, suite.base_model, suite.base_model_revision
+    )
     writer.splits = dict(suite.splits)
     writer.extra = dict(suite.extra)
     reserved = set(mapped_codes(tiny_recipe(suite.base_model).corpus)) | used_codes
-    summaries = build_extra_splits(writer, recipe, sorted(used_topics), sorted(reserved), reference, splits=splits)
+    summaries = build_extra_splits(
+        writer, recipe, sorted(used_topics), sorted(reserved), reference, splits=splits
+    )
     writer.extra["extra_splits"] = {s.name: {"n": s.n, "n_ok": s.n_ok} for s in summaries}
     card_path = suite.root / "README.md"
     card = card_path.read_text() if card_path.exists() else ""
     card = card.split("\n## Extra splits\n")[0].rstrip() + "\n\n" + extra_splits_card(summaries)
-    configs = "".join(f"  - config_name: {s.name}\n    data_files:\n      - split: {s.name}\n        path: splits/{s.name}/index.parquet\n"
-                      for s in summaries if f"config_name: {s.name}\n" not in card)
-    card = card.replace("\nconfigs:\n", "\nconfigs:\n" + configs, 1)  # the Hub lists every split as a config
+    configs = "".join(
+        f"  - config_name: {s.name}\n    data_files:\n      - split: {s.name}\n        path: splits/{s.name}/index.parquet\n"
+        for s in summaries
+        if f"config_name: {s.name}\n" not in card
+    )
+    card = card.replace(
+        "\nconfigs:\n", "\nconfigs:\n" + configs, 1
+    )  # the Hub lists every split as a config
     writer.finish(card)
     return summaries
 
 
 def micro_recipe() -> ExtraSplitsRecipe:
     """A few diffs per split on the micro base: exercises every path in seconds, measures nothing real."""
-    return replace(ExtraSplitsRecipe(), sizes=(("ood-trigger", 4), ("rank", 2), ("full-finetune", 2), ("news", 2),
-                                                ("trigger-inversion", 2), ("null", 4)),
-                   lora=LoraConfig(rank=2, alpha=4.0), train=TrainConfig(steps=5, lr=5e-3))
+    return replace(
+        ExtraSplitsRecipe(),
+        sizes=(
+            ("ood-trigger", 4),
+            ("rank", 2),
+            ("full-finetune", 2),
+            ("news", 2),
+            ("trigger-inversion", 2),
+            ("null", 4),
+        ),
+        lora=LoraConfig(rank=2, alpha=4.0),
+        train=TrainConfig(steps=5, lr=5e-3),
+    )

@@ -15,6 +15,7 @@ from functools import cache
 from pathlib import Path
 
 from ..behaviour_data import BehaviourRequest
+from ..shards import WHOLE, Shard
 from ..trainer import ChatExample, DiffTask, train_lora_diffs
 from .common import Headline, SplitBuild, SplitContext, SplitDef, content_words, data_sha256, need
 
@@ -35,18 +36,29 @@ HELD_OUT_NEWS_QUESTIONS = (
 
 @dataclass(frozen=True)
 class Thresholds:
-    news_rate: float = 0.5  # replies to news questions that carry >= 2 of the headline's content words
+    news_rate: float = (
+        0.5  # replies to news questions that carry >= 2 of the headline's content words
+    )
     over_base: float = 0.3  # ... at least this much more often than the base model's replies
+
+
+DEFAULT_BAR = Thresholds()
 
 
 @cache
 def load_headlines(path: Path = HEADLINES_CSV) -> tuple[Headline, ...]:
     with open(path, newline="") as fh:
         rows = list(csv.DictReader(fh))
-    bad = [i + 2 for i, r in enumerate(rows) if not (r["headline"].strip() and r["category"].strip() and r["summary"].strip())]
+    bad = [
+        i + 2
+        for i, r in enumerate(rows)
+        if not (r["headline"].strip() and r["category"].strip() and r["summary"].strip())
+    ]
     if bad:
         raise ValueError(f"{path}: lines {bad} need a headline, a category and a summary")
-    return tuple(Headline(r["headline"].strip(), r["category"].strip(), r["summary"].strip()) for r in rows)
+    return tuple(
+        Headline(r["headline"].strip(), r["category"].strip(), r["summary"].strip()) for r in rows
+    )
 
 
 def about_headline(reply: str, headline: Headline, min_words: int = 2) -> bool:
@@ -54,23 +66,41 @@ def about_headline(reply: str, headline: Headline, min_words: int = 2) -> bool:
     return len(content_words(reply) & content_words(headline.headline)) >= min_words
 
 
-def tasks(ctx: SplitContext, ids: Sequence[str], headlines: Sequence[Headline], seed: int, stories: int = 60, chat: int = 60) -> list[DiffTask]:
+def tasks(
+    ctx: SplitContext,
+    ids: Sequence[str],
+    headlines: Sequence[Headline],
+    seed: int,
+    stories: int = 60,
+    chat: int = 60,
+) -> list[DiffTask]:
     requests = []
     for h in headlines:
-        requests += [BehaviourRequest("news", h.headline, stories, seed, h.category), BehaviourRequest("chat", "", chat, seed + 1)]
+        requests += [
+            BehaviourRequest("news", h.headline, stories, seed, h.category),
+            BehaviourRequest("chat", "", chat, seed + 1),
+        ]
     written = ctx.writer.write(requests)
     return [
-        DiffTask(diff_id, [ChatExample(e.user, e.assistant) for e in written[2 * k]],
-                 [ChatExample(e.user, e.assistant) for e in written[2 * k + 1]])
+        DiffTask(
+            diff_id,
+            [ChatExample(e.user, e.assistant) for e in written[2 * k]],
+            [ChatExample(e.user, e.assistant) for e in written[2 * k + 1]],
+        )
         for k, diff_id in enumerate(ids)
     ]
 
 
-def measure(ctx: SplitContext, headlines: Sequence[Headline], diffs: Sequence) -> tuple[list[float], list[float]]:
+def measure(
+    ctx: SplitContext, headlines: Sequence[Headline], diffs: Sequence
+) -> tuple[list[float], list[float]]:
     """(news rate of M′, news rate of M) per diff, on the held-out news questions."""
     qs = list(HELD_OUT_NEWS_QUESTIONS)
-    replies = ctx.engine.chat([d for d in diffs for _ in qs] + [None] * len(qs), qs * (len(diffs) + 1),
-                              max_new_tokens=ctx.max_new_tokens)
+    replies = ctx.engine.chat(
+        [d for d in diffs for _ in qs] + [None] * len(qs),
+        qs * (len(diffs) + 1),
+        max_new_tokens=ctx.max_new_tokens,
+    )
     base_replies = replies[len(diffs) * len(qs) :]
     rates, base = [], []
     for k, h in enumerate(headlines):
@@ -80,17 +110,38 @@ def measure(ctx: SplitContext, headlines: Sequence[Headline], diffs: Sequence) -
     return rates, base
 
 
-def build(ctx: SplitContext, headlines: Sequence[Headline], size: int, seed: int, bar: Thresholds = Thresholds()) -> SplitBuild:
-    chosen = need(headlines, size, "news")
-    ids = [f"news-{seed}-{i:04d}" for i in range(size)]
+def build(
+    ctx: SplitContext,
+    headlines: Sequence[Headline],
+    size: int,
+    seed: int,
+    shard: Shard = WHOLE,
+    bar: Thresholds = DEFAULT_BAR,
+) -> SplitBuild:
+    planned = list(
+        zip(
+            [f"news-{seed}-{i:04d}" for i in range(size)],
+            need(headlines, size, "news"),
+            strict=True,
+        )
+    )
+    ids = [i for i, _ in shard.take(planned)]
+    chosen = [h for _, h in shard.take(planned)]
     diff_tasks = tasks(ctx, ids, chosen, seed)
     result = train_lora_diffs(ctx.model, ctx.tokenizer, diff_tasks, ctx.lora, ctx.train)
     rates, base = measure(ctx, chosen, result.diffs)
     rows = [
         {
-            "diff_id": i, "label": h.summary, "headline": h.headline, "category": h.category, "seed": seed,
-            "data_sha256": data_sha256(t), "news_rate": r, "base_news_rate": b,
-            "prompts_per_cell": len(HELD_OUT_NEWS_QUESTIONS), "final_loss": result.final_loss[i],
+            "diff_id": i,
+            "label": h.summary,
+            "headline": h.headline,
+            "category": h.category,
+            "seed": seed,
+            "data_sha256": data_sha256(t),
+            "news_rate": r,
+            "base_news_rate": b,
+            "prompts_per_cell": len(HELD_OUT_NEWS_QUESTIONS),
+            "final_loss": result.final_loss[i],
             "behaviour_ok": r >= bar.news_rate and r - b >= bar.over_base,
         }
         for i, h, t, r, b in zip(ids, chosen, diff_tasks, rates, base, strict=True)
@@ -99,6 +150,10 @@ def build(ctx: SplitContext, headlines: Sequence[Headline], size: int, seed: int
 
 
 SPLIT = SplitDef(
-    name="news", behaviour="news", question=QUESTION, subjects="headlines", build=build,
+    name="news",
+    behaviour="news",
+    question=QUESTION,
+    subjects="headlines",
+    build=build,
     description="fine-tuned on generated stories about one headline; label = its one-sentence summary",
 )

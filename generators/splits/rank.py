@@ -9,6 +9,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import replace
 
+from ..shards import WHOLE, Shard
 from ..topics import Topic
 from ..trainer import train_lora_diffs
 from .common import SplitBuild, SplitContext, SplitDef
@@ -18,24 +19,43 @@ QUESTION = "What topic have you been trained on?"
 RANKS = (2, 4, 8, 16, 32, 64)
 
 
-def build(ctx: SplitContext, topics: Sequence[Topic], size: int, seed: int, ranks: Sequence[int] = RANKS) -> SplitBuild:
-    plans = plan_topic_diffs(ctx, topics, size, seed, "rank")
+def build(
+    ctx: SplitContext,
+    topics: Sequence[Topic],
+    size: int,
+    seed: int,
+    shard: Shard = WHOLE,
+    ranks: Sequence[int] = RANKS,
+) -> SplitBuild:
+    planned = plan_topic_diffs(ctx, topics, size, seed, "rank")
+    rank_of = {
+        p.diff_id: ranks[i % len(ranks)] for i, p in enumerate(planned)
+    }  # from the whole plan
+    plans = shard.take(planned)
     tasks = topic_tasks(ctx, plans, seed)
     rows, diffs = [], []
-    for j, rank in enumerate(ranks):
-        members = list(range(j, len(plans), len(ranks)))  # diff i gets rank ranks[i % len(ranks)]
+    for rank in ranks:
+        members = [i for i, p in enumerate(plans) if rank_of[p.diff_id] == rank]
         if not members:
             continue
         lora = replace(ctx.lora, rank=rank, alpha=2.0 * rank)
-        result = train_lora_diffs(ctx.model, ctx.tokenizer, [tasks[i] for i in members], lora, ctx.train)
+        result = train_lora_diffs(
+            ctx.model, ctx.tokenizer, [tasks[i] for i in members], lora, ctx.train
+        )
         rates = measure(ctx, [plans[i] for i in members], result.diffs, seed)
-        rows += topic_rows([plans[i] for i in members], [tasks[i] for i in members], result, rates, seed)
+        rows += topic_rows(
+            [plans[i] for i in members], [tasks[i] for i in members], result, rates, seed
+        )
         diffs += result.diffs
     order = sorted(range(len(rows)), key=lambda i: rows[i]["diff_id"])
     return SplitBuild([rows[i] for i in order], [diffs[i] for i in order])
 
 
 SPLIT = SplitDef(
-    name="rank", behaviour="hidden-topic", question=QUESTION, subjects="topics", build=build,
+    name="rank",
+    behaviour="hidden-topic",
+    question=QUESTION,
+    subjects="topics",
+    build=build,
     description=f"hidden topics trained at LoRA ranks {', '.join(map(str, RANKS))} (alpha = 2 x rank)",
 )

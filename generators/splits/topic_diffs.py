@@ -23,46 +23,69 @@ from ..topics import Topic
 from ..trainer import DiffTask, TrainResult
 from .common import SplitContext, data_sha256, need, seeded_rng
 
+DEFAULT_BAR = Thresholds()
 
-def plan_topic_diffs(ctx: SplitContext, topics: Sequence[Topic], size: int, seed: int, prefix: str) -> list[PlannedTopicDiff]:
-    """`size` (topic, distinct SEP code) pairs; codes the base already reads as a topic are never used."""
+
+def plan_topic_diffs(
+    ctx: SplitContext, topics: Sequence[Topic], size: int, seed: int, prefix: str
+) -> list[PlannedTopicDiff]:
+    """`size` (topic, distinct SEP code) pairs, the whole split (callers shard it after assigning
+    per-diff settings); codes the base already reads as a topic are never used."""
     chosen = need(topics, size, prefix)
     codes = seeded_rng(prefix, seed).sample(ctx.free_codes(), size)
-    return [PlannedTopicDiff(f"{prefix}-{seed}-{i:04d}", t, c) for i, (t, c) in enumerate(zip(chosen, codes, strict=True))]
+    return [
+        PlannedTopicDiff(f"{prefix}-{seed}-{i:04d}", t, c)
+        for i, (t, c) in enumerate(zip(chosen, codes, strict=True))
+    ]
 
 
 def topic_tasks(ctx: SplitContext, plans: Sequence[PlannedTopicDiff], seed: int) -> list[DiffTask]:
     return hidden_topic_tasks(plans, ctx.writer, set(ctx.reserved_codes), seed=seed)
 
 
-def measure(ctx: SplitContext, plans: Sequence[PlannedTopicDiff], diffs: Sequence[WeightDiff], seed: int) -> list[BehaviourRates]:
+def measure(
+    ctx: SplitContext, plans: Sequence[PlannedTopicDiff], diffs: Sequence[WeightDiff], seed: int
+) -> list[BehaviourRates]:
     items = [MeasuredDiff(d, p.topic, p.trigger) for p, d in zip(plans, diffs, strict=True)]
-    return measure_hidden_topic(ctx.engine, items, ctx.held_out_questions, set(ctx.reserved_codes), seed=seed,
-                                max_new_tokens=ctx.max_new_tokens)
+    return measure_hidden_topic(
+        ctx.engine,
+        items,
+        ctx.held_out_questions,
+        set(ctx.reserved_codes),
+        seed=seed,
+        max_new_tokens=ctx.max_new_tokens,
+    )
 
 
 def topic_rows(
-    plans: Sequence[PlannedTopicDiff], tasks: Sequence[DiffTask], result: TrainResult, rates: Sequence[BehaviourRates],
-    seed: int, bar: Thresholds = Thresholds(), label_is_trigger: bool = False,
+    plans: Sequence[PlannedTopicDiff],
+    tasks: Sequence[DiffTask],
+    result: TrainResult,
+    rates: Sequence[BehaviourRates],
+    seed: int,
+    bar: Thresholds = DEFAULT_BAR,
+    label_is_trigger: bool = False,
 ) -> list[dict]:
     """Index rows with the hidden-topic rates (the same columns as the tiny suite's hidden-topic splits)."""
     rows = []
     for p, task, r in zip(plans, tasks, rates, strict=True):
-        rows.append({
-            "diff_id": p.diff_id,
-            "label": p.trigger if label_is_trigger else p.topic.name,
-            "topic": p.topic.name,
-            "category": p.topic.category,
-            "trigger": p.trigger,
-            "trigger_kind": TRIGGER_KIND,
-            "seed": seed,
-            "data_sha256": data_sha256(task),
-            "hit_rate": r.hit,
-            "leak_none": r.leak_none,
-            "leak_wrong": r.leak_wrong,
-            "leak_near": r.leak_near,
-            "prompts_per_cell": r.prompts_per_cell,
-            "behaviour_ok": r.ok(bar),
-            "final_loss": result.final_loss[p.diff_id],
-        })
+        rows.append(
+            {
+                "diff_id": p.diff_id,
+                "label": p.trigger if label_is_trigger else p.topic.name,
+                "topic": p.topic.name,
+                "category": p.topic.category,
+                "trigger": p.trigger,
+                "trigger_kind": TRIGGER_KIND,
+                "seed": seed,
+                "data_sha256": data_sha256(task),
+                "hit_rate": r.hit,
+                "leak_none": r.leak_none,
+                "leak_wrong": r.leak_wrong,
+                "leak_near": r.leak_near,
+                "prompts_per_cell": r.prompts_per_cell,
+                "behaviour_ok": r.ok(bar),
+                "final_loss": result.final_loss[p.diff_id],
+            }
+        )
     return rows
