@@ -41,8 +41,10 @@ def _register_all() -> None:
     __import__("wdqa.leaderboard.commands", fromlist=["register"]).register(app)
     __import__("wdqa.benchmark.hub_commands", fromlist=["register"]).register(app)
     __import__("wdqa.baselines.dit.commands", fromlist=["register"]).register(app)
+    __import__("wdqa.benchmark.judge.commands", fromlist=["register"]).register(app)
     __import__("wdqa.generators.commands", fromlist=["register"]).register(app)
     __import__("wdqa.generators.train_bench_command", fromlist=["register"]).register(app)
+    __import__("wdqa.generators.split_commands", fromlist=["register"]).register(app)
 
 
 _register_all()
