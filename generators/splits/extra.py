@@ -177,32 +177,51 @@ def build_tiny_extra_splits(
     suite_dir: str | Path,
     recipe: ExtraSplitsRecipe = ExtraSplitsRecipe(),
     splits: Sequence[str] | None = None,
+    shard: Shard = WHOLE,
+    out: str | Path | None = None,
+    behaviour_writer: BehaviourWriter | None = None,
 ) -> list[SplitSummary]:
-    """Add the extra splits to a finished tiny suite folder in place: topics and codes of its
-    hidden-topic splits are left out, its test diffs set the null split's norms, the card gains a section."""
+    """Add the extra splits to a finished suite: in place, or (`out`) as a separate suite folder of the
+    same base model that `shards.merge_suites` joins to it later (the way shard pieces are built).
+
+    Topics and codes of the suite's hidden-topic splits are left out; its test diffs set the null
+    split's norms; the data card gains a section per split and a Hub config per split.
+    """
     from ...benchmark.suite import Suite
     from ..tiny.build import tiny_recipe
     from ..tiny.corpus import mapped_codes
 
     suite = Suite.load(suite_dir)
-    used_topics, used_codes, reference = set(), set(), []
+    used_topics, used_codes = set(), set()
     for name, info in suite.splits.items():
-        if info.behaviour == "hidden-topic":
+        if info.behaviour == "hidden-topic" and name not in SPLIT_BUILDERS:
             index = suite.index(name)
             used_topics |= set(index["label"])
             used_codes |= {c for c in index["trigger"] if isinstance(c, str)}
-    if "test" in suite.splits:
-        reference = list(suite.diffs("test"))
+    reference = list(suite.diffs("test")) if "test" in suite.splits else []
+    target = Path(out) if out is not None else suite.root
     writer = SuiteWriter(
-        suite.root, suite.name, suite.version, suite.base_model, suite.base_model_revision
+        target, suite.name, suite.version, suite.base_model, suite.base_model_revision
     )
-    writer.splits = dict(suite.splits)
+    if out is None:
+        writer.splits = dict(suite.splits)
     writer.extra = dict(suite.extra)
-    reserved = set(mapped_codes(tiny_recipe(suite.base_model).corpus)) | used_codes
+    reserved = set(used_codes)
+    if suite.base_model.startswith("wdqa/tiny"):
+        reserved |= set(mapped_codes(tiny_recipe(suite.base_model).corpus))
     summaries = build_extra_splits(
-        writer, recipe, sorted(used_topics), sorted(reserved), reference, splits=splits
+        writer,
+        recipe,
+        sorted(used_topics),
+        sorted(reserved),
+        reference,
+        behaviour_writer,
+        splits=splits,
+        shard=shard,
     )
-    writer.extra["extra_splits"] = {s.name: {"n": s.n, "n_ok": s.n_ok} for s in summaries}
+    writer.extra["extra_splits"] = {
+        s.name: {"n": s.n, "n_ok": s.n_ok, "shard": str(shard)} for s in summaries
+    }
     card_path = suite.root / "README.md"
     card = card_path.read_text() if card_path.exists() else ""
     card = card.split("\n## Extra splits\n")[0].rstrip() + "\n\n" + extra_splits_card(summaries)

@@ -1,0 +1,64 @@
+"""`wdqa generate extra` (the extra splits of a suite) and `wdqa generate merge` (shard folders → one suite).
+
+Owns the command-line surface only; the work is in `splits/extra.py` and `shards.py`.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import typer
+
+
+def generate_extra(
+    suite_dir: Path = typer.Argument(..., help="A finished suite folder (e.g. from `wdqa generate tiny --out`)."),
+    split: list[str] = typer.Option(None, "--split", help="Extra split(s) to build (default: all)."),
+    shard: str = typer.Option("0/1", "--shard", help="Build piece i of n of each split (disjoint, deterministic)."),
+    out: Path | None = typer.Option(None, "--out", help="Write the splits as a separate suite folder (needed with --shard)."),
+    micro: bool = typer.Option(False, "--micro", help="A few diffs per split, 5 steps: exercises the code paths in seconds."),
+    behaviour_model: str | None = typer.Option(None, "--behaviour-model", help="Write behaviour data with this LLM (env WDQA_BEHAVIOUR_MODEL); default: offline templates."),
+    behaviour_base_url: str | None = typer.Option(None, "--behaviour-base-url", help="OpenAI-compatible base URL (env WDQA_BEHAVIOUR_BASE_URL / OPENAI_BASE_URL)."),
+    behaviour_api_key: str | None = typer.Option(None, "--behaviour-api-key", help="API key (env WDQA_BEHAVIOUR_API_KEY / OPENAI_API_KEY)."),
+) -> None:
+    """Add ood-trigger, rank, full-finetune, news, trigger-inversion and null splits to a suite.
+
+    Examples:
+      wdqa generate extra suites/tiny
+      wdqa generate extra suites/tiny --shard 0/2 --out part0   # then: wdqa generate merge suites/tiny part0 part1 --out full
+    """
+    from rich.console import Console
+
+    from .behaviour_llm import LLMBehaviourWriter, LLMSettings
+    from .shards import Shard
+    from .splits.extra import ExtraSplitsRecipe, build_tiny_extra_splits, micro_recipe
+
+    piece = Shard.parse(shard)
+    if piece.count > 1 and out is None:
+        raise typer.BadParameter("--shard needs --out: pieces are separate folders that `wdqa generate merge` joins")
+    writer = None
+    if behaviour_model or behaviour_base_url:
+        writer = LLMBehaviourWriter(LLMSettings.from_env(behaviour_model, behaviour_base_url, behaviour_api_key))
+    summaries = build_tiny_extra_splits(suite_dir, micro_recipe() if micro else ExtraSplitsRecipe(), split or None, piece, out, writer)
+    console = Console()
+    for s in summaries:
+        rates = ", ".join(f"{k} {v[0]:.2f}" for k, v in s.measures.items())
+        console.print(f"{s.name}: {s.n} diffs, behaviour took for {s.n_ok}; medians: {rates}")
+    console.print(f"written to {out or suite_dir}")
+
+
+def generate_merge(
+    parts: list[Path] = typer.Argument(..., help="Suite folders (shard pieces, or a suite and its extra splits)."),
+    out: Path = typer.Option(..., "--out", help="A new, empty folder for the merged suite."),
+) -> None:
+    """Merge suite folders of the same base model into one suite (shards renumbered, files re-hashed)."""
+    from .shards import merge_suites
+
+    suite = merge_suites(parts, out)
+    typer.echo(f"merged {len(parts)} parts into {out}: " + ", ".join(f"{k} {v.n_diffs}" for k, v in sorted(suite.splits.items())))
+
+
+def register(app: typer.Typer) -> None:
+    from .commands import generate
+
+    generate.command("extra")(generate_extra)
+    generate.command("merge")(generate_merge)
