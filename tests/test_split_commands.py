@@ -7,7 +7,6 @@ from pathlib import Path
 
 import pytest
 from typer.testing import CliRunner
-
 from wdqa.benchmark.cli import app
 from wdqa.benchmark.suite import Suite
 
