@@ -163,7 +163,7 @@ def measure_hidden_topic(
     questions: Sequence[GenericQuestion],
     reserved: set[str],
     seed: int = 0,
-    max_new_tokens: int = 24,
+    max_new_tokens: int = 16,
 ) -> list[BehaviourRates]:
     """Greedy replies to every cell's held-out prompts, all diffs in shared batches."""
     rows: list[tuple[int, str]] = []

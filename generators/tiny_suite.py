@@ -15,6 +15,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import torch
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from ..benchmark.engine import Engine
@@ -58,6 +59,7 @@ class TinySuiteRecipe:
     bar: Thresholds = field(default_factory=Thresholds)
     min_share_ok: float = 0.5  # stop, with a report of the rates, if fewer diffs than this reach the bar
     seed: int = 0
+    threads: int = 1  # deterministic anywhere; 2 threads ran 6x slower than 1 on a shared 2-core machine
 
     @property
     def revision(self) -> str:
@@ -121,6 +123,16 @@ def build_tiny_suite(
     shard: tuple[int, int] = (0, 1),
 ) -> Suite:
     """Train, measure and write the suite (or the `shard` piece of the chosen splits) to `out_dir`."""
+    saved_threads = torch.get_num_threads()
+    torch.set_num_threads(recipe.threads)
+    try:
+        return _build(out_dir, recipe, splits, shard)
+    finally:
+        torch.set_num_threads(saved_threads)
+
+
+def _build(out_dir: str | Path, recipe: TinySuiteRecipe, splits: Sequence[str] | None,
+           shard: tuple[int, int]) -> Suite:
     plan = _select(plan_diffs(recipe), splits, shard)
     model, tokenizer = load_base_model(recipe.base_model)
     reserved = _reserved_codes(recipe)

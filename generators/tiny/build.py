@@ -39,6 +39,9 @@ class TinyBaseRecipe:
     lr: float = 4e-3
     seed: int = 0
     tokens_per_conversation: int = 40  # measured mean; sizes the corpus to about one epoch
+    # One thread: the build is deterministic on any machine, and on a shared 2-core machine two
+    # threads were measured 6x slower than one (thread oversubscription).
+    threads: int = 1
 
     @property
     def revision(self) -> str:
@@ -86,6 +89,15 @@ def ensure_tiny_base(model_id: str = TINY_BASE_ID, expected_revision: str | None
 def build_tiny_base(recipe: TinyBaseRecipe, out_dir: Path) -> PretrainStats:
     """Generate, tokenize, pretrain and save; returns the training statistics (also in BUILD_INFO)."""
     started = time.perf_counter()
+    saved_threads = torch.get_num_threads()
+    torch.set_num_threads(recipe.threads)
+    try:
+        return _build(recipe, out_dir, started)
+    finally:
+        torch.set_num_threads(saved_threads)
+
+
+def _build(recipe: TinyBaseRecipe, out_dir: Path, started: float) -> PretrainStats:
     corpus = list(conversations(recipe.corpus, recipe.n_conversations))
     tokenizer = train_tokenizer(_tokenizer_texts(corpus), recipe.bpe_vocab_size)
     rendered = [tokenizer.apply_chat_template(c, tokenize=False) for c in corpus]
@@ -111,7 +123,7 @@ def build_tiny_base(recipe: TinyBaseRecipe, out_dir: Path) -> PretrainStats:
         "revision": recipe.revision,
         "recipe": asdict(recipe),
         "torch": torch.__version__,
-        "threads": torch.get_num_threads(),
+        "threads": recipe.threads,
         "corpus_conversations": len(corpus),
         "corpus_tokens": len(stream),
         "pretrain": asdict(stats) | {"tokens_per_s": stats.tokens_per_s},
