@@ -10,7 +10,6 @@ from pathlib import Path
 import pytest
 from local_openai_server import LocalOpenAIServer
 from typer.testing import CliRunner
-
 from wdqa.benchmark.cli import app
 from wdqa.benchmark.records import AnswerRecord, RunFolder
 from wdqa.benchmark.suite import INDEX_COLUMNS, SuiteWriter

@@ -6,7 +6,6 @@ import json
 from collections.abc import Sequence
 
 import pytest
-
 from wdqa.benchmark.judge.base import JudgeRequest
 from wdqa.benchmark.judge.stage import case_seed, judge_run, record_judge_in_manifest
 from wdqa.benchmark.records import AnswerRecord, RunError, RunFolder

@@ -8,7 +8,6 @@ from pathlib import Path
 
 import pytest
 from local_openai_server import LocalOpenAIServer
-
 from wdqa.benchmark.judge.base import JudgeRequest
 from wdqa.benchmark.judge.llm import LLMJudge, LLMJudgeError, ReplyCache, parse_grade
 from wdqa.benchmark.judge.llm_config import JudgeConfigError, LLMJudgeConfig, resolve_config

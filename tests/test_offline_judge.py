@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 
 import pytest
-
 from wdqa.benchmark.judge.base import Judge, JudgeRequest
 from wdqa.benchmark.judge.embeddings import EmbeddingCache
 from wdqa.benchmark.judge.offline import OfflineJudge
@@ -64,7 +63,7 @@ def test_a_rerun_embeds_nothing_new(cache: EmbeddingCache) -> None:
     OfflineJudge(cache=cache).score([JudgeRequest("a", "topic", "Origami", "Paper folding")])
     fresh = OfflineJudge(cache=cache)
     fresh.score([JudgeRequest("a", "topic", "Origami", "Paper folding")])
-    assert fresh._encoder is not None and fresh._encoder._model is None  # type: ignore[attr-defined]
+    assert fresh._encoder is not None and fresh._encoder.computed == 0  # type: ignore[attr-defined]
 
 
 def test_default_judge_is_the_offline_judge() -> None:

