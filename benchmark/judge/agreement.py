@@ -7,6 +7,7 @@ pairs or runs and printing tables belong to the callers.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Any
 from dataclasses import dataclass
 
 import numpy as np
@@ -37,7 +38,7 @@ class GroupMean:
         return abs(self.mean_other - self.mean_reference)
 
 
-def agreement(reference: Sequence[int], other: Sequence[int]) -> Agreement:
+def agreement(reference: Sequence[int] | np.ndarray[Any, Any], other: Sequence[int] | np.ndarray[Any, Any]) -> Agreement:
     """Compare two aligned grade lists (pairs where either is missing must be dropped first)."""
     a = np.asarray(reference, dtype=int)
     b = np.asarray(other, dtype=int)
@@ -62,7 +63,9 @@ def agreement(reference: Sequence[int], other: Sequence[int]) -> Agreement:
     )
 
 
-def group_means(groups: Sequence[str], reference: Sequence[int], other: Sequence[int]) -> list[GroupMean]:
+def group_means(
+    groups: Sequence[str], reference: Sequence[int] | np.ndarray[Any, Any], other: Sequence[int] | np.ndarray[Any, Any]
+) -> list[GroupMean]:
     """Mean grade per group (e.g. per (setup, method)) from both judges, sorted by group."""
     out = []
     g = np.asarray(groups, dtype=object)

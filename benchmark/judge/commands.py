@@ -15,7 +15,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 
 from .agreement import Agreement, GroupMean, agreement, group_means
-from .registry import DEFAULT_JUDGE, get_judge, known_judges
+from .registry import DEFAULT_JUDGE, get_judge
 
 console = Console()
 
@@ -252,5 +252,3 @@ def register(app: typer.Typer) -> None:
             console.print(f"{rubric}: per (setup, method) mean error avg {a['group_mean_error_avg']:.3f}, max {a['group_mean_error_max']:.3f}")
         console.print(f"wrote {out or MODEL_FILE} and {(out or MODEL_FILE).with_suffix('.json')}")
 
-
-__all__ = ["register", "known_judges"]

@@ -25,7 +25,7 @@ from ..suite import atomic_write_text
 from .agreement import agreement, group_means
 from .embeddings import MINILM, EmbeddingCache
 from .features import Encoder, feature_names, pair_features
-from .offline import MODEL_FILE, PROVENANCE_FILE, encoder_by_name
+from .offline import MODEL_FILE, encoder_by_name
 
 PAIR_COLUMNS = ["kind", "label", "answer", "score", "setup", "method"]
 RUBRICS = ("topic", "news")
@@ -143,5 +143,3 @@ def fit_offline_judge(
     atomic_write_text(model_path.with_suffix(".json"), json.dumps(provenance, indent=2))
     return provenance
 
-
-__all__ = ["PROVENANCE_FILE", "evaluate_recipe", "fit_offline_judge", "read_pairs"]

@@ -68,7 +68,7 @@ def resolve_config(config_file: str | Path | None = None, **flags: Any) -> LLMJu
     path = config_file or os.environ.get("WDQA_JUDGE_CONFIG")
     if path:
         config = replace(config, **read_config_file(path))
-    env = {
+    env: dict[str, Any] = {
         "model": os.environ.get("WDQA_JUDGE_MODEL"),
         "base_url": os.environ.get("OPENAI_BASE_URL"),
         "api_key": os.environ.get("OPENAI_API_KEY"),
