@@ -53,7 +53,9 @@ def test_a_second_judge_is_kept_beside_the_first(server: LocalOpenAIServer, run_
     assert [k.split("@")[0] for k in keys] == ["model-a", "model-b"]
     assert {s.score for s in RunFolder(run_dir).scores(keys[0]).values()} == {5, 1}
     assert set(json.loads((run_dir / "summary.json").read_text())) == set(keys)
-    assert [j["name"] for j in RunFolder(run_dir).manifest()["judges"]] == ["model-a", "model-b"]
+    judges = RunFolder(run_dir).manifest()["judges"]
+    assert [j["name"] for j in judges] == ["model-a", "model-b"]
+    assert judges[0]["usage"]["api_calls"] == 3 and judges[0]["usage"]["prompt_tokens"] == 300
 
 
 def test_rejudging_grades_nothing_new_and_calls_no_api(server: LocalOpenAIServer, run_dir: Path) -> None:

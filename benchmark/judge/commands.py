@@ -174,7 +174,7 @@ def register(app: typer.Typer) -> None:
             task = bar.add_task("judge", total=None, judge=the_judge.name)
             result = judge_run(run, the_judge, labels, seed=int(manifest.get("seed", 0)), both_orders=both_orders,
                                progress=lambda done, total: bar.update(task, completed=done, total=total))
-        record_judge_in_manifest(run, the_judge)
+        record_judge_in_manifest(run, the_judge, result.usage)
         console.print(f"{result.key}: graded {result.judged}, already graded {result.skipped}, "
                       f"failed answers {result.failed}, invalid replies {result.invalid} ({result.seconds:.1f} s)")
         if result.flip_rate is not None:

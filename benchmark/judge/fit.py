@@ -141,5 +141,7 @@ def fit_offline_judge(
         "held_out_group_means": {r: rep["groups"] for r, rep in report.items()},
     }
     atomic_write_text(model_path.with_suffix(".json"), json.dumps(provenance, indent=2))
+    for path in (model_path, model_path.with_suffix(".json")):
+        path.chmod(0o644)  # shipped in the package: readable by every user, not only the fitter
     return provenance
 

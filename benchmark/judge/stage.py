@@ -108,10 +108,13 @@ def judge_run(
     )
 
 
-def record_judge_in_manifest(run: RunFolder, judge: Judge) -> None:
-    """List the judge in the run's manifest so a verifier knows which score files to expect."""
+def record_judge_in_manifest(run: RunFolder, judge: Judge, usage: dict[str, Any] | None = None) -> None:
+    """List the judge in the run's manifest so a verifier knows which score files to expect;
+    `usage` (API calls, tokens, cost of the last grading) is kept with it when given."""
     manifest = run.manifest()
-    entry = {"key": judge_key(judge.name, judge.prompt_version), "name": judge.name, "prompt_version": judge.prompt_version}
+    entry: dict[str, Any] = {"key": judge_key(judge.name, judge.prompt_version), "name": judge.name, "prompt_version": judge.prompt_version}
+    if usage:
+        entry["usage"] = usage
     judges = [j for j in manifest.get("judges", []) if j.get("key") != entry["key"]]
     manifest["judges"] = [*judges, entry]
     run.write_manifest({k: v for k, v in manifest.items() if k != "schema_version"})
