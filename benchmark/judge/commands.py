@@ -139,9 +139,7 @@ def register(app: typer.Typer) -> None:
     ) -> None:
         """(Re-)grade a run's answers with a judge, next to the scores it already has.
 
-        Scores go to RUN_DIR/scores/<judge>@<version>.jsonl (append-only; cases already graded
-        by this judge and prompt version are skipped, so an interrupted run resumes) and
-        summary.json is refreshed. The method is not re-run.
+        Scores go to RUN_DIR/scores/<judge>@<version>.jsonl (append-only; cases already graded by this judge and prompt version are skipped, so an interrupted run resumes) and summary.json is refreshed. The method is not re-run.
 
         Examples:
           wdqa judge runs/tiny-1a2b/ask-directly
@@ -228,8 +226,7 @@ def register(app: typer.Typer) -> None:
     ) -> None:
         """Refit the offline judge to real LLM grades; write the model file and its provenance JSON.
 
-        Validates first (topic: each setup held out in turn; news: whole labels held out), prints
-        that held-out agreement, then fits on every pair. The pairs are read, never copied.
+        Validates first (topic: each setup held out in turn; news: whole labels held out), prints that held-out agreement, then fits on every pair. The pairs are read, never copied.
 
         Example:
           wdqa judge-fit --pairs shared/judge-calibration/graded-pairs.csv
