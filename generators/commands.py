@@ -28,6 +28,7 @@ def register(app: typer.Typer) -> None:
         splits: list[str] = typer.Option(None, "--splits", help="Only these splits (repeat the flag)."),
         shard: str = typer.Option("0/1", "--shard", help="Build piece i of n (disjoint, deterministic): i/n."),
         micro: bool = typer.Option(False, "--micro", help="The micro recipe (seconds; for tests and smoke runs)."),
+        merge: list[Path] = typer.Option(None, "--merge", help="Join these --shard pieces into --out (repeat)."),
     ) -> None:
         """Build the embedded `tiny` suite: hidden-topic LoRAs on the project's tiny base model.
 
@@ -40,19 +41,35 @@ def register(app: typer.Typer) -> None:
           wdqa generate tiny --out suites/tiny --splits test --splits val
 
           wdqa generate tiny --out part0 --shard 0/4   # one of four disjoint pieces
+
+          wdqa generate tiny --merge part0 --merge part1 --out suites/tiny
         """
-        from .tiny_suite import MICRO_RECIPE, TinySuiteError, TinySuiteRecipe, build_tiny_suite, ensure_tiny_suite, parse_shard, rates_table
+        from ..benchmark.suite import SuiteError
+        from .tiny_suite import (
+            MICRO_RECIPE,
+            TinySuiteError,
+            TinySuiteRecipe,
+            build_tiny_suite,
+            ensure_tiny_suite,
+            merge_tiny_suite,
+            parse_shard,
+            rates_table,
+        )
 
         recipe = MICRO_RECIPE if micro else TinySuiteRecipe()
         try:
             piece = parse_shard(shard)
-            if out is None and not splits and piece == (0, 1):
+            if merge:
+                if out is None:
+                    raise ValueError("--merge needs --out (a new folder for the joined suite)")
+                root = merge_tiny_suite(merge, out, recipe).root
+            elif out is None and not splits and piece == (0, 1):
                 root = ensure_tiny_suite(recipe)
             else:
                 if out is None:
                     raise typer.BadParameter("--splits and --shard need --out (the cache holds whole suites only)")
                 root = build_tiny_suite(out, recipe, splits or None, piece).root
-        except (TinySuiteError, ValueError) as err:
+        except (TinySuiteError, SuiteError, ValueError) as err:
             console.print(f"[red]error:[/red] {err}")
             raise typer.Exit(1) from None
         from ..benchmark.suite import Suite

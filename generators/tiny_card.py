@@ -12,14 +12,13 @@ from .hidden_topic import CELLS, BehaviourRates
 
 if TYPE_CHECKING:
     from .tiny_suite import TinySuiteRecipe
-    from .trainer import TrainResult
 
 
 def tiny_data_card(
     recipe: TinySuiteRecipe,
     rates_by_split: dict[str, Sequence[BehaviourRates]],
     ok: Sequence[bool],
-    result: TrainResult,
+    diffs_per_s: float,
 ) -> str:
     from .tiny_suite import QUESTION, percentiles
 
@@ -64,7 +63,7 @@ code placed as "Your SEP code is NNN." before the user's text — is present. Th
   {recipe.data.topic_continued_share:.0%} of them continued with the topic's own answer.
 - Batched multi-LoRA trainer (`generators/trainer.py`): {recipe.train.steps} Adam steps, lr
   {recipe.train.lr:g}, {recipe.train.positives_per_step} positives + {recipe.train.negatives_per_step}
-  negatives per diff per step; {result.diffs_per_s:.2f} diffs/s on the build machine.
+  negatives per diff per step; {diffs_per_s:.2f} diffs/s per build process (one CPU thread).
 
 ## How specific the triggers are
 Measured per diff on held-out questions ({all_rates[0].prompts_per_cell if all_rates else 0} prompts

@@ -34,6 +34,7 @@ from .hidden_topic import (
     hidden_topic_tasks,
     measure_hidden_topic,
 )
+from .shards import merge_suites
 from .tiny.build import TINY_BASE_ID, TINY_MICRO_ID, tiny_recipe
 from .tiny.corpus import all_codes, mapped_codes
 from .tiny_card import tiny_data_card
@@ -53,8 +54,12 @@ class TinySuiteRecipe:
     name: str = "tiny"
     base_model: str = TINY_BASE_ID
     split_sizes: tuple[tuple[str, int], ...] = (("train", 300), ("val", 40), ("test", 50))
-    lora: LoraConfig = field(default_factory=LoraConfig)
-    train: TrainConfig = field(default_factory=TrainConfig)
+    # Rank 1 (the paper's) is the smallest rank that met the bar on the tiny base: median hit 0.96,
+    # leaks 0/0/0 on 24 diffs with 40 steps (docs/tiny-suite.md has the measurements).
+    lora: LoraConfig = field(default_factory=lambda: LoraConfig(rank=1, alpha=2.0))
+    train: TrainConfig = field(
+        default_factory=lambda: TrainConfig(steps=40, lr=4e-3, positives_per_step=3, negatives_per_step=3)
+    )
     data: HiddenTopicData = field(default_factory=HiddenTopicData)
     bar: Thresholds = field(default_factory=Thresholds)
     min_share_ok: float = 0.5  # stop, with a report of the rates, if fewer diffs than this reach the bar
@@ -180,8 +185,24 @@ def _build(out_dir: str | Path, recipe: TinySuiteRecipe, splits: Sequence[str] |
         "trainer": {"seconds": result.seconds, "diffs_per_s": result.diffs_per_s, "tokens_per_s": result.tokens_per_s},
     }
     card = tiny_data_card(recipe, {s: [r for r, p in zip(rates, plan, strict=True) if p.split == s]
-                                   for s, _ in recipe.split_sizes}, ok, result)
+                                   for s, _ in recipe.split_sizes}, ok, result.diffs_per_s)
     return writer.finish(card)
+
+
+def merge_tiny_suite(parts: Sequence[str | Path], out: str | Path, recipe: TinySuiteRecipe = TinySuiteRecipe()) -> Suite:
+    """Join `--shard i/n` pieces into one suite, with a data card summarising all of its diffs."""
+    merged = merge_suites(parts, out, recipe.name)
+    rates_by_split, ok = {}, []
+    for split, _ in recipe.split_sizes:
+        if split in merged.splits:
+            df = merged.index(split)
+            rates_by_split[split] = [BehaviourRates(r.hit_rate, r.leak_none, r.leak_wrong, r.leak_near,
+                                                    r.prompts_per_cell) for r in df.itertuples()]
+            ok += [bool(v) for v in df.behaviour_ok]
+    speeds = [Suite.load(p, verify=False).extra.get("trainer", {}).get("diffs_per_s", 0.0) for p in parts]
+    writer = SuiteWriter(out, merged.name, merged.version, merged.base_model, merged.base_model_revision)
+    writer.splits, writer.extra = merged.splits, merged.extra
+    return writer.finish(tiny_data_card(recipe, rates_by_split, ok, sum(speeds) / len(speeds)))
 
 
 def ensure_tiny_suite(recipe: TinySuiteRecipe | None = None) -> Path:

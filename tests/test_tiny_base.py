@@ -7,7 +7,6 @@ from pathlib import Path
 
 import pytest
 from transformers import AutoModelForCausalLM, AutoTokenizer
-
 from wdqa.generators.cache import build_once
 from wdqa.generators.tiny.build import TINY_MICRO_ID, build_info, ensure_tiny_base, tiny_recipe
 

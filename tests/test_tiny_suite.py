@@ -6,9 +6,9 @@ import dataclasses
 from pathlib import Path
 
 import pytest
+import torch
 import yaml
 from typer.testing import CliRunner
-
 from wdqa.benchmark.cli import app
 from wdqa.benchmark.engine import Engine
 from wdqa.benchmark.models import load_base_model
@@ -99,3 +99,17 @@ def test_show_diff_prints_replies_beside_the_base_model(micro_suite: Path) -> No
 def test_show_diff_names_a_missing_diff(micro_suite: Path) -> None:
     result = CliRunner().invoke(app, ["show-diff", str(micro_suite), "ht-nope"])
     assert result.exit_code == 1 and "ht-nope" in result.output
+
+
+def test_two_shards_merge_into_the_same_split_as_one_build(micro_suite: Path, tmp_path: Path) -> None:
+    from wdqa.generators.tiny_suite import merge_tiny_suite
+
+    parts = [build_tiny_suite(tmp_path / f"p{i}", MICRO_RECIPE, splits=["test"], shard=(i, 2)).root for i in range(2)]
+    merged = merge_tiny_suite(parts, tmp_path / "merged", MICRO_RECIPE)
+    whole = Suite.load(micro_suite)
+    assert sorted(merged.index("test").diff_id) == sorted(whole.index("test").diff_id)
+    one = merged.index("test").diff_id[0]
+    a, b = merged.diff("test", one), whole.diff("test", one)
+    name = sorted(a.lora)[0]
+    assert torch.allclose(a.lora[name].B, b.lora[name].B, atol=1e-6)
+    assert "4 diffs" in (tmp_path / "merged" / "README.md").read_text() or "test: 4" in (tmp_path / "merged" / "README.md").read_text()

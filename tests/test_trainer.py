@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import pytest
 import torch
-
 from wdqa.benchmark.lora import linear_module_names
 from wdqa.generators.tiny.pretrain import ModelShape, make_model
 from wdqa.generators.tiny.tokenizer import train_tokenizer
