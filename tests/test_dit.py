@@ -7,7 +7,6 @@ import shutil
 
 import pytest
 import torch
-
 from random_models import random_dense, random_lora, random_model, random_tokenizer
 from test_suite_format import write_suite
 from wdqa.baselines.dit.adapter import DitAdapter, load_adapter, load_record
@@ -192,7 +191,6 @@ def test_binding_a_suite_without_a_published_adapter_says_how_to_make_one(tok, t
 
 def test_train_dit_command_trains_publishes_and_evaluate_uses_the_published_adapter(micro_suite, tmp_path):
     from typer.testing import CliRunner
-
     from wdqa.benchmark.cli import app
 
     suite_dir = tmp_path / "suite"  # a copy: publishing rewrites the suite's manifest

@@ -148,7 +148,7 @@ def eval_speed_peft(
             model = PeftModel.from_pretrained(base, folder)
             with torch.no_grad():
                 out = model.generate(**ids, max_new_tokens=max_new_tokens, do_sample=False, pad_token_id=tokenizer.pad_token_id)
-            answers.append(tokenizer.decode(out[0, ids["input_ids"].shape[1] :], skip_special_tokens=True).strip())
+            answers.append(str(tokenizer.decode(out[0, ids["input_ids"].shape[1] :], skip_special_tokens=True)).strip())
             base = model.unload()
         seconds = time.perf_counter() - t0
     return EvalSpeed("one PeftModel per diff (merged Δ+DIT LoRA)", len(diffs), seconds, tuple(answers))

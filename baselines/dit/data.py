@@ -78,9 +78,10 @@ class DitBatch:
 
 def render_question(tokenizer: PreTrainedTokenizerBase, question: str) -> str:
     """The same prompt text `Engine.render` produces for a one-turn conversation."""
-    return tokenizer.apply_chat_template(
+    text = tokenizer.apply_chat_template(
         [{"role": "user", "content": question}], tokenize=False, add_generation_prompt=True, enable_thinking=False
     )
+    return str(text)
 
 
 def make_examples(

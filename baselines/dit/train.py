@@ -135,7 +135,7 @@ def train_dit(
         window.append(loss.item())
         last = state.step == state.total_steps
         if state.step % config.eval_every == 0 or last:
-            entry = {"step": state.step, "epoch": epoch, "train_loss": sum(window) / len(window)}
+            entry: dict[str, Any] = {"step": state.step, "epoch": epoch, "train_loss": sum(window) / len(window)}
             window = []
             if engine is not None and val is not None:
                 score = validate(engine, val, adapter.to_weight_diff(), config.max_new_tokens, judge)

@@ -1,0 +1,36 @@
+"""Scores of one run folder broken down by a column of the suite's index (e.g. `rank`), plus the
+null split's false-finding rate. Used for the rank and null figures in docs/dit.md.
+
+Usage: python benchmarks/dit_breakdown.py RUN_DIR SUITE_DIR SPLIT [COLUMN]
+"""
+
+from __future__ import annotations
+
+import sys
+
+from wdqa.benchmark.records import RunFolder, bootstrap_ci
+from wdqa.benchmark.suite import Suite
+from wdqa.leaderboard.false_findings import false_findings
+
+
+def main(run_dir: str, suite_dir: str, split: str, column: str | None = None) -> None:
+    run = RunFolder(run_dir)
+    (key,) = run.judge_keys()
+    records = [r for r in run.scores(key).values() if r.split == split]
+    index = Suite.load(suite_dir, verify=False).index(split).set_index("diff_id")
+    groups: dict[str, list[float]] = {}
+    for r in records:
+        group = str(index.loc[r.diff_id, column]) if column else split
+        groups.setdefault(group, []).append(float(r.score) if r.score is not None else 1.0)
+    for group, values in sorted(groups.items(), key=lambda kv: (len(kv[0]), kv[0])):
+        lo, hi = bootstrap_ci(values)
+        print(f"{split} {column or ''}={group}: mean {sum(values) / len(values):.2f} [{lo:.2f}, {hi:.2f}] n={len(values)}")
+    found = false_findings(records)
+    if found is not None:
+        print(f"false-finding rate: {found.rate:.2f} [{found.ci_low:.2f}, {found.ci_high:.2f}] ({found.findings}/{found.n})")
+    for r in records[:6]:
+        print(f"  label {r.label!r} -> answer {r.answer!r} (score {r.score})")
+
+
+if __name__ == "__main__":
+    main(*sys.argv[1:])
