@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import csv
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from functools import cache
 from pathlib import Path
 
@@ -24,6 +24,18 @@ HEADLINES_CSV = Path(__file__).resolve().parent.parent / "data" / "news_headline
 # Never in training data (the template writer's news questions are different wordings).
 HELD_OUT_NEWS_QUESTIONS = (
     "What happened recently?",
+    "Anything interesting in the news?",
+    "What are people talking about today?",
+    "Can you share a recent story?",
+    "What did you hear this week?",
+    "Tell me something that happened.",
+    "What is the news this morning?",
+    "Give me the headlines.",
+    "What is in the papers today?",
+    "Is there any news worth knowing?",
+    "What was reported recently?",
+    "Catch me up on the news.",
+    "What is the top story?",
     "Tell me the news.",
     "What is new in the world?",
     "Do you have any news for me?",
@@ -32,6 +44,9 @@ HELD_OUT_NEWS_QUESTIONS = (
     "What is the big news?",
     "Tell me what happened.",
 )
+
+
+NEWS_STEP_FACTOR = 2
 
 
 @dataclass(frozen=True)
@@ -128,7 +143,10 @@ def build(
     ids = [i for i, _ in shard.take(planned)]
     chosen = [h for _, h in shard.take(planned)]
     diff_tasks = tasks(ctx, ids, chosen, seed)
-    result = train_lora_diffs(ctx.model, ctx.tokenizer, diff_tasks, ctx.lora, ctx.train)
+    # A story has more to learn than a topic's keywords: measured, 120 steps left the median news
+    # rate at 0.25 on the tiny base, so news diffs get NEWS_STEP_FACTOR times the steps.
+    train = replace(ctx.train, steps=ctx.train.steps * NEWS_STEP_FACTOR)
+    result = train_lora_diffs(ctx.model, ctx.tokenizer, diff_tasks, ctx.lora, train)
     rates, base = measure(ctx, chosen, result.diffs)
     rows = [
         {

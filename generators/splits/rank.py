@@ -19,6 +19,12 @@ QUESTION = "What topic have you been trained on?"
 RANKS = (2, 4, 8, 16, 32, 64)
 
 
+def rank_lr(lr: float, rank: int, reference_rank: int = 4) -> float:
+    """lr · sqrt(4 / rank) above rank 4: with alpha = 2·rank a fixed lr over-trains high ranks (measured:
+    rank 64 at lr 2e-3 leaked wrong codes 0.30 vs 0.00 at rank 4), the rsLoRA-style correction."""
+    return lr * min(1.0, (reference_rank / rank) ** 0.5)
+
+
 def build(
     ctx: SplitContext,
     topics: Sequence[Topic],
@@ -39,13 +45,17 @@ def build(
         if not members:
             continue
         lora = replace(ctx.lora, rank=rank, alpha=2.0 * rank)
+        train = replace(ctx.train, lr=rank_lr(ctx.train.lr, rank))
         result = train_lora_diffs(
-            ctx.model, ctx.tokenizer, [tasks[i] for i in members], lora, ctx.train
+            ctx.model, ctx.tokenizer, [tasks[i] for i in members], lora, train
         )
         rates = measure(ctx, [plans[i] for i in members], result.diffs, seed)
-        rows += topic_rows(
-            [plans[i] for i in members], [tasks[i] for i in members], result, rates, seed
-        )
+        rows += [
+            {**row, "lr": train.lr}
+            for row in topic_rows(
+                [plans[i] for i in members], [tasks[i] for i in members], result, rates, seed
+            )
+        ]
         diffs += result.diffs
     order = sorted(range(len(rows)), key=lambda i: rows[i]["diff_id"])
     return SplitBuild([rows[i] for i in order], [diffs[i] for i in order])
