@@ -64,6 +64,7 @@ class SplitSummary:
     n: int
     n_ok: int
     measures: dict[str, tuple[float, float, float]]  # column -> (median, p10, p90)
+    prompts_per_cell: int = 0
 
 
 def build_extra_splits(
@@ -145,7 +146,7 @@ def summarise(name: str, build: SplitBuild) -> SplitSummary:
             else values * 9
         )
         measures[col] = (statistics.median(values), deciles[0], deciles[-1])
-    return SplitSummary(name, len(df), int(df["behaviour_ok"].sum()), measures)
+    return SplitSummary(name, len(df), int(df["behaviour_ok"].sum()), measures, int(df["prompts_per_cell"].min()))
 
 
 def extra_splits_card(summaries: Sequence[SplitSummary]) -> str:
@@ -161,7 +162,7 @@ def extra_splits_card(summaries: Sequence[SplitSummary]) -> str:
                 "question": SPLIT_BUILDERS[s.name].question,
                 "description": SPLIT_BUILDERS[s.name].description[0].upper()
                 + SPLIT_BUILDERS[s.name].description[1:],
-                "prompts": 24,
+                "prompts": s.prompts_per_cell,
                 "ranks": ", ".join(map(str, RANKS)),
                 "measures": [
                     {"name": k, "median": v[0], "p10": v[1], "p90": v[2]}
