@@ -144,7 +144,8 @@ def read_shard(path: Path, diff_ids: Iterable[str] | None = None) -> dict[str, W
         with safe_open(str(path), framework="pt") as fh:
             meta = fh.metadata() or {}
             keys = list(fh.keys())
-            wanted = set(diff_ids) if diff_ids is not None else {k.split("/", 1)[0] for k in keys}
+            # dict.fromkeys keeps first-seen order: the caller's order, else the shard's own.
+            wanted = dict.fromkeys(diff_ids if diff_ids is not None else (k.split("/", 1)[0] for k in keys))
             by_diff: dict[str, dict[str, torch.Tensor]] = {d: {} for d in wanted}
             for key in keys:
                 did = key.split("/", 1)[0]

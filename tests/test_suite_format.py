@@ -102,3 +102,11 @@ def test_peft_export_gives_the_same_logits_as_the_diff(tmp_path):
         peft_model = PeftModel.from_pretrained(copy.deepcopy(model), tmp_path / "adapter")
         got = peft_model(ids).logits
     torch.testing.assert_close(got, expected, atol=1e-5, rtol=1e-5)
+
+
+def test_diffs_and_cases_come_in_index_order(tmp_path):
+    write_suite(tmp_path, random_model(VOCAB), n=7, per_shard=3)
+    suite = Suite.load(tmp_path)
+    order = list(suite.index("test").diff_id)
+    assert [d.diff_id for d in suite.diffs("test")] == order
+    assert [c.case_id.split("/", 1)[1] for c in suite.cases("test")] == order
