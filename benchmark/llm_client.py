@@ -9,18 +9,59 @@ behaviour writer).
 from __future__ import annotations
 
 import asyncio
+import hashlib
+import json
 import random
+import sqlite3
 import threading
 from collections.abc import Callable, Coroutine, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, Generic, TypeVar
 
 import openai
 
-from .judge.llm import ReplyCache
+from .cache_dir import wdqa_cache_dir
 
 T = TypeVar("T")
 Messages = list[dict[str, str]]
+
+
+class ReplyCache:
+    """Replies keyed by sha256(model + prompt version + messages), in SQLite (WAL)."""
+
+    def __init__(self, path: str | Path | None = None) -> None:
+        self.path = Path(path) if path is not None else wdqa_cache_dir() / "llm-replies.sqlite"
+        self._conn: sqlite3.Connection | None = None
+        self._lock = threading.Lock()
+
+    def _db(self) -> sqlite3.Connection:
+        if self._conn is None:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            conn = sqlite3.connect(self.path, timeout=30, check_same_thread=False)
+            conn.execute("PRAGMA journal_mode=WAL")
+            conn.execute(
+                "CREATE TABLE IF NOT EXISTS reply (key TEXT PRIMARY KEY, reply TEXT, "
+                "prompt_tokens INTEGER, completion_tokens INTEGER)"
+            )
+            self._conn = conn
+        return self._conn
+
+    @staticmethod
+    def key(model: str, version: str, messages: list[dict[str, str]]) -> str:
+        payload = json.dumps([model, version, messages], ensure_ascii=False, sort_keys=True)
+        return hashlib.sha256(payload.encode("utf-8")).hexdigest()
+
+    def get(self, key: str) -> str | None:
+        with self._lock:
+            row = self._db().execute("SELECT reply FROM reply WHERE key=?", (key,)).fetchone()
+        return None if row is None else str(row[0])
+
+    def put(self, key: str, reply: str, prompt_tokens: int, completion_tokens: int) -> None:
+        with self._lock:
+            db = self._db()
+            db.execute("INSERT OR REPLACE INTO reply VALUES (?, ?, ?, ?)", (key, reply, prompt_tokens, completion_tokens))
+            db.commit()
 
 
 class LLMCallError(RuntimeError):

@@ -105,7 +105,7 @@ class LLMBehaviourWriter:
         cache_path: str | Path | None = None,
         prompt_path: Path = DEFAULT_PROMPT,
     ) -> None:
-        from ..benchmark.judge.cache_dir import wdqa_cache_dir
+        from ..benchmark.cache_dir import wdqa_cache_dir
 
         self.settings = settings
         self.name = f"llm:{settings.model}"

@@ -1,7 +1,6 @@
 """Where built artefacts (tiny base models, tiny suites) are cached, and how a build lands there.
 
-Owns the cache root ($WDQA_CACHE, else the platform's user cache dir for "wdqa") and the
-build-in-a-temp-dir-then-rename step, so an interrupted build never leaves a half-written folder.
+Owns the build-in-a-temp-dir-then-rename step (the cache root itself is `benchmark/cache_dir.py`), so an interrupted build never leaves a half-written folder.
 """
 
 from __future__ import annotations
@@ -16,12 +15,11 @@ from dataclasses import asdict, is_dataclass
 from pathlib import Path
 from typing import Any
 
-import platformdirs
+from ..benchmark.cache_dir import wdqa_cache_dir
 
 
 def cache_root() -> Path:
-    root = os.environ.get("WDQA_CACHE")
-    return Path(root) if root else Path(platformdirs.user_cache_dir("wdqa"))
+    return wdqa_cache_dir()
 
 
 def recipe_hash(recipe: Any, version: int) -> str:

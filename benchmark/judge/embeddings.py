@@ -17,7 +17,7 @@ from typing import Any
 
 import numpy as np
 
-from .cache_dir import wdqa_cache_dir
+from ..cache_dir import wdqa_cache_dir
 
 MINILM = "all-MiniLM-L6-v2"
 

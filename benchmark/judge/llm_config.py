@@ -32,7 +32,7 @@ class LLMJudgeConfig:
     max_tokens: int = 5
     price_in_per_mtok: float | None = None  # USD per million prompt tokens, for the cost summary
     price_out_per_mtok: float | None = None
-    cache_path: str | None = None  # default: $WDQA_CACHE/llm-judge.sqlite
+    cache_path: str | None = None  # default: $WDQA_CACHE/llm-replies.sqlite
 
     def validate(self) -> LLMJudgeConfig:
         problems = []

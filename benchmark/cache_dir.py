@@ -1,6 +1,6 @@
-"""Where the judges keep their on-disk caches: $WDQA_CACHE, else the platform's user cache dir.
+"""Where wdqa keeps its on-disk caches (built models and suites, embeddings, LLM replies): $WDQA_CACHE, else the platform's user cache dir.
 
-Owns the location only; each cache (embeddings, LLM replies) owns its own file format.
+Owns the location only; each cache owns its own file format.
 """
 
 from __future__ import annotations
