@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import importlib
+
 import typer
 
 from .. import __version__
@@ -32,19 +34,23 @@ def main(
     """WEIGHTDIFFQA benchmark harness."""
 
 
-def _register_all() -> None:
-    # One line per area; each module adds its commands with a `register(app)` function.
-    from . import bench_commands, eval_commands
+# Each area adds its commands with a `register(app)` function; the order is the order of --help.
+COMMAND_MODULES = (
+    "wdqa.benchmark.eval_commands",  # evaluate
+    "wdqa.benchmark.judge.commands",  # judge, judge-agreement, judge-fit
+    "wdqa.leaderboard.commands",  # leaderboard, report, submit, verify
+    "wdqa.benchmark.hub_commands",  # download, publish, import-paper
+    "wdqa.generators.commands",  # generate tiny, show-diff
+    "wdqa.generators.split_commands",  # generate extra, generate merge
+    "wdqa.baselines.dit.commands",  # baselines train-dit, bench dit
+    "wdqa.benchmark.bench_commands",  # bench eval
+    "wdqa.generators.train_bench_command",  # bench train
+)
 
-    eval_commands.register(app)
-    bench_commands.register(app)
-    __import__("wdqa.leaderboard.commands", fromlist=["register"]).register(app)
-    __import__("wdqa.benchmark.hub_commands", fromlist=["register"]).register(app)
-    __import__("wdqa.baselines.dit.commands", fromlist=["register"]).register(app)
-    __import__("wdqa.benchmark.judge.commands", fromlist=["register"]).register(app)
-    __import__("wdqa.generators.commands", fromlist=["register"]).register(app)
-    __import__("wdqa.generators.train_bench_command", fromlist=["register"]).register(app)
-    __import__("wdqa.generators.split_commands", fromlist=["register"]).register(app)
+
+def _register_all() -> None:
+    for name in COMMAND_MODULES:
+        importlib.import_module(name).register(app)
 
 
 _register_all()
