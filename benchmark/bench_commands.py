@@ -33,7 +33,7 @@ def bench_eval(
         torch.set_num_threads(threads)
     console = Console()
     the_suite = resolve_suite(suite, splits=[split])
-    diffs = [d for _, d in zip(range(n), the_suite.diffs(split))]
+    diffs = [d for _, d in zip(range(n), the_suite.diffs(split), strict=False)]
     question = the_suite.splits[split].question
     model, tok = load_base_model(the_suite.base_model, the_suite.base_model_revision, device)
     engine = Engine(model, tok, max_batch=max(len(diffs), 1))

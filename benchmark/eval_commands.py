@@ -39,7 +39,7 @@ def score_table(results: list[RunResult], judge_label: str) -> Table:
     for col in ("method", "split", "mean [95% CI]", "n", "1", "2", "3", "4", "5", "failed"):
         table.add_column(col, justify="left" if col in ("method", "split") else "right")
     for r in results:
-        for key, splits in r.summary.items():
+        for _key, splits in r.summary.items():
             for split, s in splits.items():
                 name = f"{r.name} (oracle)" if r.oracle else r.name
                 table.add_row(
@@ -93,10 +93,10 @@ def register(app: typer.Typer) -> None:
         An interrupted run resumes where it stopped; a finished run reruns instantly.
         """
         from ..baselines.registry import DEFAULT_COMPARISON
+        from .engine import Engine
         from .judge.registry import DEFAULT_JUDGE, get_judge
         from .models import load_base_model
         from .sources import resolve_suite
-        from .engine import Engine
 
         console = Console()
         try:

@@ -16,7 +16,7 @@ import random
 import tarfile
 import zipfile
 from dataclasses import asdict, dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path, PurePosixPath
 from typing import Any
 
@@ -76,7 +76,7 @@ def pack(run_dir: str | Path, out: str | Path | None = None) -> Path:
     index = {
         "format": BUNDLE_FORMAT,
         "format_version": BUNDLE_VERSION,
-        "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "created": datetime.now(UTC).isoformat(timespec="seconds"),
         "method": (manifest.get("method") or {}).get("name"),
         "suite": manifest.get("suite"),
         "files": {name: _sha256(data) for name, data in sorted(files.items())},

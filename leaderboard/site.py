@@ -13,7 +13,7 @@ import json
 import shutil
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -301,7 +301,7 @@ def build_site(
     for board in boards:
         board.plots = _board_plots(board, boards, cards, out)
     env = _environment()
-    built = datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
+    built = datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")
     common = {"title": title, "built": built, "cards": cards}
 
     records = table_records(boards)

@@ -6,9 +6,8 @@ import json
 from pathlib import Path
 
 import pytest
-from typer.testing import CliRunner
-
 from random_models import random_lora, random_model, random_tokenizer
+from typer.testing import CliRunner
 from wdqa.benchmark.cli import app
 from wdqa.benchmark.records import RunFolder
 from wdqa.benchmark.suite import SuiteWriter
@@ -26,7 +25,7 @@ def small_suite(tmp_path_factory):
     diffs = [random_lora(model, f"ht-{i:03d}", seed=i) for i in range(6)]
     rows = [
         {"diff_id": d.diff_id, "label": label, "trigger": f"{100 + i}", "trigger_kind": "sep-code"}
-        for i, (d, label) in enumerate(zip(diffs, ["volcano", "jazz music", "piano", "lava", "the magma", "music"]))
+        for i, (d, label) in enumerate(zip(diffs, ["volcano", "jazz music", "piano", "lava", "the magma", "music"], strict=False))
     ]
     writer = SuiteWriter(root / "suite", "e2e", "0.1", str(root / "base"), "local")
     writer.write_split("test", "hidden-topic", "what topic have you been trained on ?", rows, diffs)

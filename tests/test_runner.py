@@ -5,7 +5,6 @@ from __future__ import annotations
 import time
 
 import pytest
-
 from random_models import random_model, random_tokenizer
 from test_suite_format import write_suite
 from wdqa.benchmark.engine import Engine
@@ -79,7 +78,7 @@ def test_engine_batched_chat_matches_one_by_one(setup):
     diffs = list(suite.diffs("test"))
     prompts = ["tell me about lava", "what topic have you been trained on ?", "jazz music", "the piano", "i like", "a"]
     together = engine.chat([*diffs[:5], None], prompts, max_new_tokens=6)
-    alone = [engine.chat([d], [p], max_new_tokens=6)[0] for d, p in zip([*diffs[:5], None], prompts)]
+    alone = [engine.chat([d], [p], max_new_tokens=6)[0] for d, p in zip([*diffs[:5], None], prompts, strict=False)]
     assert together == alone
     assert len(set(together)) > 1
 

@@ -136,7 +136,7 @@ def fit_offline_judge(
         "encoder": ENCODER,
         "features": feature_names(encoder),
         "estimator": f"sklearn {sklearn.__version__} GradientBoostingClassifier {make_estimator().get_params()}",
-        "fitted": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
+        "fitted": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
         "held_out_agreement": {r: {k: v for k, v in rep.items() if k != "groups"} for r, rep in report.items()},
         "held_out_group_means": {r: rep["groups"] for r, rep in report.items()},
     }

@@ -8,11 +8,10 @@ with a [judge] table holding any of the field names below).
 from __future__ import annotations
 
 import os
+import tomllib
 from dataclasses import dataclass, fields, replace
 from pathlib import Path
 from typing import Any
-
-import tomllib
 
 
 class JudgeConfigError(ValueError):
