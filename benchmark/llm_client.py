@@ -21,7 +21,7 @@ from typing import Any, Generic, TypeVar
 
 import openai
 
-from .cache_dir import wdqa_cache_dir
+from .cache_dir import open_sqlite_cache, wdqa_cache_dir
 
 T = TypeVar("T")
 Messages = list[dict[str, str]]
@@ -37,14 +37,11 @@ class ReplyCache:
 
     def _db(self) -> sqlite3.Connection:
         if self._conn is None:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
-            conn = sqlite3.connect(self.path, timeout=30, check_same_thread=False)
-            conn.execute("PRAGMA journal_mode=WAL")
-            conn.execute(
+            self._conn = open_sqlite_cache(
+                self.path,
                 "CREATE TABLE IF NOT EXISTS reply (key TEXT PRIMARY KEY, reply TEXT, "
-                "prompt_tokens INTEGER, completion_tokens INTEGER)"
+                "prompt_tokens INTEGER, completion_tokens INTEGER)",
             )
-            self._conn = conn
         return self._conn
 
     @staticmethod

@@ -17,7 +17,7 @@ from typing import Any
 
 import numpy as np
 
-from ..cache_dir import wdqa_cache_dir
+from ..cache_dir import open_sqlite_cache, wdqa_cache_dir
 
 MINILM = "all-MiniLM-L6-v2"
 
@@ -32,14 +32,11 @@ class EmbeddingCache:
 
     def _db(self) -> sqlite3.Connection:
         if self._conn is None:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
-            conn = sqlite3.connect(self.path, timeout=30, check_same_thread=False)
-            conn.execute("PRAGMA journal_mode=WAL")
-            conn.execute(
+            self._conn = open_sqlite_cache(
+                self.path,
                 "CREATE TABLE IF NOT EXISTS embedding ("
-                "model TEXT, text_sha TEXT, vector BLOB, PRIMARY KEY (model, text_sha))"
+                "model TEXT, text_sha TEXT, vector BLOB, PRIMARY KEY (model, text_sha))",
             )
-            self._conn = conn
         return self._conn
 
     @staticmethod
