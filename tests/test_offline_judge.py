@@ -56,7 +56,7 @@ def test_scores_keep_their_order_and_record_judge_and_version(judge: OfflineJudg
     scores = judge.score(reqs)
     assert [s.case_id for s in scores] == ["a", "b", "c"]
     assert all(s.judge == "offline-minilm-gbt" and s.prompt_version == judge.prompt_version for s in scores)
-    assert set(json.loads(scores[0].raw)) == {"p", "features"}
+    assert set(json.loads(scores[0].raw)) == {"p", "unrelated_floor", "features"}
 
 
 def test_a_rerun_embeds_nothing_new(cache: EmbeddingCache) -> None:
@@ -79,3 +79,13 @@ def test_unknown_judge_is_answered_with_the_known_ones() -> None:
 def test_missing_model_file_names_the_refit_command(tmp_path) -> None:
     with pytest.raises(RuntimeError, match="wdqa judge-fit"):
         OfflineJudge(model_path=tmp_path / "nope.joblib")
+
+
+def test_an_answer_unlike_any_topic_gets_the_default_grade_1():
+    # A white-box method's report of layer names once got a 4 from the tree model alone.
+    from wdqa.benchmark.judge.base import JudgeRequest
+    from wdqa.benchmark.judge.offline import OfflineJudge
+
+    answer = "changes concentrated in layers.3.mlp.down_proj and layers.3.mlp.gate_proj"
+    requests = [JudgeRequest(f"c{i}", "topic", label, answer) for i, label in enumerate(["Drumming", "Cold and Flu"])]
+    assert [s.value for s in OfflineJudge().score(requests)] == [1, 1]

@@ -138,3 +138,15 @@ def pair_features(labels: Sequence[str], answers: Sequence[str], encoder: Encode
     ]
     strings = np.array([string_features(la, an) for la, an in zip(labels_c, answers_c, strict=True)])
     return np.column_stack([*columns, strings]).astype(np.float64)
+
+
+# The rubric's default grade is 1 (unrelated). Below this whole-text similarity (the larger of the
+# plain and the framed MiniLM cosine) none of the 2,000 real topic grades was above 2, yet a tree
+# model extrapolates freely on texts unlike its training pairs ("changes concentrated in
+# layers.3.mlp.down_proj" got a 4 for "Drumming"). So such pairs are graded 1 outright.
+UNRELATED_BELOW = 0.2
+
+
+def unrelated(features: np.ndarray) -> np.ndarray:
+    """[n] bool: pairs whose texts are too dissimilar for any grade above 1 (columns 0-1 = cosines)."""
+    return np.maximum(features[:, 0], features[:, 1]) < UNRELATED_BELOW

@@ -24,7 +24,7 @@ from sklearn.model_selection import GroupKFold
 from ..suite import atomic_write_text
 from .agreement import agreement, group_means
 from .embeddings import MINILM, EmbeddingCache
-from .features import Encoder, feature_names, pair_features
+from .features import Encoder, feature_names, pair_features, unrelated
 from .offline import MODEL_FILE, encoder_by_name
 
 PAIR_COLUMNS = ["kind", "label", "answer", "score", "setup", "method"]
@@ -79,6 +79,7 @@ def held_out_grades(features: np.ndarray, pairs: pd.DataFrame) -> tuple[np.ndarr
     out = np.zeros(len(pairs), dtype=int)
     for train, test in GroupKFold(n_splits=n_splits).split(features, y, groups):
         out[test] = make_estimator().fit(features[train], y[train]).predict(features[test])
+    out[unrelated(features)] = 1  # the same floor the judge applies (features.unrelated)
     return out, scheme
 
 

@@ -18,7 +18,7 @@ import numpy as np
 from ..types import Score
 from .base import JudgeRequest
 from .embeddings import EmbeddingCache, MiniLMEncoder
-from .features import Encoder, feature_names, pair_features
+from .features import UNRELATED_BELOW, Encoder, feature_names, pair_features, unrelated
 
 MODELS_DIR = Path(__file__).parent / "models"
 MODEL_FILE = MODELS_DIR / "offline-judge.joblib"
@@ -57,7 +57,8 @@ class OfflineJudge:
                 f"offline judge model {self.model_path} is missing; refit it with "
                 "`wdqa judge-fit --pairs graded-pairs.csv` or reinstall wdqa"
             )
-        self.prompt_version = model_version(self.model_path)
+        # The floor rule is part of what grades: its threshold is in the version too.
+        self.prompt_version = f"{model_version(self.model_path)}+floor{UNRELATED_BELOW:g}"
         self._cache = cache
         self._bundle: dict[str, Any] | None = None
         self._encoder: Encoder | None = None
@@ -85,10 +86,12 @@ class OfflineJudge:
             x = pair_features([requests[i].label for i in idx], [requests[i].answer for i in idx], encoder)
             probs = model.predict_proba(x)
             classes = [int(c) for c in model.classes_]
+            floor = unrelated(x)
             for row, i in enumerate(idx):
-                grade = classes[int(np.argmax(probs[row]))]
+                grade = 1 if floor[row] else classes[int(np.argmax(probs[row]))]
                 raw = json.dumps(
                     {"p": {str(c): round(float(p), 4) for c, p in zip(classes, probs[row], strict=True)},
+                     "unrelated_floor": bool(floor[row]),
                      "features": {n: round(float(v), 4) for n, v in zip(bundle["features"], x[row], strict=True)}}
                 )
                 scores[i] = Score(requests[i].case_id, grade, self.name, self.prompt_version, raw=raw)
