@@ -110,6 +110,9 @@ def evaluate(
     )
     folder.write_manifest(manifest)
     summary = folder.write_summary()
+    # The run may also hold older judges' scores (kept side by side); report this judge's.
+    current = judge_key(judge.name, judge.prompt_version)
+    summary = {k: v for k, v in summary.items() if k == current}
     return RunResult(run.method.name, bool(getattr(run.method, "oracle", False)), run_dir, stats, summary)
 
 

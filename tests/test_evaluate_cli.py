@@ -128,3 +128,14 @@ def test_a_learned_method_is_fitted_on_train_once_and_reloaded(small_suite, tmp_
     (next(runs.rglob("answers.jsonl"))).unlink()
     assert run_cli(*args).exit_code == 0
     assert state.read_text() == first  # loaded, not fitted again
+
+
+def test_the_table_reports_only_the_judge_of_this_run(small_suite, tmp_path):
+    runs = small_suite / "runs5"
+    args = ("evaluate", EXAMPLE, "--suite", str(small_suite / "suite"), "--baselines", "none", "--runs-dir", str(runs))
+    run_cli(*args)
+    folder = next(p.parent for p in runs.rglob("manifest.json"))
+    old = folder / "scores" / "older-judge@v0.jsonl"
+    old.write_text(next((folder / "scores").glob("*.jsonl")).read_text())
+    result = run_cli(*args)
+    assert result.output.count("│ ask-directly") == 1  # one table row, not one per judge
