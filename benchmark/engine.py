@@ -16,6 +16,8 @@ from .lora import MultiDiffLinear, applied, build_terms, install_multi_diff
 from .types import WeightDiff
 
 Message = dict[str, str]
+# An empty diff: rows that should run the base model M index it, so one batch mixes M and many M′.
+BASE_ROW = WeightDiff(diff_id="__base__", kind="lora")
 Conversation = list[Message]
 
 
@@ -72,7 +74,6 @@ class Engine:
             raise ValueError(f"chat() got {len(diffs)} diffs but {len(conversations)} conversations")
         convs = [[{"role": "user", "content": c}] if isinstance(c, str) else c for c in conversations]
         prompts = [self.render(c) for c in convs]
-        replies: list[str] = []
         # Sorting by length keeps padding low; results are put back in the caller's order.
         order = sorted(range(len(prompts)), key=lambda i: len(prompts[i]))
         out: dict[int, str] = {}
@@ -82,8 +83,7 @@ class Engine:
                 [diffs[i] for i in idx], [prompts[i] for i in idx], max_new_tokens, temperature, shared, seed + start
             )
             out.update(zip(idx, texts, strict=True))
-        replies = [out[i] for i in range(len(prompts))]
-        return replies
+        return [out[i] for i in range(len(prompts))]
 
     def _generate(
         self,
@@ -96,12 +96,11 @@ class Engine:
     ) -> list[str]:
         enc = self.tokenizer(list(prompts), return_tensors="pt", padding=True, add_special_tokens=False)
         enc = {k: v.to(self.device) for k, v in enc.items()}
-        # Rows without a diff point at an all-zero task so one batch mixes M and many M′.
+        # Rows without a diff point at BASE_ROW, the last task.
         present = [d for d in diffs if d is not None]
         task_of = {id(d): i for i, d in enumerate(present)}
         row_task = torch.tensor([task_of[id(d)] if d is not None else len(present) for d in diffs])
-        null = _null_diff(present)
-        per_row = build_terms(self.wrapped, [*present, null], row_task) if present else {}
+        per_row = build_terms(self.wrapped, [*present, BASE_ROW], row_task) if present else {}
         batch = len(prompts)
         shared_terms = [build_terms(self.wrapped, [a], torch.zeros(batch, dtype=torch.long)) for a in shared]
         gen_kwargs: dict = dict(max_new_tokens=max_new_tokens, pad_token_id=self.tokenizer.pad_token_id)
@@ -119,8 +118,3 @@ class Engine:
         self.stats.forward_batches += 1
         self.stats.new_tokens += int(((new != self.tokenizer.pad_token_id) & (new != eos)).sum())
         return [t.strip() for t in texts]
-
-
-def _null_diff(present: Sequence[WeightDiff]) -> WeightDiff:
-    """An empty LoRA diff: the rows that should run the base model index it."""
-    return WeightDiff(diff_id="__base__", kind="lora")
