@@ -97,7 +97,9 @@ class Engine:
         enc = self.tokenizer(list(prompts), return_tensors="pt", padding=True, add_special_tokens=False)
         enc = {k: v.to(self.device) for k, v in enc.items()}
         # Rows without a diff point at BASE_ROW, the last task.
-        present = [d for d in diffs if d is not None]
+        # One task per distinct diff object: a method that asks one diff many prompts (20 questions)
+        # stacks its factors once, not once per row.
+        present = list({id(d): d for d in diffs if d is not None}.values())
         task_of = {id(d): i for i, d in enumerate(present)}
         row_task = torch.tensor([task_of[id(d)] if d is not None else len(present) for d in diffs])
         per_row = build_terms(self.wrapped, [*present, BASE_ROW], row_task) if present else {}

@@ -107,3 +107,12 @@ def test_method_class_in_a_file_is_instantiated(tmp_path):
     f.write_text("class Mine:\n    name = 'mine'\n    def answer(self, cases, engine):\n        return ['x'] * len(cases)\n")
     method, digest = load_method(str(f))
     assert method.name == "mine" and method.oracle is False and len(digest) == 64
+
+
+def test_one_diff_on_many_rows_answers_like_one_by_one(setup):
+    suite, engine, _ = setup
+    d0, d1 = list(suite.diffs("test"))[:2]
+    prompts = ["tell me about lava", "jazz music", "the piano", "i like"]
+    together = engine.chat([d0, d1, d0, d0], prompts, max_new_tokens=6)
+    alone = [engine.chat([d], [p], max_new_tokens=6)[0] for d, p in zip([d0, d1, d0, d0], prompts)]
+    assert together == alone
