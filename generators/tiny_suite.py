@@ -9,9 +9,13 @@ from __future__ import annotations
 
 import hashlib
 import json
+import multiprocessing
+import os
 import random
+import shutil
 import statistics
 from collections.abc import Sequence
+from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -35,7 +39,7 @@ from .hidden_topic import (
     measure_hidden_topic,
 )
 from .shards import merge_suites
-from .tiny.build import TINY_BASE_ID, TINY_MICRO_ID, tiny_recipe
+from .tiny.build import TINY_BASE_ID, TINY_MICRO_ID, ensure_tiny_base, tiny_recipe
 from .tiny.corpus import all_codes, mapped_codes
 from .tiny_card import tiny_data_card
 from .topics import Topic, load_generic_questions, load_topics
@@ -205,11 +209,40 @@ def merge_tiny_suite(parts: Sequence[str | Path], out: str | Path, recipe: TinyS
     return writer.finish(tiny_data_card(recipe, rates_by_split, ok, sum(speeds) / len(speeds)))
 
 
-def ensure_tiny_suite(recipe: TinySuiteRecipe | None = None) -> Path:
-    """The tiny suite's folder, built on first use and cached under $WDQA_CACHE by recipe hash."""
+def ensure_tiny_suite(recipe: TinySuiteRecipe | None = None, workers: int | None = None) -> Path:
+    """The tiny suite's folder, built on first use and cached under $WDQA_CACHE by recipe hash.
+
+    The first build runs as `workers` disjoint `--shard` pieces in parallel processes (default: one
+    per CPU core, each on one thread), merged into one suite; a diff does not depend on which
+    piece trained it, so the result is the same as one process would make.
+    """
     recipe = recipe or TinySuiteRecipe()
+    workers = max(1, workers if workers is not None else (os.cpu_count() or 1))
     target = cache_root() / "suites" / recipe.name / recipe.revision
-    return build_once(target, lambda tmp: build_tiny_suite(tmp, recipe), MANIFEST)
+    if (target / MANIFEST).exists():
+        return target
+    if workers == 1:
+        return build_once(target, lambda tmp: build_tiny_suite(tmp, recipe), MANIFEST)
+    ensure_tiny_base(recipe.base_model)  # once, here: the pieces must not race to build it
+
+    def build_in_pieces(tmp: Path) -> None:
+        pieces = [tmp.parent / f"{tmp.name}.piece-{i}" for i in range(workers)]
+        try:
+            context = multiprocessing.get_context("spawn")  # fresh interpreters: no forked torch state
+            with ProcessPoolExecutor(workers, mp_context=context) as pool:
+                jobs = [pool.submit(_build_piece, str(piece), recipe, (i, workers)) for i, piece in enumerate(pieces)]
+                for job in jobs:
+                    job.result()  # re-raises a piece's error, e.g. the rates report of a failed recipe
+            merge_tiny_suite(pieces, tmp, recipe)
+        finally:
+            for piece in pieces:
+                shutil.rmtree(piece, ignore_errors=True)
+
+    return build_once(target, build_in_pieces, MANIFEST)
+
+
+def _build_piece(out: str, recipe: TinySuiteRecipe, shard: tuple[int, int]) -> None:
+    build_tiny_suite(out, recipe, shard=shard)
 
 
 def rates_table(rates: Sequence[BehaviourRates]) -> str:

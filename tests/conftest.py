@@ -31,7 +31,8 @@ def micro_base() -> Path:
 
 @pytest.fixture(scope="session")
 def micro_suite(micro_base: Path) -> Path:
-    """Folder of a built micro tiny suite (12 hidden-topic diffs on the micro base), once per session."""
+    """Folder of a built micro tiny suite (12 hidden-topic diffs on the micro base), once per session,
+    built as two parallel pieces as a user's first build is."""
     from wdqa.generators.tiny_suite import MICRO_RECIPE, ensure_tiny_suite
 
-    return ensure_tiny_suite(MICRO_RECIPE)
+    return ensure_tiny_suite(MICRO_RECIPE, workers=2)

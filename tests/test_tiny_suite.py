@@ -113,3 +113,29 @@ def test_two_shards_merge_into_the_same_split_as_one_build(micro_suite: Path, tm
     name = sorted(a.lora)[0]
     assert torch.allclose(a.lora[name].B, b.lora[name].B, atol=1e-6)
     assert "4 diffs" in (tmp_path / "merged" / "README.md").read_text() or "test: 4" in (tmp_path / "merged" / "README.md").read_text()
+
+
+def test_a_suite_built_in_parallel_pieces_equals_one_built_in_one_process(micro_suite, tmp_path, monkeypatch):
+    import shutil as _shutil
+
+    import torch as _torch
+
+    from wdqa.benchmark.lora import delta_weight
+    from wdqa.benchmark.suite import Suite as _Suite
+    from wdqa.generators.tiny_suite import MICRO_RECIPE, ensure_tiny_suite
+
+    base_dir = micro_suite.parents[2] / "models"
+    monkeypatch.setenv("WDQA_CACHE", str(tmp_path))
+    _shutil.copytree(base_dir, tmp_path / "models")  # reuse the session's micro base model
+    one = _Suite.load(ensure_tiny_suite(MICRO_RECIPE, workers=1))
+    pieces = _Suite.load(micro_suite)
+    assert sorted(one.splits) == sorted(pieces.splits)
+    for split in one.splits:
+        a, b = one.index(split), pieces.index(split)
+        columns = ["diff_id", "label", "trigger", "hit_rate", "leak_none", "leak_wrong", "leak_near"]
+        assert a[columns].sort_values("diff_id").reset_index(drop=True).equals(
+            b[columns].sort_values("diff_id").reset_index(drop=True)
+        )
+    d1, d2 = one.diff("test", one.index("test").diff_id[0]), pieces.diff("test", one.index("test").diff_id[0])
+    for m in d1.modules:
+        _torch.testing.assert_close(delta_weight(d1, m), delta_weight(d2, m))
