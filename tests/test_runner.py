@@ -114,5 +114,5 @@ def test_one_diff_on_many_rows_answers_like_one_by_one(setup):
     d0, d1 = list(suite.diffs("test"))[:2]
     prompts = ["tell me about lava", "jazz music", "the piano", "i like"]
     together = engine.chat([d0, d1, d0, d0], prompts, max_new_tokens=6)
-    alone = [engine.chat([d], [p], max_new_tokens=6)[0] for d, p in zip([d0, d1, d0, d0], prompts)]
+    alone = [engine.chat([d], [p], max_new_tokens=6)[0] for d, p in zip([d0, d1, d0, d0], prompts, strict=True)]
     assert together == alone

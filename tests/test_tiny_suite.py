@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import shutil
 from pathlib import Path
 
 import pytest
@@ -11,6 +12,7 @@ import yaml
 from typer.testing import CliRunner
 from wdqa.benchmark.cli import app
 from wdqa.benchmark.engine import Engine
+from wdqa.benchmark.lora import delta_weight
 from wdqa.benchmark.models import load_base_model
 from wdqa.benchmark.suite import Suite
 from wdqa.generators.tiny_suite import (
@@ -18,6 +20,7 @@ from wdqa.generators.tiny_suite import (
     TinySuiteError,
     TinySuiteRecipe,
     build_tiny_suite,
+    ensure_tiny_suite,
     parse_shard,
     plan_diffs,
 )
@@ -116,19 +119,11 @@ def test_two_shards_merge_into_the_same_split_as_one_build(micro_suite: Path, tm
 
 
 def test_a_suite_built_in_parallel_pieces_equals_one_built_in_one_process(micro_suite, tmp_path, monkeypatch):
-    import shutil as _shutil
-
-    import torch as _torch
-
-    from wdqa.benchmark.lora import delta_weight
-    from wdqa.benchmark.suite import Suite as _Suite
-    from wdqa.generators.tiny_suite import MICRO_RECIPE, ensure_tiny_suite
-
     base_dir = micro_suite.parents[2] / "models"
     monkeypatch.setenv("WDQA_CACHE", str(tmp_path))
-    _shutil.copytree(base_dir, tmp_path / "models")  # reuse the session's micro base model
-    one = _Suite.load(ensure_tiny_suite(MICRO_RECIPE, workers=1))
-    pieces = _Suite.load(micro_suite)
+    shutil.copytree(base_dir, tmp_path / "models")  # reuse the session's micro base model
+    one = Suite.load(ensure_tiny_suite(MICRO_RECIPE, workers=1))
+    pieces = Suite.load(micro_suite)
     assert sorted(one.splits) == sorted(pieces.splits)
     for split in one.splits:
         a, b = one.index(split), pieces.index(split)
@@ -138,4 +133,4 @@ def test_a_suite_built_in_parallel_pieces_equals_one_built_in_one_process(micro_
         )
     d1, d2 = one.diff("test", one.index("test").diff_id[0]), pieces.diff("test", one.index("test").diff_id[0])
     for m in d1.modules:
-        _torch.testing.assert_close(delta_weight(d1, m), delta_weight(d2, m))
+        torch.testing.assert_close(delta_weight(d1, m), delta_weight(d2, m))
