@@ -7,15 +7,17 @@ Owns measuring; the code measured lives in engine.py and lora.py.
 from __future__ import annotations
 
 import copy
-import shutil
 import tempfile
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 import torch
+from transformers import PreTrainedTokenizerBase
 
 from .engine import Engine
+from .lora import MultiDiffLinear
 from .peft_export import export_peft_adapter
 from .types import WeightDiff
 
@@ -72,30 +74,55 @@ def bench_batched(engine: Engine, diffs: list[WeightDiff], question: str, max_ne
     return EvalSpeed("batched multi-diff", len(diffs), seconds, new, forward_flops(engine.model, tokens))
 
 
-def bench_peft_sequential(engine: Engine, diffs: list[WeightDiff], question: str, max_new_tokens: int) -> EvalSpeed:
-    """The naive way: each diff loaded into a PEFT model from its adapter folder, one case at a time."""
+def plain_copy(model: torch.nn.Module) -> torch.nn.Module:
+    """A copy of an Engine's base model with its MultiDiffLinear wrappers removed, for PEFT."""
+    clone = copy.deepcopy(model)
+    for name, module in list(clone.named_modules()):
+        if isinstance(module, MultiDiffLinear):
+            parent_name, _, child = name.rpartition(".")
+            setattr(clone.get_submodule(parent_name) if parent_name else clone, child, module.base)
+    return clone
+
+
+@dataclass
+class PeftLoop:
+    seconds: float
+    answers: list[str]
+    new_tokens: int
+    prompt_tokens: int
+
+
+def peft_one_at_a_time(
+    base: torch.nn.Module, tokenizer: PreTrainedTokenizerBase, diffs: Sequence[WeightDiff], prompt: str, max_new_tokens: int
+) -> PeftLoop:
+    """The naive way: export each diff as a PEFT adapter, load it, generate greedily, unload.
+
+    `base` must be a plain transformers model (see `plain_copy`); `prompt` is already rendered.
+    Export happens before the clock starts: a user would have adapter folders on disk already.
+    """
     from peft import PeftModel
 
-    base = copy.deepcopy(engine.model)
-    for name, wrapped in engine.wrapped.items():  # the copy must be a plain transformers model
-        parent, _, child = name.rpartition(".")
-        setattr(base.get_submodule(parent), child, copy.deepcopy(wrapped.base))
-    tok = engine.tokenizer
-    prompt = engine.render([{"role": "user", "content": question}])
-    enc = tok([prompt], return_tensors="pt", add_special_tokens=False).to(engine.device)
-    tmp = Path(tempfile.mkdtemp(prefix="wdqa-bench-"))
-    try:
-        folders = [export_peft_adapter(d, tmp / f"a{i}", "bench") for i, d in enumerate(diffs)]
-        new_tokens = 0
+    enc = tokenizer([prompt], return_tensors="pt", add_special_tokens=False).to(next(base.parameters()).device)
+    prompt_len = int(enc["input_ids"].shape[1])
+    with tempfile.TemporaryDirectory(prefix="wdqa-bench-") as tmp:
+        folders = [export_peft_adapter(d, Path(tmp) / f"a{i}", "bench") for i, d in enumerate(diffs)]
+        answers, new_tokens = [], 0
         t0 = time.perf_counter()
         for folder in folders:
             model = PeftModel.from_pretrained(base, folder)
             with torch.no_grad():
-                out = model.generate(**enc, max_new_tokens=max_new_tokens, do_sample=False, pad_token_id=tok.pad_token_id)
-            new_tokens += int(out.shape[1] - enc["input_ids"].shape[1])
+                out = model.generate(**enc, max_new_tokens=max_new_tokens, do_sample=False, pad_token_id=tokenizer.pad_token_id)
+            new_tokens += int(out.shape[1] - prompt_len)
+            answers.append(str(tokenizer.decode(out[0, prompt_len:], skip_special_tokens=True)).strip())
             base = model.unload()
         seconds = time.perf_counter() - t0
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
-    tokens = enc["input_ids"].shape[1] * len(diffs) + new_tokens
-    return EvalSpeed("one PEFT model per diff", len(diffs), seconds, new_tokens, forward_flops(base, tokens))
+    return PeftLoop(seconds, answers, new_tokens, prompt_len * len(diffs))
+
+
+def bench_peft_sequential(engine: Engine, diffs: list[WeightDiff], question: str, max_new_tokens: int) -> EvalSpeed:
+    """The naive way: each diff loaded into a PEFT model from its adapter folder, one case at a time."""
+    base = plain_copy(engine.model)
+    prompt = engine.render([{"role": "user", "content": question}])
+    loop = peft_one_at_a_time(base, engine.tokenizer, diffs, prompt, max_new_tokens)
+    tokens = loop.prompt_tokens + loop.new_tokens
+    return EvalSpeed("one PEFT model per diff", len(diffs), loop.seconds, loop.new_tokens, forward_flops(base, tokens))

@@ -7,20 +7,17 @@ training step runs under torch's `FlopCounterMode` (matmuls of forward and backw
 
 from __future__ import annotations
 
-import copy
-import tempfile
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
-from pathlib import Path
 
 import torch
 from torch.utils.flop_counter import FlopCounterMode
 from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
+from ...benchmark.bench import peft_one_at_a_time
 from ...benchmark.engine import Engine
 from ...benchmark.lora import install_multi_diff, merge_lora
-from ...benchmark.peft_export import export_peft_adapter
 from ...benchmark.types import WeightDiff
 from .adapter import DitAdapter
 from .config import DitConfig
@@ -132,35 +129,10 @@ def eval_speed_batched(engine: Engine, diffs: Sequence[WeightDiff], question: st
 def eval_speed_peft(
     base: PreTrainedModel, tokenizer: PreTrainedTokenizerBase, diffs: Sequence[WeightDiff], question: str, adapter: WeightDiff, max_new_tokens: int
 ) -> EvalSpeed:
-    """One PEFT model per diff, as a user without multi-LoRA batching would: export M ⊕ Δ ⊕ A as one
-    merged LoRA, load it with PeftModel, generate the same greedy answer, unload."""
-    from peft import PeftModel
-
+    """One PEFT model per diff, as a user without multi-LoRA batching would: M ⊕ Δ ⊕ A exported as
+    one merged LoRA per diff, loaded with PeftModel, the same greedy answer, unloaded."""
     prompt = tokenizer.apply_chat_template(
         [{"role": "user", "content": question}], tokenize=False, add_generation_prompt=True, enable_thinking=False
     )
-    ids = tokenizer([prompt], return_tensors="pt", add_special_tokens=False).to(base.device)
-    answers = []
-    with tempfile.TemporaryDirectory() as tmp:
-        t0 = time.perf_counter()
-        for d in diffs:
-            folder = export_peft_adapter(merge_lora(d, adapter), Path(tmp) / d.diff_id, base_model="bench")
-            model = PeftModel.from_pretrained(base, folder)
-            with torch.no_grad():
-                out = model.generate(**ids, max_new_tokens=max_new_tokens, do_sample=False, pad_token_id=tokenizer.pad_token_id)
-            answers.append(str(tokenizer.decode(out[0, ids["input_ids"].shape[1] :], skip_special_tokens=True)).strip())
-            base = model.unload()
-        seconds = time.perf_counter() - t0
-    return EvalSpeed("one PeftModel per diff (merged Δ+DIT LoRA)", len(diffs), seconds, tuple(answers))
-
-
-def clean_copy(model: PreTrainedModel) -> PreTrainedModel:
-    """An unwrapped copy of the base model for PEFT (the Engine replaces its linear layers)."""
-    from ...benchmark.lora import MultiDiffLinear
-
-    clone = copy.deepcopy(model)
-    for name, module in list(clone.named_modules()):
-        if isinstance(module, MultiDiffLinear):
-            parent_name, _, child = name.rpartition(".")
-            setattr(clone.get_submodule(parent_name) if parent_name else clone, child, module.base)
-    return clone
+    loop = peft_one_at_a_time(base, tokenizer, [merge_lora(d, adapter) for d in diffs], prompt, max_new_tokens)
+    return EvalSpeed("one PeftModel per diff (merged Δ+DIT LoRA)", len(diffs), loop.seconds, tuple(loop.answers))

@@ -133,11 +133,12 @@ def bench_dit_cmd(
 
     Example:  wdqa bench dit --suite tiny --threads 1
     """
+    from ...benchmark.bench import plain_copy
     from ...benchmark.engine import Engine
     from ...benchmark.models import load_base_model
     from ...benchmark.sources import resolve_suite
     from .adapter import DitAdapter, load_adapter
-    from .bench import clean_copy, eval_speed_batched, eval_speed_peft, matmul_peak, train_speed
+    from .bench import eval_speed_batched, eval_speed_peft, matmul_peak, train_speed
     from .config import DitConfig
     from .data import LabelledDiffs
 
@@ -147,7 +148,7 @@ def bench_dit_cmd(
     the_suite = resolve_suite(suite, splits=[split])
     data = LabelledDiffs.from_suite(the_suite, split)
     model, tokenizer = load_base_model(the_suite.base_model, the_suite.base_model_revision, device)
-    peft_base = clean_copy(model)
+    peft_base = plain_copy(model)
     h, i = model.config.hidden_size, model.config.intermediate_size
     config = DitConfig(batch_diffs=batch_diffs)
     speed = train_speed(model, tokenizer, data, config, steps=steps)
