@@ -33,32 +33,6 @@ def _gather(
 TABLE_HELP = "Per-case score table (CSV/TSV/parquet) made elsewhere; repeatable."
 
 
-def _mapping(
-    method_col: str,
-    split_col: str,
-    score_col: str,
-    model_col: str | None,
-    label_col: str | None,
-    answer_col: str | None,
-    table_model: str,
-    table_judge: str,
-    table_prompt: str,
-    oracle: list[str],
-) -> TableMapping:
-    return TableMapping(
-        method_col,
-        split_col,
-        score_col,
-        model_col,
-        label_col,
-        answer_col,
-        table_model,
-        table_judge,
-        table_prompt,
-        tuple(oracle),
-    )
-
-
 def register(app: typer.Typer) -> None:
     @app.command("report")
     def report_command(
@@ -110,7 +84,7 @@ def register(app: typer.Typer) -> None:
 
           wdqa report runs/dit --table graded-pairs.csv --split-col setup --format markdown
         """
-        mapping = _mapping(
+        mapping = TableMapping(
             method_col,
             split_col,
             score_col,
@@ -120,7 +94,7 @@ def register(app: typer.Typer) -> None:
             table_model,
             table_judge,
             table_prompt,
-            oracle or [],
+            tuple(oracle or []),
         )
         results = _gather(list(runs or []), judge, list(table or []), mapping)
         from .report import RENDERERS, render
