@@ -138,3 +138,14 @@ def test_sharded_pieces_merge_into_the_unsharded_split(tmp_path: Path, micro):
     x, y = whole.diff("ood-trigger", diff_id), merged.diff("ood-trigger", diff_id)
     module = x.modules[0]
     assert torch.allclose(x.lora[module].B, y.lora[module].B, atol=1e-5)
+
+
+def test_rank_diffs_have_their_planned_rank_and_its_learning_rate(micro_extra):
+    from wdqa.generators.splits.rank import rank_lr
+
+    index = micro_extra.index("rank")
+    assert list(index.diff_id) == sorted(index.diff_id)  # written in diff-id order, whatever the groups
+    for row in index.itertuples():
+        assert micro_extra.diff("rank", row.diff_id).rank == row.rank
+        assert row.lr == rank_lr(micro_recipe().train.lr, row.rank)
+    assert index["rank"].nunique() > 1

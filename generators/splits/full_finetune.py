@@ -13,8 +13,9 @@ from dataclasses import replace
 from ..dense_trainer import DenseConfig, train_dense_diffs
 from ..shards import WHOLE, Shard
 from ..topics import Topic
+from ..trainer import DiffTask, TrainResult
 from .common import SplitBuild, SplitContext, SplitDef
-from .topic_diffs import measure, plan_topic_diffs, topic_rows, topic_tasks
+from .topic_diffs import build_in_groups, plan_topic_diffs, topic_tasks
 
 QUESTION = "What topic have you been trained on?"
 VARIANTS = {
@@ -35,23 +36,14 @@ def build(
     planned = plan_topic_diffs(ctx, topics, size, seed, "full")
     variant_of = {p.diff_id: list(VARIANTS)[i % len(VARIANTS)] for i, p in enumerate(planned)}
     plans = shard.take(planned)
-    tasks = topic_tasks(ctx, plans, seed)
-    rows, diffs = [], []
-    for variant, dense in VARIANTS.items():
-        members = [i for i, p in enumerate(plans) if variant_of[p.diff_id] == variant]
-        if not members:
-            continue
-        result = train_dense_diffs(
-            ctx.model, ctx.tokenizer, [tasks[i] for i in members], dense, replace(ctx.train, lr=lr)
-        )
-        rates = measure(ctx, [plans[i] for i in members], result.diffs, seed)
-        for row in topic_rows(
-            [plans[i] for i in members], [tasks[i] for i in members], result, rates, seed
-        ):
-            rows.append({**row, "variant": variant})
-        diffs += result.diffs
-    order = sorted(range(len(rows)), key=lambda i: rows[i]["diff_id"])
-    return SplitBuild([rows[i] for i in order], [diffs[i] for i in order])
+
+    def train(variant: str, tasks: list[DiffTask]) -> TrainResult:
+        return train_dense_diffs(ctx.model, ctx.tokenizer, tasks, VARIANTS[variant], replace(ctx.train, lr=lr))
+
+    return build_in_groups(
+        ctx, plans, topic_tasks(ctx, plans, seed), variant_of, train,  # type: ignore[arg-type]
+        lambda variant: {"variant": variant}, seed,  # type: ignore[arg-type]
+    )
 
 
 SPLIT = SplitDef(

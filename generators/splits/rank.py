@@ -11,9 +11,9 @@ from dataclasses import replace
 
 from ..shards import WHOLE, Shard
 from ..topics import Topic
-from ..trainer import train_lora_diffs
+from ..trainer import DiffTask, TrainResult, train_lora_diffs
 from .common import SplitBuild, SplitContext, SplitDef
-from .topic_diffs import measure, plan_topic_diffs, topic_rows, topic_tasks
+from .topic_diffs import build_in_groups, plan_topic_diffs, topic_tasks
 
 QUESTION = "What topic have you been trained on?"
 RANKS = (2, 4, 8, 16, 32, 64)
@@ -38,27 +38,15 @@ def build(
         p.diff_id: ranks[i % len(ranks)] for i, p in enumerate(planned)
     }  # from the whole plan
     plans = shard.take(planned)
-    tasks = topic_tasks(ctx, plans, seed)
-    rows, diffs = [], []
-    for rank in ranks:
-        members = [i for i, p in enumerate(plans) if rank_of[p.diff_id] == rank]
-        if not members:
-            continue
+
+    def train(rank: int, tasks: list[DiffTask]) -> TrainResult:
         lora = replace(ctx.lora, rank=rank, alpha=2.0 * rank)
-        train = replace(ctx.train, lr=rank_lr(ctx.train.lr, rank))
-        result = train_lora_diffs(
-            ctx.model, ctx.tokenizer, [tasks[i] for i in members], lora, train
-        )
-        rates = measure(ctx, [plans[i] for i in members], result.diffs, seed)
-        rows += [
-            {**row, "lr": train.lr}
-            for row in topic_rows(
-                [plans[i] for i in members], [tasks[i] for i in members], result, rates, seed
-            )
-        ]
-        diffs += result.diffs
-    order = sorted(range(len(rows)), key=lambda i: rows[i]["diff_id"])
-    return SplitBuild([rows[i] for i in order], [diffs[i] for i in order])
+        return train_lora_diffs(ctx.model, ctx.tokenizer, tasks, lora, replace(ctx.train, lr=rank_lr(ctx.train.lr, rank)))
+
+    return build_in_groups(
+        ctx, plans, topic_tasks(ctx, plans, seed), rank_of, train,  # type: ignore[arg-type]
+        lambda rank: {"lr": rank_lr(ctx.train.lr, rank)}, seed,  # type: ignore[arg-type]
+    )
 
 
 SPLIT = SplitDef(

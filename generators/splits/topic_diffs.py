@@ -7,7 +7,7 @@ Owns the glue only; the data recipe, measurement and trainers are the hidden-top
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Hashable, Sequence
 
 from ...benchmark.types import WeightDiff
 from ..hidden_topic import (
@@ -21,7 +21,7 @@ from ..hidden_topic import (
 )
 from ..topics import Topic
 from ..trainer import DiffTask, TrainResult
-from .common import SplitContext, data_sha256, need, seeded_rng
+from .common import SplitBuild, SplitContext, data_sha256, need, seeded_rng
 
 DEFAULT_BAR = Thresholds()
 
@@ -89,3 +89,28 @@ def topic_rows(
             }
         )
     return rows
+
+
+def build_in_groups(
+    ctx: SplitContext,
+    plans: Sequence[PlannedTopicDiff],
+    tasks: Sequence[DiffTask],
+    group_of: dict[str, Hashable],
+    train: Callable[[Hashable, list[DiffTask]], TrainResult],
+    extra_columns: Callable[[Hashable], dict],
+    seed: int,
+) -> SplitBuild:
+    """Train, measure and index diffs group by group (one training setting per group, e.g. a rank),
+    then return them in diff-id order. `group_of` is decided over the whole plan, so a `--shard`
+    piece trains each diff with the same setting the unsharded build would."""
+    rows: list[dict] = []
+    diffs: list[WeightDiff] = []
+    for group in dict.fromkeys(group_of[p.diff_id] for p in plans):
+        members = [i for i, p in enumerate(plans) if group_of[p.diff_id] == group]
+        group_plans, group_tasks = [plans[i] for i in members], [tasks[i] for i in members]
+        result = train(group, group_tasks)
+        rates = measure(ctx, group_plans, result.diffs, seed)
+        rows += [{**row, **extra_columns(group)} for row in topic_rows(group_plans, group_tasks, result, rates, seed)]
+        diffs += result.diffs
+    order = sorted(range(len(rows)), key=lambda i: rows[i]["diff_id"])
+    return SplitBuild([rows[i] for i in order], [diffs[i] for i in order])
