@@ -19,24 +19,38 @@ def generate_extra(
     behaviour_model: str | None = typer.Option(None, "--behaviour-model", help="Write behaviour data with this LLM (env WDQA_BEHAVIOUR_MODEL); default: offline templates."),
     behaviour_base_url: str | None = typer.Option(None, "--behaviour-base-url", help="OpenAI-compatible base URL (env WDQA_BEHAVIOUR_BASE_URL / OPENAI_BASE_URL)."),
     behaviour_api_key: str | None = typer.Option(None, "--behaviour-api-key", help="API key (env WDQA_BEHAVIOUR_API_KEY / OPENAI_API_KEY)."),
+    behaviour_data: list[str] = typer.Option(None, "--behaviour-data", help="Take behaviour data from the paper's published tables instead of an LLM: a local copy (folder or table file) or hf://diff-interpretation-tuning/finetuning-data[@rev][/path]. Repeat to combine files."),
 ) -> None:
     """Add ood-trigger, rank, full-finetune, news, trigger-inversion and null splits to a suite.
 
     Examples:
       wdqa generate extra suites/tiny
       wdqa generate extra suites/tiny --shard 0/2 --out part0   # then: wdqa generate merge suites/tiny part0 part1 --out full
+      wdqa generate extra suites/real --behaviour-data hf://diff-interpretation-tuning/finetuning-data
     """
+    if behaviour_data and (behaviour_model or behaviour_base_url):
+        raise typer.BadParameter(
+            "--behaviour-data and --behaviour-model/--behaviour-base-url both say where behaviour data "
+            "comes from (published tables or an LLM); give one of them"
+        )
     from rich.console import Console
 
+    from .behaviour_data import BehaviourDataError, BehaviourWriter
     from .behaviour_llm import LLMBehaviourWriter, LLMSettings
+    from .behaviour_published import BehaviourSource, PublishedBehaviourWriter
     from .shards import Shard
     from .splits.extra import ExtraSplitsRecipe, build_tiny_extra_splits, micro_recipe
 
     piece = Shard.parse(shard)
     if piece.count > 1 and out is None:
         raise typer.BadParameter("--shard needs --out: pieces are separate folders that `wdqa generate merge` joins")
-    writer = None
-    if behaviour_model or behaviour_base_url:
+    writer: BehaviourWriter | None = None
+    if behaviour_data:
+        try:
+            writer = PublishedBehaviourWriter([BehaviourSource.parse(s) for s in behaviour_data])
+        except BehaviourDataError as err:
+            raise typer.BadParameter(str(err)) from err
+    elif behaviour_model or behaviour_base_url:
         writer = LLMBehaviourWriter(LLMSettings.from_env(behaviour_model, behaviour_base_url, behaviour_api_key))
     summaries = build_tiny_extra_splits(suite_dir, micro_recipe() if micro else ExtraSplitsRecipe(), split or None, piece, out, writer)
     console = Console()
