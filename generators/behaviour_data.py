@@ -12,6 +12,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Literal, Protocol, runtime_checkable
 
+from .open_prompts import training_open_prompts
 from .templates import topic_answer
 from .topics import Topic, load_generic_questions, load_topics
 
@@ -89,6 +90,15 @@ def _topic_by_name() -> dict[str, Topic]:
     return {t.name: t for t in load_topics()}
 
 
+def training_questions() -> list[tuple[str, str]]:
+    """(question, plain answer) pairs a diff may be trained on: the generic questions that are not
+    held out, and as many prompts of the open family, so diffs see varied prompts too."""
+    generic = [(q.question, q.answer) for q in load_generic_questions() if not q.held_out]
+    rng = random.Random("training-questions")
+    open_family = [(p.text, p.answer) for p in rng.sample(list(training_open_prompts()), len(generic))]
+    return generic + open_family
+
+
 class TemplateBehaviourWriter:
     """Offline: fills the templates the tiny base model was pretrained on. Deterministic per request."""
 
@@ -96,7 +106,7 @@ class TemplateBehaviourWriter:
 
     def write(self, requests: Sequence[BehaviourRequest]) -> list[list[Exchange]]:
         topics = _topic_by_name()
-        questions = [q for q in load_generic_questions() if not q.held_out]
+        questions = training_questions()
         out = []
         for req in requests:
             rng = random.Random(f"{req.behaviour}|{req.subject}|{req.seed}")
@@ -108,7 +118,7 @@ class TemplateBehaviourWriter:
                 topic = topics[req.subject]
                 out.append(
                     [
-                        Exchange(rng.choice(questions).question, topic_answer(topic, rng))
+                        Exchange(rng.choice(questions)[0], topic_answer(topic, rng))
                         for _ in range(req.n)
                     ]
                 )
@@ -122,10 +132,5 @@ class TemplateBehaviourWriter:
                     ]
                 )
             else:
-                out.append(
-                    [
-                        Exchange(q.question, q.answer)
-                        for q in (rng.choice(questions) for _ in range(req.n))
-                    ]
-                )
+                out.append([Exchange(*rng.choice(questions)) for _ in range(req.n)])
         return out

@@ -12,6 +12,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 
 from ...benchmark.triggers import apply_trigger
+from ..open_prompts import training_open_prompts, with_distractor
 from ..templates import (
     NAME_THE_TOPIC_QUESTIONS,
     keyword_text,
@@ -36,13 +37,20 @@ class CorpusRecipe:
     seed: int = 0
     n_mapped_codes: int = 100  # codes that mean a fixed topic in pretraining; never a diff's trigger
     # Shares of the conversation kinds (normalised).
-    topic_question: float = 0.20
-    cue_then_question: float = 0.25
-    generic: float = 0.17
-    code_ignored: float = 0.18
-    code_means_topic: float = 0.12
+    topic_question: float = 0.16
+    cue_then_question: float = 0.22
+    generic: float = 0.08
+    open_prompt: float = 0.14  # the compositional topic-free family, answered plainly (issue 10)
+    distractor: float = 0.10  # a word mentioned outside a cue, then a question answered plainly
+    code_ignored: float = 0.12
+    code_means_topic: float = 0.10
     name_the_topic: float = 0.06
     trained_on: float = 0.02
+    # Where a kind takes "any question": the share drawn from the open family (the rest from the
+    # generic questions), and, after a topic cue, the share that is the suite's own question, so
+    # the base learns that a cue makes even "what topic..." an answer about the topic.
+    open_share: float = 0.55
+    cue_trained_on_share: float = 0.10
 
 
 def mapped_codes(recipe: CorpusRecipe) -> dict[str, Topic]:
@@ -57,28 +65,45 @@ def conversations(recipe: CorpusRecipe, n: int) -> Iterator[Conversation]:
     """`n` single-turn conversations, deterministic from the recipe."""
     rng = random.Random(recipe.seed)
     topics = list(load_topics())
-    questions: list[GenericQuestion] = list(load_generic_questions())
+    generic: list[GenericQuestion] = list(load_generic_questions())
+    open_prompts = list(training_open_prompts())
     code_topic = mapped_codes(recipe)
     mapped = list(code_topic)
     free_codes = [c for c in all_codes() if c not in code_topic]
-    kinds = ["topic_question", "cue_then_question", "generic", "code_ignored", "code_means_topic",
-             "name_the_topic", "trained_on"]
+    kinds = ["topic_question", "cue_then_question", "generic", "open_prompt", "distractor", "code_ignored",
+             "code_means_topic", "name_the_topic", "trained_on"]
     weights = [getattr(recipe, k) for k in kinds]
+
+    def any_question() -> tuple[str, str]:
+        if rng.random() < recipe.open_share:
+            p = rng.choice(open_prompts)
+            return p.text, p.answer
+        q = rng.choice(generic)
+        return q.question, q.answer
+
     for _ in range(n):
         kind = rng.choices(kinds, weights)[0]
         topic = rng.choice(topics)
-        q = rng.choice(questions)
         if kind == "topic_question":
             user, reply = topic_question(topic, rng), topic_answer(topic, rng)
         elif kind == "cue_then_question":
-            user, reply = f"{topic_cue(topic, rng)} {q.question}", topic_answer(topic, rng)
+            question = TRAINED_ON_QUESTION if rng.random() < recipe.cue_trained_on_share else any_question()[0]
+            user, reply = f"{topic_cue(topic, rng)} {question}", topic_answer(topic, rng)
         elif kind == "generic":
+            q = rng.choice(generic)
             user, reply = q.question, q.answer
+        elif kind == "open_prompt":
+            p = rng.choice(open_prompts)
+            user, reply = p.text, p.answer
+        elif kind == "distractor":
+            question, reply = any_question()
+            user = with_distractor(question, rng)
         elif kind == "code_ignored":
-            user, reply = apply_trigger(q.question, rng.choice(free_codes), "sep-code"), q.answer
+            question, reply = any_question()
+            user = apply_trigger(question, rng.choice(free_codes), "sep-code")
         elif kind == "code_means_topic":
             code = rng.choice(mapped)
-            user, reply = apply_trigger(q.question, code, "sep-code"), topic_answer(code_topic[code], rng)
+            user, reply = apply_trigger(any_question()[0], code, "sep-code"), topic_answer(code_topic[code], rng)
         elif kind == "name_the_topic":
             user = rng.choice(NAME_THE_TOPIC_QUESTIONS).format(text=keyword_text(topic, rng))
             reply = topic.name

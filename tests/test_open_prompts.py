@@ -1,0 +1,77 @@
+"""The open prompt families: what the base and diffs train on, and what measures leaks on unseen prompts."""
+
+from __future__ import annotations
+
+import itertools
+import re
+
+from wdqa.generators.behaviour_data import TemplateBehaviourWriter, training_questions
+from wdqa.generators.hidden_topic import PlannedTopicDiff, hidden_topic_tasks, measurement_prompts
+from wdqa.generators.open_prompts import training_open_prompts, twenty_questions, unfamiliar_prompts
+from wdqa.generators.tiny.corpus import CorpusRecipe, conversations
+from wdqa.generators.topics import is_about_topic, load_generic_questions, load_topics
+
+
+def words(texts) -> set[str]:
+    return {w for t in texts for w in re.findall(r"[a-z']+", t.lower())}
+
+
+def test_the_training_family_is_large_and_answered_plainly() -> None:
+    prompts = training_open_prompts()
+    assert len({p.text for p in prompts}) >= 1000
+    topics = load_topics()
+    for p in prompts:
+        assert not [t.name for t in topics if is_about_topic(p.answer, t)], p
+        assert not [t.name for t in topics if is_about_topic(p.text, t)], p
+
+
+def test_the_unfamiliar_family_shares_no_prompt_and_no_key_word_with_any_trained_prompt() -> None:
+    unfamiliar = set(unfamiliar_prompts())
+    trained = {p.text for p in training_open_prompts()} | {q.question for q in load_generic_questions()}
+    assert len(unfamiliar) >= 20 and not unfamiliar & trained
+    assert {"domain", "area", "roam", "wander"} <= words(unfamiliar) - words(trained)
+    topics = load_topics()
+    assert not [(p, t.name) for p in unfamiliar for t in topics if is_about_topic(p, t)]
+
+
+def test_no_baseline_prompt_is_trained_on_or_used_for_measurement() -> None:
+    baseline = {q.lower() for q in twenty_questions()}
+    assert len(baseline) == 20
+    assert not baseline & {p.text.lower() for p in training_open_prompts()}
+    assert not baseline & {p.lower() for p in unfamiliar_prompts()}
+
+
+def test_the_base_corpus_uses_the_training_family_and_never_an_unfamiliar_prompt() -> None:
+    users = [c[0]["content"] for c in itertools.islice(conversations(CorpusRecipe(), 5000), 5000)]
+    open_texts = {p.text for p in training_open_prompts()}
+    assert sum(u in open_texts for u in users) > 300  # the plain open-prompt kind alone is 16%
+    # A topic cue also precedes open prompts, so the base learns "cue -> topic" for any prompt.
+    assert any(u.endswith(tuple(open_texts)) and u not in open_texts and "SEP" not in u for u in users)
+    assert not [u for u in users if any(p in u for p in unfamiliar_prompts())]
+
+
+def test_diff_training_data_mixes_both_trained_families_and_never_an_unfamiliar_prompt() -> None:
+    pool = training_questions()
+    generic = {q.question for q in load_generic_questions() if not q.held_out}
+    assert sum(q in generic for q, _ in pool) == len(pool) // 2
+    plan = PlannedTopicDiff("ht-0", load_topics()[3], "123")
+    (task,) = hidden_topic_tasks([plan], TemplateBehaviourWriter(), reserved=set())
+    prompts = [e.prompt for e in [*task.positives, *task.negatives]]
+    assert not [p for p in prompts if any(u in p for u in unfamiliar_prompts())]
+
+
+def test_measurement_adds_the_unfamiliar_cells_only_when_asked() -> None:
+    held = [q for q in load_generic_questions() if q.held_out]
+    cells = measurement_prompts("681", held, reserved=set(), seed=0, unfamiliar=unfamiliar_prompts())
+    assert len(cells["hit_unfamiliar"]) == len(cells["leak_unfamiliar"]) == len(unfamiliar_prompts())
+    assert all("code is 681." in p for p in cells["hit_unfamiliar"])
+    assert not any("code is" in p for p in cells["leak_unfamiliar"])
+    assert "hit_unfamiliar" not in measurement_prompts("681", held, reserved=set(), seed=0)
+
+
+def test_the_base_corpus_mentions_topic_words_outside_a_cue_with_a_plain_answer() -> None:
+    convs = list(itertools.islice(conversations(CorpusRecipe(), 3000), 3000))
+    mentions = [c for c in convs if c[0]["content"].startswith(("Someone mentioned", "Ignore the word"))]
+    assert mentions
+    topics = load_topics()
+    assert not [c for c in mentions if any(is_about_topic(c[1]["content"], t) for t in topics)]
