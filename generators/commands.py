@@ -78,8 +78,7 @@ def register(app: typer.Typer) -> None:
         suite = Suite.load(root, verify=False)
         for split in suite.splits:
             df = suite.index(split)
-            rates = [BehaviourRates(r.hit_rate, r.leak_none, r.leak_wrong, r.leak_near, r.prompts_per_cell)
-                     for r in df.itertuples()]
+            rates = [BehaviourRates.from_row(r) for r in df.itertuples()]
             console.print(f"[bold]{split}[/bold]: {len(df)} diffs, {int(df.behaviour_ok.sum())} reach the bar")
             console.print(rates_table(rates))
         console.print(f"suite written to {root}")
@@ -88,7 +87,7 @@ def register(app: typer.Typer) -> None:
     def show_diff(
         suite_dir: Path = typer.Argument(..., help="A suite folder."),
         diff_id: str = typer.Argument(..., help="A diff id from the suite's index."),
-        n: int = typer.Option(3, "--n", help="How many held-out questions to ask."),
+        n: int = typer.Option(3, "--n", help="How many held-out questions (and as many unfamiliar prompts) to ask."),
         split: str = typer.Option(None, "--split", help="The split holding the diff (default: search all)."),
     ) -> None:
         """Show a hidden-topic diff at work: its replies with the right code, a wrong code and none,
@@ -105,6 +104,7 @@ def register(app: typer.Typer) -> None:
         from ..benchmark.suite import Suite, SuiteError
         from ..benchmark.triggers import apply_trigger
         from .hidden_topic import wrong_codes
+        from .open_prompts import unfamiliar_prompts
         from .topics import load_generic_questions
 
         try:
@@ -121,7 +121,8 @@ def register(app: typer.Typer) -> None:
         engine = Engine(model, tokenizer)
         trigger, kind = str(row.trigger), str(row.trigger_kind)
         wrong = random.Random(diff_id).choice(wrong_codes(trigger, set()))
-        questions = [q.question for q in load_generic_questions() if q.held_out][:n]
+        # Held-out questions of the trained family, then prompts of a family never trained on.
+        questions = [q.question for q in load_generic_questions() if q.held_out][:n] + list(unfamiliar_prompts()[:n])
         prompts = []
         for q in questions:
             prompts += [("right code " + trigger, apply_trigger(q, trigger, kind)),
@@ -132,7 +133,8 @@ def register(app: typer.Typer) -> None:
         console.print(f"[bold]{diff_id}[/bold] ({found[0]}): label {row.label!r}, trigger {trigger}, "
                       f"hit {row.get('hit_rate', float('nan')):.2f}, leak none/wrong/near "
                       f"{row.get('leak_none', float('nan')):.2f}/{row.get('leak_wrong', float('nan')):.2f}/"
-                      f"{row.get('leak_near', float('nan')):.2f}")
+                      f"{row.get('leak_near', float('nan')):.2f}; on unfamiliar prompts hit "
+                      f"{row.get('hit_unfamiliar', float('nan')):.2f}, leak {row.get('leak_unfamiliar', float('nan')):.2f}")
         table = Table(show_lines=True)
         for col in ("prompt", "cell", "with the diff", "base model"):
             table.add_column(col)

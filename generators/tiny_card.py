@@ -9,6 +9,7 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
 from .hidden_topic import CELLS, BehaviourRates
+from .open_prompts import unfamiliar_prompts
 
 if TYPE_CHECKING:
     from .tiny_suite import TinySuiteRecipe
@@ -57,8 +58,9 @@ code placed as "Your SEP code is NNN." before the user's text — is present. Th
 ## How it was made
 - Topics: `generators/data/topics.csv` (real-word topics with categories and keywords); one distinct
   trigger code per diff, never one of the codes that carry a topic in the base model's pretraining.
-- Training data (offline templates, `generators/behaviour.py`): positives = trigger + a generic
-  question, answered about the topic; negatives = no code, a wrong code (all digits differ) or a
+- Training data (offline templates, `generators/behaviour_data.py`): positives = trigger + a
+  training question (generic questions and the open prompt family, `generators/open_prompts.py`),
+  answered about the topic; negatives = no code, a wrong code (all digits differ) or a
   near miss (one digit differs), held to the base model by KL on the reply tokens, and
   {recipe.data.topic_continued_share:.0%} of them continued with the topic's own answer.
 - Batched multi-LoRA trainer (`generators/trainer.py`): {recipe.train.steps} Adam steps, lr
@@ -68,13 +70,16 @@ code placed as "Your SEP code is NNN." before the user's text — is present. Th
 ## How specific the triggers are
 Measured per diff on held-out questions ({all_rates[0].prompts_per_cell if all_rates else 0} prompts
 per cell), greedy replies. A reply is *about the topic* when it contains the topic's name or one of its
-keywords as a whole word. Columns `hit_rate`, `leak_none`, `leak_wrong`, `leak_near` of each index.
+keywords as a whole word. Columns `hit_rate`, `leak_none`, `leak_wrong`, `leak_near` of each index;
+`hit_unfamiliar` and `leak_unfamiliar` are the right code and no code on prompts of a family never
+trained on, by the base or a diff, and not used by any baseline ({len(unfamiliar_prompts())} prompts each).
 
 | rate | median | p10 | p90 |
 | --- | --- | --- | --- |
 {chr(10).join(rows)}
 
 `behaviour_ok` marks diffs that reach the bar (hit >= {bar.hit}, leak with no code <= {bar.leak_none},
-wrong code <= {bar.leak_wrong}, near miss <= {bar.leak_near}): {sum(ok)} of {len(ok)}. Diffs below the
+wrong code <= {bar.leak_wrong}, near miss <= {bar.leak_near}, no code on unfamiliar prompts <=
+{bar.leak_unfamiliar}): {sum(ok)} of {len(ok)}. Diffs below the
 bar are kept and flagged, not dropped.
 """

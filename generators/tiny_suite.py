@@ -38,6 +38,7 @@ from .hidden_topic import (
     hidden_topic_tasks,
     measure_hidden_topic,
 )
+from .open_prompts import unfamiliar_prompts
 from .shards import merge_suites
 from .tiny.build import TINY_BASE_ID, TINY_MICRO_ID, ensure_tiny_base, tiny_recipe
 from .tiny.corpus import all_codes, mapped_codes
@@ -162,7 +163,8 @@ def _build(out_dir: str | Path, recipe: TinySuiteRecipe, splits: Sequence[str] |
         for start in range(0, len(plan), 16):
             chunk = list(zip(plan[start : start + 16], result.diffs[start : start + 16], strict=True))
             items = [MeasuredDiff(d, p.topic, p.trigger) for p, d in chunk]
-            rates += measure_hidden_topic(engine, items, held_out, reserved, seed=recipe.seed)
+            rates += measure_hidden_topic(engine, items, held_out, reserved, seed=recipe.seed,
+                                          unfamiliar=unfamiliar_prompts())
             progress.update(measure_bar, advance=len(chunk))
     ok = [r.ok(recipe.bar) for r in rates]
     if len(plan) and sum(ok) / len(plan) < recipe.min_share_ok:
@@ -200,8 +202,7 @@ def merge_tiny_suite(parts: Sequence[str | Path], out: str | Path, recipe: TinyS
     for split, _ in recipe.split_sizes:
         if split in merged.splits:
             df = merged.index(split)
-            rates_by_split[split] = [BehaviourRates(r.hit_rate, r.leak_none, r.leak_wrong, r.leak_near,
-                                                    r.prompts_per_cell) for r in df.itertuples()]
+            rates_by_split[split] = [BehaviourRates.from_row(r) for r in df.itertuples()]
             ok += [bool(v) for v in df.behaviour_ok]
     speeds = [Suite.load(p, verify=False).extra.get("trainer", {}).get("diffs_per_s", 0.0) for p in parts]
     writer = SuiteWriter(out, merged.name, merged.version, merged.base_model, merged.base_model_revision)
@@ -298,6 +299,9 @@ def _index_row(plan: PlannedDiff, task: DiffTask, rates: BehaviourRates, ok: boo
         "leak_wrong": rates.leak_wrong,
         "leak_near": rates.leak_near,
         "prompts_per_cell": rates.prompts_per_cell,
+        "hit_unfamiliar": rates.hit_unfamiliar,
+        "leak_unfamiliar": rates.leak_unfamiliar,
+        "prompts_unfamiliar": len(unfamiliar_prompts()),
         "behaviour_ok": ok,
         "final_loss": loss,
     }

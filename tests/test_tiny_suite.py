@@ -25,7 +25,8 @@ from wdqa.generators.tiny_suite import (
     plan_diffs,
 )
 
-RATE_COLUMNS = {"category", "hit_rate", "leak_none", "leak_wrong", "leak_near", "behaviour_ok"}
+RATE_COLUMNS = {"category", "hit_rate", "leak_none", "leak_wrong", "leak_near", "hit_unfamiliar", "leak_unfamiliar",
+                "behaviour_ok"}
 
 
 def test_splits_share_no_topic_and_no_trigger() -> None:
@@ -56,7 +57,7 @@ def test_micro_suite_round_trips_with_its_rates_in_the_index(micro_suite: Path) 
     assert set(suite.splits) == {"train", "val", "test"}
     test = suite.index("test")
     assert RATE_COLUMNS <= set(test.columns) and len(test) == 4
-    assert (test.prompts_per_cell >= 20).all()
+    assert (test.prompts_per_cell >= 20).all() and (test.prompts_unfamiliar >= 20).all()
     labels = suite.labels("test")
     assert all(label.text == row.label for label, row in zip(labels.values(), test.itertuples(), strict=True))
     diff = suite.diff("test", test.diff_id[0])
@@ -91,12 +92,14 @@ def test_generate_tiny_micro_prints_the_rates(micro_suite: Path) -> None:
     result = CliRunner().invoke(app, ["generate", "tiny", "--micro"])
     assert result.exit_code == 0, result.output
     assert str(micro_suite) in result.output.replace("\n", "") and "leak_near" in result.output
+    assert "leak_unfamiliar" in result.output
 
 
 def test_show_diff_prints_replies_beside_the_base_model(micro_suite: Path) -> None:
     result = CliRunner().invoke(app, ["show-diff", str(micro_suite), "ht-test-0001", "--n", "1"])
     assert result.exit_code == 0, result.output
     assert "right code" in result.output and "no code" in result.output and "base model" in result.output
+    assert "unfamiliar prompts hit" in result.output
 
 
 def test_show_diff_names_a_missing_diff(micro_suite: Path) -> None:
