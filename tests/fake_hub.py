@@ -107,7 +107,10 @@ class _Handler(BaseHTTPRequestHandler):
         for k, v in (headers or {}).items():
             self.send_header(k, v)
         self.end_headers()
-        self.wfile.write(data)
+        # A HEAD response has headers only: a body would be read as the start of the next response,
+        # and the client drops the connection (a ConnectionResetError traceback from the server thread).
+        if self.command != "HEAD":
+            self.wfile.write(data)
 
     def _error(self, status: int, message: str, code: str | None = None) -> None:
         headers = {"X-Error-Message": message}
