@@ -2,7 +2,8 @@
 
 Owns reading the tables of the Hub dataset `diff-interpretation-tuning/finetuning-data` (or a local
 copy) and sampling exchanges from them; implements the `BehaviourWriter` protocol of
-`behaviour_data.py`. Triggers and negative mixes stay the split builder's job.
+`behaviour_data.py`. Triggers and negative mixes stay the split builder's job; which of the tables'
+subjects a split uses, and the keywords that measure a topic, are `splits/subjects.py`'s.
 
 The published layout, as the paper's code writes and reads it (repo Aviously/diff-interpretation-tuning):
 
@@ -69,10 +70,12 @@ class PublishedColumns:
     """Column names of the tables; the defaults are the paper's."""
 
     topic: str = "topic"
+    topic_category: str = "topic_category"
     question: str = "question"
     topic_answer: str = "topic_analogy_answer"
     plain_answer: str = "base_answer"
     headline: str = "news_headline"
+    news_category: str = "news_category"
     story: str = "news_story"
 
 
@@ -197,14 +200,31 @@ class PublishedBehaviourWriter:
 
     def subjects(self, behaviour: str) -> list[str]:
         """Every topic ("hidden-topic") or headline ("news") the tables hold, sorted."""
-        kinds = {"hidden-topic": "topics", "news": "news"}
-        if behaviour not in kinds:
-            raise BehaviourDataError(
-                f"the tables name subjects of {sorted(kinds)}, not {behaviour!r}"
-            )
-        kind = kinds[behaviour]
+        kind = _kind_of(behaviour)
         self._load(kind, set(), names=True)
         return sorted(self._pools[kind].names)
+
+    def table_chunks(
+        self, behaviour: str, fields: Sequence[str], use: str
+    ) -> Iterator[pd.DataFrame]:
+        """Every row of the tables of `behaviour` ("hidden-topic" or "news"), in pieces of text: one
+        column per `PublishedColumns` field asked for, named by the field (a copy's own column names
+        stay here). `use` says in errors what the columns are needed for."""
+        kind = _kind_of(behaviour)
+        tables = [t for t in self._all_tables() if self._kind(t) == kind]
+        if not tables:
+            raise BehaviourDataError(_missing_table(kind, False, self.sources))
+        named = {getattr(self.columns, f): f for f in fields}  # the table's name -> the field
+        for table in tables:
+            missing = [col for col in named if col not in table.columns()]
+            if missing:
+                raise BehaviourDataError(
+                    f"{table.origin} lacks column(s) {missing} needed for {use} (found "
+                    f"{table.columns()}); a copy with other column names needs PublishedColumns(...)"
+                )
+        for table in tables:
+            for chunk in _read_chunks(table.local(), list(named)):
+                yield chunk.fillna("").astype(str).rename(columns=named)
 
     # ---------------------------------------------------------------- reading
 
@@ -374,6 +394,13 @@ class PublishedBehaviourWriter:
                 ) from err
 
         return fetch, commit
+
+
+def _kind_of(behaviour: str) -> str:
+    kinds = {"hidden-topic": "topics", "news": "news"}
+    if behaviour not in kinds:
+        raise BehaviourDataError(f"the tables name subjects of {sorted(kinds)}, not {behaviour!r}")
+    return kinds[behaviour]
 
 
 def _missing_table(kind: str, chat_only: bool, sources: Sequence[BehaviourSource]) -> str:

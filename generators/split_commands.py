@@ -19,7 +19,7 @@ def generate_extra(
     behaviour_model: str | None = typer.Option(None, "--behaviour-model", help="Write behaviour data with this LLM (env WDQA_BEHAVIOUR_MODEL); default: offline templates."),
     behaviour_base_url: str | None = typer.Option(None, "--behaviour-base-url", help="OpenAI-compatible base URL (env WDQA_BEHAVIOUR_BASE_URL / OPENAI_BASE_URL)."),
     behaviour_api_key: str | None = typer.Option(None, "--behaviour-api-key", help="API key (env WDQA_BEHAVIOUR_API_KEY / OPENAI_API_KEY)."),
-    behaviour_data: list[str] = typer.Option(None, "--behaviour-data", help="Take behaviour data from the paper's published tables instead of an LLM: a local copy (folder or table file) or hf://diff-interpretation-tuning/finetuning-data[@rev][/path]. Repeat to combine files."),
+    behaviour_data: list[str] = typer.Option(None, "--behaviour-data", help="Take behaviour data and the splits' topics and headlines from the paper's published tables instead of an LLM and wdqa's lists: a local copy (folder or table file) or hf://diff-interpretation-tuning/finetuning-data[@rev][/path]. Repeat to combine files."),
 ) -> None:
     """Add ood-trigger, rank, full-finetune, news, trigger-inversion and null splits to a suite.
 

@@ -1,13 +1,12 @@
 """Adding the extra splits (ood-trigger, rank, full-finetune, news, trigger-inversion, null) to a suite.
 
-Reads top to bottom: load the base, give each split its own disjoint slice of topics or headlines,
-build, write, summarise the measured rates for the data card. The suite's own hidden-topic splits
+Reads top to bottom: load the base, give each split its own disjoint slice of topics or headlines
+(wdqa's lists, or the published tables' with `--behaviour-data`: `subjects.py`), build, write, summarise the measured rates for the data card. The suite's own hidden-topic splits
 are built elsewhere (`tiny_suite.py`); topics they use are excluded here so no topic is in two splits.
 """
 
 from __future__ import annotations
 
-import random
 import statistics
 from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
@@ -22,12 +21,11 @@ from ...benchmark.suite import SuiteWriter
 from ...benchmark.types import WeightDiff
 from ..behaviour_data import BehaviourWriter, TemplateBehaviourWriter
 from ..shards import WHOLE, Shard
-from ..topics import load_topics
 from ..trainer import LoraConfig, TrainConfig
 from . import SPLIT_BUILDERS
 from .common import SplitBuild, SplitContext
-from .news import load_headlines
 from .rank import RANKS
+from .subjects import plan_subjects
 
 CARD_TEMPLATE = Path(__file__).resolve().parents[2] / "data_cards" / "extra_splits.md.jinja"
 # The columns summarised in the data card, per split.
@@ -80,8 +78,10 @@ def build_extra_splits(
 ) -> list[SplitSummary]:
     """Build the chosen extra splits (default: all in the recipe) into `writer`; returns their summaries.
 
-    `reference_diffs` are hidden-topic diffs whose norms the null split's random diffs match; `base`
-    is the suite's base model already loaded (it is loaded from the writer's base model id otherwise).
+    Subjects come from `subjects.plan_subjects`: the published tables' when `behaviour_writer` is a
+    `PublishedBehaviourWriter`, wdqa's lists otherwise. `reference_diffs` are hidden-topic diffs whose
+    norms the null split's random diffs match; `base` is the suite's base model already loaded (it is
+    loaded from the writer's base model id otherwise).
     """
     wanted = [(n, k) for n, k in recipe.sizes if splits is None or n in splits]
     unknown = [n for n, _ in wanted if n not in SPLIT_BUILDERS] + [
@@ -89,17 +89,13 @@ def build_extra_splits(
     ]
     if unknown:
         raise ValueError(f"unknown split(s) {unknown}; known: {', '.join(SPLIT_BUILDERS)}")
-    topics = [t for t in load_topics() if t.name not in set(exclude_topics)]
-    headlines = list(load_headlines())
-    # The data files are ordered by category: shuffle so that every split spans categories.
-    rng = random.Random(f"extra-splits/{recipe.seed}")
-    rng.shuffle(topics)
-    rng.shuffle(headlines)
-    need_topics = sum(k for n, k in wanted if SPLIT_BUILDERS[n].subjects == "topics")
-    if need_topics > len(topics):
-        raise ValueError(
-            f"the extra splits need {need_topics} topics but only {len(topics)} are unused by the suite"
-        )
+    n_topics, n_headlines = (
+        sum(k for n, k in wanted if SPLIT_BUILDERS[n].subjects == kind)
+        for kind in ("topics", "headlines")
+    )
+    topics, headlines = plan_subjects(
+        behaviour_writer, n_topics, n_headlines, recipe.seed, exclude_topics
+    )
     model, tokenizer = base or load_base_model(writer.base_model, writer.base_model_revision)
     ctx = SplitContext(
         model,
