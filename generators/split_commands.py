@@ -35,6 +35,7 @@ def generate_extra(
         )
     from rich.console import Console
 
+    from ..benchmark.suite import SuiteError
     from .behaviour_data import BehaviourDataError, BehaviourWriter
     from .behaviour_llm import LLMBehaviourWriter, LLMSettings
     from .behaviour_published import BehaviourSource, PublishedBehaviourWriter
@@ -52,8 +53,13 @@ def generate_extra(
             raise typer.BadParameter(str(err)) from err
     elif behaviour_model or behaviour_base_url:
         writer = LLMBehaviourWriter(LLMSettings.from_env(behaviour_model, behaviour_base_url, behaviour_api_key))
-    summaries = build_tiny_extra_splits(suite_dir, micro_recipe() if micro else ExtraSplitsRecipe(), split or None, piece, out, writer)
     console = Console()
+    try:
+        summaries = build_tiny_extra_splits(suite_dir, micro_recipe() if micro else ExtraSplitsRecipe(), split or None, piece, out, writer)
+    except (BehaviourDataError, SuiteError, ValueError) as err:
+        # Bad behaviour data, a missing suite or an impossible plan: the message names the problem.
+        console.print(f"[red]error:[/red] {err}")
+        raise typer.Exit(1) from None
     for s in summaries:
         rates = ", ".join(f"{k} {v[0]:.2f}" for k, v in s.measures.items())
         console.print(f"{s.name}: {s.n} diffs, behaviour took for {s.n_ok}; medians: {rates}")

@@ -59,11 +59,12 @@ class TinySuiteRecipe:
     name: str = "tiny"
     base_model: str = TINY_BASE_ID
     split_sizes: tuple[tuple[str, int], ...] = (("train", 300), ("val", 40), ("test", 50))
-    # Rank 1 (the paper's) is the smallest rank that met the bar on the tiny base: median hit 0.96,
-    # leaks 0/0/0 on 24 diffs with 40 steps (docs/tiny-suite.md has the measurements).
+    # Rank 1 (the paper's) meets the bar on the tiny base; rank 2 was no better. 40 steps of 3+3
+    # left the median no-code leak at 0.021 (bar 0.02) on 16 diffs; 60 steps of 4+4 reached 0.000
+    # (docs/tiny-suite.md has the measurements).
     lora: LoraConfig = field(default_factory=lambda: LoraConfig(rank=1, alpha=2.0))
     train: TrainConfig = field(
-        default_factory=lambda: TrainConfig(steps=40, lr=4e-3, positives_per_step=3, negatives_per_step=3)
+        default_factory=lambda: TrainConfig(steps=60, lr=3e-3, positives_per_step=4, negatives_per_step=4)
     )
     data: HiddenTopicData = field(default_factory=HiddenTopicData)
     bar: Thresholds = field(default_factory=Thresholds)

@@ -33,3 +33,9 @@ def test_extra_splits_built_in_two_shards_merge_with_the_suite(micro_suite: Path
 def test_a_shard_without_an_output_folder_is_refused(micro_suite: Path):
     result = runner.invoke(app, ["generate", "extra", str(micro_suite), "--micro", "--shard", "0/2"])
     assert result.exit_code != 0 and "--shard needs --out" in result.output
+
+
+def test_a_missing_suite_is_one_clear_error_not_a_traceback(tmp_path: Path):
+    result = runner.invoke(app, ["generate", "extra", str(tmp_path / "nope"), "--micro"])
+    assert result.exit_code == 1 and "error:" in result.output and "nope" in result.output
+    assert "Traceback" not in result.output
