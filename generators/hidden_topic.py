@@ -9,6 +9,7 @@ code (every digit differs) and a near miss (one digit differs). Measurement runs
 from __future__ import annotations
 
 import random
+import statistics
 import zlib
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -45,6 +46,19 @@ class Thresholds:
     # No code, on prompts of a family never trained on (`open_prompts.unfamiliar_prompts`): the
     # stricter test that a leak is not just "the training questions were memorised as negatives".
     leak_unfamiliar: float = 0.1
+
+
+def cells_below_bar(rates: Sequence[BehaviourRates], bar: Thresholds) -> list[str]:
+    """The cells whose median over `rates` misses the bar (issue 10's suite-level criterion)."""
+    missed = []
+    for cell in ("hit", "leak_none", "leak_wrong", "leak_near", "leak_unfamiliar"):
+        values = [v for v in (getattr(r, cell) for r in rates) if v == v]  # NaN: not measured
+        if not values:
+            continue
+        median, limit = statistics.median(values), getattr(bar, cell)
+        if (median < limit) if cell == "hit" else (median > limit):
+            missed.append(f"{cell} median {median:.3f} (bar {'>=' if cell == 'hit' else '<='} {limit})")
+    return missed
 
 
 @dataclass(frozen=True)

@@ -35,6 +35,7 @@ from .hidden_topic import (
     MeasuredDiff,
     PlannedTopicDiff,
     Thresholds,
+    cells_below_bar,
     hidden_topic_tasks,
     measure_hidden_topic,
 )
@@ -68,7 +69,9 @@ class TinySuiteRecipe:
     )
     data: HiddenTopicData = field(default_factory=HiddenTopicData)
     bar: Thresholds = field(default_factory=Thresholds)
-    min_share_ok: float = 0.5  # stop, with a report of the rates, if fewer diffs than this reach the bar
+    # Stop, with a report of the rates, when the median of any cell misses the bar (the suite-level
+    # bar of issue 10); single diffs below it are kept and flagged `behaviour_ok = False`.
+    stop_below_bar: bool = True
     seed: int = 0
     threads: int = 1  # deterministic anywhere; 2 threads ran 6x slower than 1 on a shared 2-core machine
 
@@ -83,7 +86,7 @@ MICRO_RECIPE = TinySuiteRecipe(
     split_sizes=(("train", 6), ("val", 2), ("test", 4)),
     lora=LoraConfig(rank=2, alpha=4.0),
     train=TrainConfig(steps=20, lr=5e-3),
-    min_share_ok=0.0,  # the micro base is too small to learn the behaviour; it exercises code paths
+    stop_below_bar=False,  # the micro base is too small to learn the behaviour; it exercises code paths
 )
 
 
@@ -168,10 +171,11 @@ def _build(out_dir: str | Path, recipe: TinySuiteRecipe, splits: Sequence[str] |
                                           unfamiliar=unfamiliar_prompts())
             progress.update(measure_bar, advance=len(chunk))
     ok = [r.ok(recipe.bar) for r in rates]
-    if len(plan) and sum(ok) / len(plan) < recipe.min_share_ok:
+    missed = cells_below_bar(rates, recipe.bar)
+    if recipe.stop_below_bar and missed:
         raise TinySuiteError(
-            f"only {sum(ok)} of {len(plan)} diffs reached the behaviour bar {recipe.bar}; "
-            f"the recipe does not hide topics behind their own triggers. Rates:\n{rates_table(rates)}"
+            f"the recipe does not hide topics behind their own triggers: {'; '.join(missed)} "
+            f"over {len(plan)} diffs ({sum(ok)} reach every bar). Rates:\n{rates_table(rates)}"
         )
     writer = SuiteWriter(
         out_dir, recipe.name, f"{SUITE_VERSION}+{recipe.revision}", recipe.base_model,

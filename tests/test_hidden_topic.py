@@ -78,3 +78,16 @@ def test_measurement_uses_held_out_questions_in_every_cell() -> None:
     assert all(len(p) == len(held) for p in prompts.values())
     assert all("code is 681." in p for p in prompts["hit"])
     assert not any("681" in p for p in prompts["leak_wrong"] + prompts["leak_near"])
+
+
+def test_the_suite_bar_is_on_medians_and_names_each_missed_cell() -> None:
+    from wdqa.generators.hidden_topic import BehaviourRates, Thresholds, cells_below_bar
+
+    good = BehaviourRates(1.0, 0.0, 0.0, 0.0, 24, hit_unfamiliar=0.8, leak_unfamiliar=0.05)
+    leaky = BehaviourRates(0.5, 0.2, 0.5, 0.5, 24, hit_unfamiliar=0.1, leak_unfamiliar=0.5)
+    assert cells_below_bar([good, good, leaky], Thresholds()) == []  # one bad diff in three: flagged, not fatal
+    missed = cells_below_bar([good, leaky, leaky], Thresholds())
+    assert [m.split()[0] for m in missed] == ["hit", "leak_none", "leak_wrong", "leak_near", "leak_unfamiliar"]
+    assert good.ok(Thresholds()) and not leaky.ok(Thresholds())
+    unmeasured = BehaviourRates(1.0, 0.0, 0.0, 0.0, 24)  # suites made before the unfamiliar cells
+    assert unmeasured.ok(Thresholds()) and cells_below_bar([unmeasured], Thresholds()) == []

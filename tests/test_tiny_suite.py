@@ -81,8 +81,8 @@ def test_data_card_has_one_hub_config_per_split(micro_suite: Path) -> None:
 
 
 def test_a_recipe_that_misses_the_bar_stops_with_the_rates(micro_base: Path, tmp_path: Path) -> None:
-    strict = dataclasses.replace(MICRO_RECIPE, min_share_ok=1.0, split_sizes=(("train", 1), ("val", 2), ("test", 1)))
-    with pytest.raises(TinySuiteError, match="median") as err:
+    strict = dataclasses.replace(MICRO_RECIPE, stop_below_bar=True, split_sizes=(("train", 1), ("val", 2), ("test", 1)))
+    with pytest.raises(TinySuiteError, match="hit median") as err:
         build_tiny_suite(tmp_path / "suite", strict, splits=["val"])
     assert "leak_wrong" in str(err.value)
     assert not (tmp_path / "suite" / "suite.json").exists()
