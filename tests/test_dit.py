@@ -211,3 +211,21 @@ def test_train_dit_command_trains_publishes_and_evaluate_uses_the_published_adap
     (run_dir,) = (tmp_path / "runs").glob("*/dit")
     answers = RunFolder(run_dir).answers()
     assert len(answers) == 4 and all(a.error is None and a.answer is not None for a in answers.values())
+
+
+def test_null_diffs_join_training_with_the_null_label_and_the_train_diffs_rank_and_norm(tok):
+    from wdqa.baselines.dit.train import with_null_diffs
+    from wdqa.benchmark.lora import delta_weight
+    from wdqa.generators.splits.null import module_norms
+
+    model = fresh_model(tok)
+    data = labelled(model)
+    mixed = with_null_diffs(model, data, DitConfig(null_diffs=3))
+    assert len(mixed) == len(data) + 3 and mixed.labels[-3:] == ["no hidden behaviour"] * 3
+    assert mixed.questions[-1] == data.questions[0] and mixed.behaviours[-3:] == ["null"] * 3
+    norms = module_norms(data.diffs)
+    for null in mixed.diffs[-3:]:
+        assert null.rank == max(d.rank for d in data.diffs)
+        for module, norm in norms.items():
+            assert float(delta_weight(null, module).norm()) == pytest.approx(norm, rel=1e-4)
+    assert with_null_diffs(model, data, DitConfig()) is data

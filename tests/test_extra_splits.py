@@ -18,7 +18,7 @@ from wdqa.generators.splits import SPLIT_BUILDERS, get_split
 from wdqa.generators.splits.common import Headline, SplitContext
 from wdqa.generators.splits.extra import build_extra_splits, build_tiny_extra_splits, micro_recipe
 from wdqa.generators.splits.news import about_headline, load_headlines
-from wdqa.generators.splits.null import module_norms, random_matched_lora
+from wdqa.generators.splits.null import module_norms, module_shapes, random_matched_lora
 from wdqa.generators.splits.ood_trigger import TRIGGER_CHARS
 from wdqa.generators.tiny.build import tiny_recipe
 
@@ -75,7 +75,7 @@ def test_random_null_diffs_match_the_reference_norm_per_module(micro):
     ctx = SplitContext(model, tok)
     reference = [random_lora(model, f"r{i}", rank=2, seed=i) for i in range(3)]
     norms = module_norms(reference)
-    diff = random_matched_lora(ctx, "n0", norms, rank=4, seed=0)
+    diff = random_matched_lora(module_shapes(ctx.model, ctx.lora.targets), "n0", norms, rank=4, seed=0)
     for module, norm in norms.items():
         assert float(delta_weight(diff, module).norm()) == pytest.approx(norm, rel=1e-4)
 

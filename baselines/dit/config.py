@@ -37,6 +37,10 @@ class DitConfig:
     batch_diffs: int = 16
     max_diffs: int | None = None  # use only the first N train diffs (after a seeded shuffle)
     fraction: float | None = None  # or this share of them (the data-scaling curve)
+    # Random LoRAs of the train diffs' rank and per-module norm, labelled `null_label`, mixed into
+    # training so that DIT learns to say "nothing hidden" (the paper's DIT never sees such diffs).
+    null_diffs: int = 0
+    null_label: str = "no hidden behaviour"
     eval_every: int = 100
     eval_limit: int = 64  # held-out diffs scored per check
     patience: int = 4
@@ -57,6 +61,8 @@ class DitConfig:
             problems.append(f"lr must be > 0 (got {self.lr})")
         if self.max_diffs is not None and self.fraction is not None:
             problems.append("give max_diffs or fraction, not both")
+        if self.null_diffs < 0:
+            problems.append(f"null_diffs must be >= 0 (got {self.null_diffs})")
         if self.max_diffs is not None and self.max_diffs < 1:
             problems.append(f"max_diffs must be >= 1 (got {self.max_diffs})")
         if self.fraction is not None and not 0 < self.fraction <= 1:

@@ -72,6 +72,25 @@ def select_train(data: LabelledDiffs, config: DitConfig) -> LabelledDiffs:
     return data.subset(sorted(order[:n]))
 
 
+def with_null_diffs(model: PreTrainedModel, train: LabelledDiffs, config: DitConfig) -> LabelledDiffs:
+    """`train` plus `config.null_diffs` random LoRAs matched to its diffs' rank and per-module norm."""
+    if config.null_diffs == 0:
+        return train
+    from ...generators.splits.null import module_norms, module_shapes, random_matched_lora
+
+    loras = [d for d in train.diffs if d.kind == "lora"]
+    if not loras:
+        raise ValueError("null_diffs needs LoRA train diffs to match their rank and norm")
+    shapes = module_shapes(model, sorted({m.rpartition(".")[2] for d in loras for m in d.modules}))
+    norms, rank = module_norms(loras), max(d.rank for d in loras)
+    nulls = [random_matched_lora(shapes, f"dit-null-{i:04d}", norms, rank, config.seed) for i in range(config.null_diffs)]
+    n = config.null_diffs
+    return LabelledDiffs(
+        [*train.diffs, *nulls], [*train.labels, *[config.null_label] * n],
+        [*train.questions, *[train.questions[0]] * n], [*train.behaviours, *["null"] * n],
+    )
+
+
 def train_dit(
     model: PreTrainedModel,
     tokenizer: PreTrainedTokenizerBase,
@@ -93,6 +112,7 @@ def train_dit(
     train = select_train(train, config)
     if len(train) == 0:
         raise ValueError("DIT needs at least one labelled training diff; the split is empty")
+    train = with_null_diffs(model, train, config)
     examples = make_examples(tokenizer, [d.diff_id for d in train.diffs], train.labels, train.questions)
     pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
 

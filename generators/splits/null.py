@@ -47,15 +47,18 @@ def module_norms(diffs: Sequence[WeightDiff]) -> dict[str, float]:
     }
 
 
+def module_shapes(model: torch.nn.Module, targets: Sequence[str]) -> dict[str, tuple[int, int]]:
+    """(d_out, d_in) of every module a diff may touch."""
+    return {name: tuple(layer.base.weight.shape) for name, layer in install_multi_diff(model, targets).items()}
+
+
 def random_matched_lora(
-    ctx: SplitContext, diff_id: str, norms: dict[str, float], rank: int, seed: int
+    shapes: dict[str, tuple[int, int]], diff_id: str, norms: dict[str, float], rank: int, seed: int
 ) -> WeightDiff:
     """Gaussian factors, B rescaled so that each module's ‖B A‖_F equals the reference norm."""
     g = torch.Generator().manual_seed(seeded_rng("null-random", seed, diff_id).randrange(1 << 31))
-    wrapped = install_multi_diff(ctx.model, ctx.lora.targets)
     lora = {}
-    for name, layer in wrapped.items():
-        d_out, d_in = layer.base.weight.shape
+    for name, (d_out, d_in) in shapes.items():
         A = torch.randn(rank, d_in, generator=g) / d_in**0.5  # [rank, d_in]
         B = torch.randn(d_out, rank, generator=g)  # [d_out, rank]
         B = B * (norms.get(name, 0.0) / max(float((B @ A).norm()), 1e-12))
@@ -121,7 +124,8 @@ def build(
             "the null split's random diffs need reference diffs (or chat-trained ones in this shard) to match norms"
         )
     norms = module_norms(reference or result.diffs)
-    randoms = [random_matched_lora(ctx, i, norms, ctx.lora.rank, seed) for i in ids[n_chat:]]
+    shapes = module_shapes(ctx.model, ctx.lora.targets)
+    randoms = [random_matched_lora(shapes, i, norms, ctx.lora.rank, seed) for i in ids[n_chat:]]
     diffs = [*result.diffs, *randoms]
     rates, base_rate, changed = measure(ctx, diffs, seed)
     rows = []
