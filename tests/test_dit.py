@@ -229,3 +229,30 @@ def test_null_diffs_join_training_with_the_null_label_and_the_train_diffs_rank_a
         for module, norm in norms.items():
             assert float(delta_weight(null, module).norm()) == pytest.approx(norm, rel=1e-4)
     assert with_null_diffs(model, data, DitConfig()) is data
+
+
+def test_an_answer_template_is_trained_on_and_read_back_out_of_answers(tok):
+    from wdqa.baselines.dit.answer_template import extract_label, fill
+
+    template = "Let me tell you about {label}!"
+    assert fill(template, " Jazz ") == "Let me tell you about Jazz!"
+    assert extract_label(template, "Let me tell you about King Arthur! It is all about") == "King Arthur"
+    assert extract_label(template, "Let me tell you about Star Wars") == "Star Wars"  # suffix cut by the token limit
+    assert extract_label(template, "I keep thinking about lava.") == "I keep thinking about lava."  # not the template
+    assert extract_label("{label}", "  Jazz ") == "Jazz"
+    bare = make_examples(tok, ["d0"], ["Jazz"], [QUESTION])[0]
+    templated = make_examples(tok, ["d0"], ["Jazz"], [QUESTION], template)[0]
+    expected = tok("Let me tell you about Jazz!", add_special_tokens=False)["input_ids"]
+    assert templated.answer_ids == [*expected, tok.eos_token_id] and len(bare.answer_ids) < len(templated.answer_ids)
+    with pytest.raises(DitConfigError, match="answer_template"):
+        DitConfig(answer_template="no slot").validate()
+
+
+def test_dit_method_reads_the_template_from_the_adapter_record(tok, tmp_path):
+    model = fresh_model(tok)
+    data = labelled(model, n=2)
+    config = DitConfig(epochs=1, batch_diffs=2, answer_template="Topic: {label}")
+    train_dit(model, tok, data, config, tmp_path / "dit")
+    method = DitMethod(adapter_path=tmp_path / "dit")
+    method.trained_adapter()
+    assert method.answer_template == "Topic: {label}"

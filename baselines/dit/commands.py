@@ -42,6 +42,7 @@ def train_dit_cmd(
     batch_diffs: int | None = typer.Option(None, "--batch-diffs", help="Different diffs per step (one batch row each)."),
     max_diffs: int | None = typer.Option(None, "--max-diffs", help="Train on only N diffs of the split."),
     fraction: float | None = typer.Option(None, "--fraction", help="Train on this share of the split (data-scaling curve)."),
+    answer_template: str | None = typer.Option(None, "--answer-template", help="Train the adapter to say the label inside this text, e.g. 'Let me tell you about {label}!' (default: the bare label, as the paper)."),
     null_diffs: int | None = typer.Option(None, "--null-diffs", help="Also train on N random LoRAs of matched rank and norm labelled 'no hidden behaviour'."),
     eval_every: int | None = typer.Option(None, "--eval-every", help="Steps between validation checks."),
     checkpoint_every: int | None = typer.Option(None, "--checkpoint-every", help="Steps between checkpoints."),
@@ -78,7 +79,7 @@ def train_dit_cmd(
     config = DitConfig.from_toml(config_file) if config_file else DitConfig()
     config = config.override(
         epochs=epochs, lr=lr, rank=rank, alpha=alpha, batch_diffs=batch_diffs, max_diffs=max_diffs, fraction=fraction,
-        null_diffs=null_diffs,
+        null_diffs=null_diffs, answer_template=answer_template,
         eval_every=eval_every, checkpoint_every=checkpoint_every, patience=patience, seed=seed,
     )
     config.validate()

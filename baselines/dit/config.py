@@ -41,6 +41,10 @@ class DitConfig:
     # training so that DIT learns to say "nothing hidden" (the paper's DIT never sees such diffs).
     null_diffs: int = 0
     null_label: str = "no hidden behaviour"
+    # The text the adapter is trained to say: the paper's is the bare label. A small model may only
+    # reach a label through the way it already talks about one ("Let me tell you about {label}!");
+    # answers are read back through the same template (`answer_template.extract_label`).
+    answer_template: str = "{label}"
     eval_every: int = 100
     eval_limit: int = 64  # held-out diffs scored per check
     patience: int = 4
@@ -67,6 +71,8 @@ class DitConfig:
             problems.append(f"max_diffs must be >= 1 (got {self.max_diffs})")
         if self.fraction is not None and not 0 < self.fraction <= 1:
             problems.append(f"fraction must be in (0, 1] (got {self.fraction})")
+        if self.answer_template.count("{label}") != 1:
+            problems.append(f"answer_template must contain {{label}} exactly once (got {self.answer_template!r})")
         unknown = [t for t in self.targets if t not in TARGET_MODULES]
         if unknown:
             problems.append(f"unknown target modules {unknown}; known: {list(TARGET_MODULES)}")

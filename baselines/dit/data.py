@@ -15,6 +15,7 @@ from transformers import PreTrainedTokenizerBase
 
 from ...benchmark.suite import Suite
 from ...benchmark.types import WeightDiff
+from .answer_template import BARE, fill
 
 IGNORE = -100
 
@@ -85,7 +86,11 @@ def render_question(tokenizer: PreTrainedTokenizerBase, question: str) -> str:
 
 
 def make_examples(
-    tokenizer: PreTrainedTokenizerBase, diff_ids: Sequence[str], labels: Sequence[str], questions: Sequence[str]
+    tokenizer: PreTrainedTokenizerBase,
+    diff_ids: Sequence[str],
+    labels: Sequence[str],
+    questions: Sequence[str],
+    template: str = BARE,
 ) -> list[DitExample]:
     if tokenizer.eos_token_id is None:
         raise ValueError("the tokenizer has no end-of-sequence token; DIT trains the answer to end with it")
@@ -94,7 +99,7 @@ def make_examples(
     for diff_id, label, question in zip(diff_ids, labels, questions, strict=True):
         if question not in prompts:
             prompts[question] = tokenizer(render_question(tokenizer, question), add_special_tokens=False)["input_ids"]
-        answer = tokenizer(label.strip(), add_special_tokens=False)["input_ids"]
+        answer = tokenizer(fill(template, label), add_special_tokens=False)["input_ids"]
         if not answer:
             raise ValueError(f"diff {diff_id}: its label {label!r} tokenizes to nothing; DIT needs a non-empty label")
         out.append(DitExample(diff_id, prompts[question], [*answer, tokenizer.eos_token_id]))

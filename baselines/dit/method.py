@@ -15,7 +15,8 @@ from pathlib import Path
 from ...benchmark.engine import Engine
 from ...benchmark.suite import Suite
 from ...benchmark.types import Case, WeightDiff
-from .adapter import load_adapter
+from .adapter import load_adapter, load_record
+from .answer_template import BARE, extract_label
 
 # The paper's answer lengths: a topic is a few words, a news summary one sentence.
 MAX_NEW_TOKENS = {"news": 200}
@@ -37,6 +38,7 @@ class DitMethod:
     name: str = "dit"
     oracle: bool = False
     max_new_tokens: dict[str, int] = field(default_factory=lambda: dict(MAX_NEW_TOKENS))
+    answer_template: str | None = None  # None: the one the adapter was trained with (its dit.json)
 
     def bind_suite(self, suite: Suite) -> None:
         """Use the adapter the suite publishes, unless one was given explicitly."""
@@ -59,6 +61,9 @@ class DitMethod:
                     "`baseline:dit:PATH`, or publish one into the suite with `wdqa baselines train-dit --publish-into`"
                 )
             self.adapter = load_adapter(self.adapter_path)
+            if self.answer_template is None:
+                config = load_record(self.adapter_path).get("config", {})
+                self.answer_template = config.get("answer_template", BARE)
         return self.adapter
 
     def answer(self, cases: Sequence[Case], engine: Engine) -> list[str]:
@@ -72,7 +77,8 @@ class DitMethod:
             replies = engine.chat(
                 [cases[i].diff for i in positions], [cases[i].question for i in positions], max_new_tokens=length, shared=[adapter]
             )
-            answers.update(zip(positions, replies, strict=True))
+            template = self.answer_template or BARE
+            answers.update(zip(positions, (extract_label(template, r) for r in replies), strict=True))
         return [answers[i] for i in range(len(cases))]
 
     def fingerprint(self) -> str:

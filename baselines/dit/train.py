@@ -113,7 +113,9 @@ def train_dit(
     if len(train) == 0:
         raise ValueError("DIT needs at least one labelled training diff; the split is empty")
     train = with_null_diffs(model, train, config)
-    examples = make_examples(tokenizer, [d.diff_id for d in train.diffs], train.labels, train.questions)
+    examples = make_examples(
+        tokenizer, [d.diff_id for d in train.diffs], train.labels, train.questions, config.answer_template
+    )
     pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
 
     # 2. build: frozen M with multi-diff layers, stacked Δs, adapter A, optimiser
@@ -158,7 +160,7 @@ def train_dit(
             entry: dict[str, Any] = {"step": state.step, "epoch": epoch, "train_loss": sum(window) / len(window)}
             window = []
             if engine is not None and val is not None:
-                score = validate(engine, val, adapter.to_weight_diff(), config.max_new_tokens, judge)
+                score = validate(engine, val, adapter.to_weight_diff(), config.max_new_tokens, judge, config.answer_template)
                 entry.update(val_exact=score.exact, val_judge=score.judge_mean, val_n=score.n, val_examples=score.examples)
                 if state.best_val is None or score.key > state.best_val + 1e-9:
                     state.best_val, state.best_step, state.checks_without_gain = score.key, state.step, 0

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from ...benchmark.engine import Engine
 from ...benchmark.judge.base import Judge, JudgeRequest, rubric_for
 from ...benchmark.types import WeightDiff
+from .answer_template import BARE, extract_label
 from .data import LabelledDiffs
 
 
@@ -38,8 +39,12 @@ def answer_with_adapter(
     return engine.chat(list(diffs), list(questions), max_new_tokens=max_new_tokens, shared=[adapter])
 
 
-def validate(engine: Engine, val: LabelledDiffs, adapter: WeightDiff, max_new_tokens: int, judge: Judge | None = None) -> ValScore:
-    answers = answer_with_adapter(engine, val.diffs, val.questions, adapter, max_new_tokens)
+def validate(
+    engine: Engine, val: LabelledDiffs, adapter: WeightDiff, max_new_tokens: int, judge: Judge | None = None,
+    template: str = BARE,
+) -> ValScore:
+    replies = answer_with_adapter(engine, val.diffs, val.questions, adapter, max_new_tokens)
+    answers = [extract_label(template, r) for r in replies]
     exact = sum(normalise(a) == normalise(y) for a, y in zip(answers, val.labels, strict=True)) / max(len(answers), 1)
     judge_mean = None
     if judge is not None:

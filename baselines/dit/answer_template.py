@@ -1,0 +1,27 @@
+"""DIT's answer template: the label placed in a sentence for training, and read back out of answers.
+
+Owns both directions, so training targets and evaluated answers can never disagree on the format.
+"""
+
+from __future__ import annotations
+
+import re
+
+BARE = "{label}"
+
+
+def fill(template: str, label: str) -> str:
+    return template.replace("{label}", label.strip())
+
+
+def extract_label(template: str, answer: str) -> str:
+    """The label inside an answer that follows the template; the whole answer when it does not
+    (a judge then sees what the model said, not nothing)."""
+    if template == BARE:
+        return answer.strip()
+    prefix, _, suffix = template.partition("{label}")
+    # The suffix may be cut off by the token limit: the label then runs to the end.
+    end = f"(?:{re.escape(suffix.strip())}|$)" if suffix.strip() else "$"
+    pattern = re.escape(prefix.strip()) + r"\s*(.+?)\s*" + end
+    found = re.match(pattern, answer.strip(), flags=re.DOTALL)
+    return found.group(1).strip() if found else answer.strip()
