@@ -10,7 +10,7 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from .evaluate import RunResult, RunSpec, evaluate, run_dir_for
+from .evaluate import RunMismatchError, RunResult, RunSpec, evaluate, run_dir_for
 from .method import MethodError, load_method
 from .suite import Suite
 
@@ -92,6 +92,7 @@ def register(app: typer.Typer) -> None:
 
         An interrupted run resumes where it stopped; a finished run reruns instantly.
         """
+        from ..baselines.dit.method import DitAdapterMissingError
         from ..baselines.registry import DEFAULT_COMPARISON
         from .engine import Engine
         from .judge.registry import DEFAULT_JUDGE, get_judge
@@ -125,13 +126,17 @@ def register(app: typer.Typer) -> None:
             for i, run in enumerate(specs):
                 task = progress.add_task(run.method.name, total=n_cases)
                 target = run_dir if (i == 0 and run_dir) else run_dir_for(runs_dir, the_suite, run.method.name)
-                results.append(
-                    evaluate(
-                        run, the_suite, split, engine, the_judge, target, batch_size, timeout, limit, seed, overwrite,
-                        progress=lambda k, t=task: progress.advance(t, k),
-                        fit_split=fit_split,
+                try:
+                    results.append(
+                        evaluate(
+                            run, the_suite, split, engine, the_judge, target, batch_size, timeout, limit, seed,
+                            overwrite, progress=lambda k, t=task: progress.advance(t, k), fit_split=fit_split,
+                        )
                     )
-                )
+                except (RunMismatchError, DitAdapterMissingError) as err:  # each message says how to proceed
+                    progress.stop()
+                    console.print(f"[red]error:[/red] {err}")
+                    raise typer.Exit(1) from None
         console.print(score_table(results, f"{the_judge.name} @ {the_judge.prompt_version}"))
         mine = results[0]
         console.print(f"run folder: {mine.run_dir}")

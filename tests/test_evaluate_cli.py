@@ -139,3 +139,11 @@ def test_the_table_reports_only_the_judge_of_this_run(small_suite, tmp_path):
     old.write_text(next((folder / "scores").glob("*.jsonl")).read_text())
     result = run_cli(*args)
     assert result.output.count("│ ask-directly") == 1  # one table row, not one per judge
+
+
+def test_a_run_folder_of_another_method_is_one_clear_error(small_suite, tmp_path):
+    suite = str(small_suite / "suite")
+    first = run_cli("evaluate", EXAMPLE, "--suite", suite, "--baselines", "none", "--run-dir", str(tmp_path / "r"))
+    assert first.exit_code == 0, first.output
+    other = run_cli("evaluate", "baseline:base-question", "--suite", suite, "--baselines", "none", "--run-dir", str(tmp_path / "r"))
+    assert other.exit_code == 1 and "error:" in other.output and "--overwrite" in other.output
