@@ -256,3 +256,24 @@ def test_dit_method_reads_the_template_from_the_adapter_record(tok, tmp_path):
     method = DitMethod(adapter_path=tmp_path / "dit")
     method.trained_adapter()
     assert method.answer_template == "Topic: {label}"
+
+
+def test_the_embedded_tiny_suite_trains_and_publishes_its_dit_adapter_on_first_use(micro_suite):
+    from wdqa.baselines.dit.tiny import TEMPLATE, is_embedded_tiny
+
+    sibling = micro_suite.parent / "copy-for-dit-test"  # a cached tiny-micro suite, as ensure_tiny_suite leaves it
+    shutil.rmtree(sibling, ignore_errors=True)
+    shutil.copytree(micro_suite, sibling)
+    try:
+        suite = Suite.load(sibling)
+        assert is_embedded_tiny(suite) and not (sibling / "dit").exists()
+        method = DitMethod()
+        method.bind_suite(suite)
+        assert method.adapter_path == suite.adapter_path("default") and suite.adapter_path("default").exists()
+        method.trained_adapter()
+        assert method.answer_template == TEMPLATE
+        assert load_record(sibling / "dit" / "default")["config"]["null_diffs"] == 2
+        Suite.load(sibling)  # the manifest was re-hashed with the adapter in it
+        assert not [p for p in sibling.parent.iterdir() if p.name.startswith(".dit-training-")]
+    finally:
+        shutil.rmtree(sibling, ignore_errors=True)

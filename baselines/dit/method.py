@@ -17,6 +17,7 @@ from ...benchmark.suite import Suite
 from ...benchmark.types import Case, WeightDiff
 from .adapter import load_adapter, load_record
 from .answer_template import BARE, extract_label
+from .tiny import ensure_tiny_dit, is_embedded_tiny
 
 # The paper's answer lengths: a topic is a few words, a news summary one sentence.
 MAX_NEW_TOKENS = {"news": 200}
@@ -44,6 +45,13 @@ class DitMethod:
         """Use the adapter the suite publishes, unless one was given explicitly."""
         if self.adapter is None and self.adapter_path is None:
             self.adapter_path = suite.adapter_path(self.adapter_name)
+            if not Path(self.adapter_path).exists() and self.adapter_name == "default" and is_embedded_tiny(suite):
+                from rich.console import Console
+
+                Console(stderr=True).print(
+                    f"training the {suite.name} suite's DIT adapter on first use (a few minutes on a CPU; see docs/dit.md)"
+                )
+                ensure_tiny_dit(suite)
             if not Path(self.adapter_path).exists():
                 published = sorted(p.name for p in (suite.root / "dit").glob("*") if p.is_dir())
                 raise DitAdapterMissingError(
