@@ -147,6 +147,28 @@ def _from_local(
     return dest
 
 
+def resolve_commit(
+    repo_id: str, revision: str | None, endpoint: str | None = None, token: str | None = None,
+    error: type[Exception] = SuiteError,
+) -> str:
+    """The commit a branch or tag of a Hub dataset points at now: reading every file at one commit
+    keeps a download consistent even if someone pushes meanwhile. Errors are raised as `error`."""
+    from huggingface_hub import HfApi
+    from huggingface_hub.errors import RepositoryNotFoundError, RevisionNotFoundError
+
+    try:
+        commit = HfApi(endpoint=endpoint, token=token).repo_info(
+            repo_id, repo_type=REPO_TYPE, revision=revision or "main"
+        ).sha
+    except RevisionNotFoundError as err:
+        raise error(f"Hub dataset {repo_id} has no revision {revision!r}") from err
+    except RepositoryNotFoundError as err:
+        raise error(f"no Hub dataset {repo_id!r} (or it is private and no token was given: set HF_TOKEN)") from err
+    if commit is None:
+        raise error(f"the Hub did not resolve {repo_id}@{revision or 'main'} to a commit")
+    return commit
+
+
 def _from_hub(
     repo_id: str,
     split: str | None,
@@ -155,22 +177,9 @@ def _from_hub(
     token: str | None,
     endpoint: str | None,
 ) -> tuple[Path, str]:
-    from huggingface_hub import HfApi, snapshot_download
-    from huggingface_hub.errors import RepositoryNotFoundError, RevisionNotFoundError
+    from huggingface_hub import snapshot_download
 
-    api = HfApi(endpoint=endpoint, token=token)
-    try:
-        # Resolve the branch or tag to one commit first, so every file comes from the same snapshot
-        # even if someone pushes while we download.
-        commit = api.repo_info(repo_id, repo_type=REPO_TYPE, revision=revision or "main").sha
-    except RevisionNotFoundError as err:
-        raise SuiteError(f"suite {repo_id} has no revision {revision!r} on the Hub") from err
-    except RepositoryNotFoundError as err:
-        raise SuiteError(
-            f"no Hub dataset {repo_id!r} (or it is private and no token was given: set HF_TOKEN)"
-        ) from err
-    if commit is None:
-        raise SuiteError(f"the Hub did not resolve {repo_id}@{revision or 'main'} to a commit")
+    commit = resolve_commit(repo_id, revision, endpoint, token)
     root = Path(local_dir) if local_dir is not None else default_local_dir(repo_id)
     snapshot_download(
         repo_id,

@@ -54,7 +54,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from ..benchmark.hub import REPO_TYPE, parse_source
+from ..benchmark.hub import REPO_TYPE, parse_source, resolve_commit
 from ..benchmark.suite import SuiteError
 from .behaviour_data import BehaviourDataError, BehaviourRequest, Exchange
 
@@ -353,26 +353,12 @@ class PublishedBehaviourWriter:
         return [_Table(str(path), partial(Path, path), kind) for path, kind in present]
 
     def _hub_fetcher(self, source: BehaviourSource) -> tuple[Callable[[str], Path], str]:
-        from huggingface_hub import HfApi, hf_hub_download
-        from huggingface_hub.errors import (
-            EntryNotFoundError,
-            RepositoryNotFoundError,
-            RevisionNotFoundError,
-        )
+        from huggingface_hub import hf_hub_download
+        from huggingface_hub.errors import EntryNotFoundError
 
-        repo_id, revision = source.location, source.revision or "main"
-        try:
-            # One commit for every table, even if someone pushes while we read.
-            info = HfApi(endpoint=self.endpoint).repo_info(
-                repo_id, repo_type=REPO_TYPE, revision=revision
-            )
-        except RevisionNotFoundError as err:
-            raise BehaviourDataError(f"Hub dataset {repo_id} has no revision {revision!r}") from err
-        except RepositoryNotFoundError as err:
-            raise BehaviourDataError(
-                f"no Hub dataset {repo_id!r} (or it is private and no token was given: set HF_TOKEN)"
-            ) from err
-        commit = info.sha or revision
+        repo_id = source.location
+        # One commit for every table, even if someone pushes while we read.
+        commit = resolve_commit(repo_id, source.revision, self.endpoint, error=BehaviourDataError)
         self.revisions[str(source)] = commit
 
         def fetch(rel: str) -> Path:
