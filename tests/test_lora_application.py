@@ -45,6 +45,19 @@ def test_each_row_gets_its_own_diff_in_one_forward():
         torch.testing.assert_close(got[i : i + 1], expected[i], atol=1e-4, rtol=1e-4)
 
 
+def test_rank_one_diffs_on_every_row_match_their_merged_weights():
+    # All rows rank 1 takes the dot-product path instead of the bmm one.
+    model = random_model(VOCAB)
+    diffs = [random_lora(model, f"r{i}", rank=1, seed=10 + i) for i in range(3)]
+    ids = torch.randint(0, VOCAB, (3, 6))
+    expected = [merged_logits(model, [diffs[i]], ids[i : i + 1]) for i in range(3)]
+    wrapped = install_multi_diff(model)
+    with torch.no_grad(), applied(wrapped, build_terms(wrapped, diffs, torch.tensor([0, 1, 2]))):
+        got = model(ids).logits
+    for i in range(3):
+        torch.testing.assert_close(got[i : i + 1], expected[i], atol=1e-4, rtol=1e-4)
+
+
 def test_terms_are_removed_after_the_block():
     model = random_model(VOCAB)
     ids = torch.randint(0, VOCAB, (1, 5))
