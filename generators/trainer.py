@@ -54,6 +54,11 @@ class LoraConfig:
         return self.alpha / self.rank
 
 
+# Length buckets per step for many-diff passes (a module constant, not a recipe field: it changes
+# only how rows are grouped into forward passes, not the loss).
+LENGTH_BUCKETS = 4
+
+
 @dataclass(frozen=True)
 class TrainConfig:
     steps: int = 120
@@ -143,16 +148,23 @@ def _train_group(model, wrapped, encoder, tasks, lora, config, on_step):  # type
     history: list[list[float]] = [[] for _ in tasks]
     tokens = 0
     for step in range(config.steps):
-        batch = _sample_batch(encoder, tasks, samplers, config, device)
-        tokens += int(batch.attention_mask.sum())
-        terms = {
-            name: [RowAdapter(A, B * lora.scale, batch.row_task)] for name, (A, B) in params.items()
-        }
-        with torch.autocast(device_type=device.type, dtype=torch.bfloat16, enabled=use_bf16):
-            base_logp = _base_logprobs(model, batch)  # [n_neg_tokens, vocab] or None
-            with applied(wrapped, terms):
-                logp = _assistant_logprobs(model, batch.input_ids, batch.attention_mask, batch.targets_at)
-        per_task = _per_task_loss(logp, base_logp, batch, n, config.kl_weight)  # [tasks]
+        batches = _sample_buckets(encoder, tasks, samplers, config, device, LENGTH_BUCKETS)
+        logps, base_logps = [], []
+        for batch in batches:
+            tokens += int(batch.attention_mask.sum())
+            terms = {
+                name: [RowAdapter(A, B * lora.scale, batch.row_task)] for name, (A, B) in params.items()
+            }
+            with torch.autocast(device_type=device.type, dtype=torch.bfloat16, enabled=use_bf16):
+                base_logp = _base_logprobs(model, batch)  # [n_neg_tokens, vocab] or None
+                with applied(wrapped, terms):
+                    logps.append(_assistant_logprobs(model, batch.input_ids, batch.attention_mask, batch.targets_at))
+            if base_logp is not None:
+                base_logps.append(base_logp)
+        # Token-level values of all buckets in one order, so each task's means span all its rows.
+        per_task = _per_task_loss(
+            torch.cat(logps), torch.cat(base_logps) if base_logps else None, _Tokens.join(batches), n, config.kl_weight
+        )  # [tasks]
         bad = (~torch.isfinite(per_task)).nonzero().flatten().tolist()
         if bad:
             names = ", ".join(tasks[i].diff_id for i in bad[:5])
@@ -229,13 +241,34 @@ class _Batch:
     token_negative: torch.Tensor  # [n_tokens] bool
 
 
-def _sample_batch(encoder, tasks, samplers, config, device) -> _Batch:  # type: ignore[no-untyped-def]
-    rows: list[tuple[list[int], int, int, bool]] = []
+_Row = tuple[list[int], int, int, bool]  # token ids, first reply token, task, is a negative
+
+
+def _sample_rows(encoder, tasks, samplers, config) -> list[_Row]:  # type: ignore[no-untyped-def]
+    rows: list[_Row] = []
     for t, (task, rng) in enumerate(zip(tasks, samplers, strict=True)):
         for ex in _draw(rng, task.positives, config.positives_per_step):
             rows.append((*encoder(ex), t, False))
         for ex in _draw(rng, task.negatives, config.negatives_per_step):
             rows.append((*encoder(ex), t, True))
+    return rows
+
+
+def _sample_batch(encoder, tasks, samplers, config, device) -> _Batch:  # type: ignore[no-untyped-def]
+    return _pack(_sample_rows(encoder, tasks, samplers, config), encoder, device)
+
+
+def _sample_buckets(encoder, tasks, samplers, config, device, buckets: int) -> list[_Batch]:  # type: ignore[no-untyped-def]
+    """The step's rows sorted by length and cut into `buckets` batches, each padded to its own
+    longest row: with many diffs per pass, one width for all rows left about a quarter of the
+    computed tokens as padding (measured 77% real vs 83% for one diff's rows)."""
+    rows = _sample_rows(encoder, tasks, samplers, config)
+    order = sorted(range(len(rows)), key=lambda r: (len(rows[r][0]), r))
+    size = math.ceil(len(rows) / max(1, buckets))
+    return [_pack([rows[i] for i in order[k : k + size]], encoder, device) for k in range(0, len(rows), size)]
+
+
+def _pack(rows: list[_Row], encoder, device) -> _Batch:  # type: ignore[no-untyped-def]
     width = max(len(ids) for ids, *_ in rows)
     pad = encoder.tokenizer.pad_token_id
     input_ids = torch.full((len(rows), width), pad, dtype=torch.long)
@@ -289,7 +322,20 @@ def _base_logprobs(model, batch: _Batch) -> torch.Tensor | None:  # type: ignore
     return _assistant_logprobs(model, batch.input_ids[neg_rows], batch.attention_mask[neg_rows], at)
 
 
-def _per_task_loss(logp, base_logp, batch: _Batch, n_tasks: int, kl_weight: float) -> torch.Tensor:  # type: ignore[no-untyped-def]
+@dataclass
+class _Tokens:
+    """The token-level fields the loss needs (a `_Batch` has them too)."""
+
+    target_ids: torch.Tensor
+    token_task: torch.Tensor
+    token_negative: torch.Tensor
+
+    @classmethod
+    def join(cls, batches: Sequence[_Batch]) -> _Tokens:
+        return cls(*(torch.cat([getattr(b, f) for b in batches]) for f in ("target_ids", "token_task", "token_negative")))
+
+
+def _per_task_loss(logp, base_logp, batch: _Batch | _Tokens, n_tasks: int, kl_weight: float) -> torch.Tensor:  # type: ignore[no-untyped-def]
     """Mean CE over each task's positive tokens + kl_weight · mean KL(base‖ft) over its negative tokens."""
     pos = ~batch.token_negative
     ce = -logp[pos].gather(1, batch.target_ids[pos, None]).squeeze(1)  # [n_pos]

@@ -74,3 +74,19 @@ def test_nan_loss_is_reported_with_the_diffs_name(tiny) -> None:  # type: ignore
     finally:
         with torch.no_grad():
             norm.copy_(saved)
+
+
+def test_length_buckets_change_how_rows_are_grouped_not_the_diffs(tiny, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    import wdqa.generators.trainer as trainer
+
+    model, tok = tiny
+    tasks = [_task(0), _task(1), _task(2)]
+    monkeypatch.setattr(trainer, "LENGTH_BUCKETS", 1)
+    one = train_lora_diffs(model, tok, tasks, LORA, CONFIG)
+    monkeypatch.setattr(trainer, "LENGTH_BUCKETS", 3)
+    three = train_lora_diffs(model, tok, tasks, LORA, CONFIG)
+    assert three.tokens == one.tokens  # padding is never counted as a token
+    for a, b in zip(one.diffs, three.diffs, strict=True):
+        for name in a.lora:
+            torch.testing.assert_close(a.lora[name].B, b.lora[name].B, atol=1e-5, rtol=1e-4)
+    assert three.final_loss == pytest.approx(one.final_loss, rel=1e-4)
