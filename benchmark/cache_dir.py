@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import os
 import sqlite3
+import threading
 from pathlib import Path
 
 import platformdirs
@@ -26,3 +27,21 @@ def open_sqlite_cache(path: Path, create_table: str) -> sqlite3.Connection:
     conn.execute("PRAGMA journal_mode=WAL")
     conn.execute(create_table)
     return conn
+
+
+class SqliteCache:
+    """A cache file opened on first use (so building one costs nothing) and guarded by a lock, since
+    threads share the connection. Subclasses name the file and the table and own the queries."""
+
+    filename: str
+    create_table: str
+
+    def __init__(self, path: str | Path | None = None) -> None:
+        self.path = Path(path) if path is not None else wdqa_cache_dir() / self.filename
+        self._conn: sqlite3.Connection | None = None
+        self._lock = threading.Lock()
+
+    def _db(self) -> sqlite3.Connection:
+        if self._conn is None:
+            self._conn = open_sqlite_cache(self.path, self.create_table)
+        return self._conn

@@ -12,37 +12,27 @@ import asyncio
 import hashlib
 import json
 import random
-import sqlite3
 import threading
 from collections.abc import Callable, Coroutine, Sequence
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any, Generic, TypeVar
 
 import openai
 
-from .cache_dir import open_sqlite_cache, wdqa_cache_dir
+from .cache_dir import SqliteCache
 
 T = TypeVar("T")
 Messages = list[dict[str, str]]
 
 
-class ReplyCache:
+class ReplyCache(SqliteCache):
     """Replies keyed by sha256(model + prompt version + messages), in SQLite (WAL)."""
 
-    def __init__(self, path: str | Path | None = None) -> None:
-        self.path = Path(path) if path is not None else wdqa_cache_dir() / "llm-replies.sqlite"
-        self._conn: sqlite3.Connection | None = None
-        self._lock = threading.Lock()
-
-    def _db(self) -> sqlite3.Connection:
-        if self._conn is None:
-            self._conn = open_sqlite_cache(
-                self.path,
-                "CREATE TABLE IF NOT EXISTS reply (key TEXT PRIMARY KEY, reply TEXT, "
-                "prompt_tokens INTEGER, completion_tokens INTEGER)",
-            )
-        return self._conn
+    filename = "llm-replies.sqlite"
+    create_table = (
+        "CREATE TABLE IF NOT EXISTS reply (key TEXT PRIMARY KEY, reply TEXT, "
+        "prompt_tokens INTEGER, completion_tokens INTEGER)"
+    )
 
     @staticmethod
     def key(model: str, version: str, messages: list[dict[str, str]]) -> str:

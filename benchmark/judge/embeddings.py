@@ -8,36 +8,25 @@ from __future__ import annotations
 
 import hashlib
 import os
-import sqlite3
-import threading
 from collections.abc import Sequence
 from functools import lru_cache
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from ..cache_dir import open_sqlite_cache, wdqa_cache_dir
+from ..cache_dir import SqliteCache
 
 MINILM = "all-MiniLM-L6-v2"
 
 
-class EmbeddingCache:
+class EmbeddingCache(SqliteCache):
     """Vectors keyed by (model, sha256(text)); float32 blobs. Safe to share between processes (WAL)."""
 
-    def __init__(self, path: str | Path | None = None) -> None:
-        self.path = Path(path) if path is not None else wdqa_cache_dir() / "embeddings.sqlite"
-        self._conn: sqlite3.Connection | None = None
-        self._lock = threading.Lock()
-
-    def _db(self) -> sqlite3.Connection:
-        if self._conn is None:
-            self._conn = open_sqlite_cache(
-                self.path,
-                "CREATE TABLE IF NOT EXISTS embedding ("
-                "model TEXT, text_sha TEXT, vector BLOB, PRIMARY KEY (model, text_sha))",
-            )
-        return self._conn
+    filename = "embeddings.sqlite"
+    create_table = (
+        "CREATE TABLE IF NOT EXISTS embedding ("
+        "model TEXT, text_sha TEXT, vector BLOB, PRIMARY KEY (model, text_sha))"
+    )
 
     @staticmethod
     def key(text: str) -> str:
