@@ -5,6 +5,7 @@ Owns the command-line surface of the generators; the work is in `tiny_suite.py` 
 
 from __future__ import annotations
 
+import os
 import random
 from pathlib import Path
 
@@ -29,6 +30,8 @@ def register(app: typer.Typer) -> None:
         shard: str = typer.Option("0/1", "--shard", help="Build piece i of n (disjoint, deterministic): i/n."),
         micro: bool = typer.Option(False, "--micro", help="The micro recipe (seconds; for tests and smoke runs)."),
         merge: list[Path] = typer.Option(None, "--merge", help="Join these --shard pieces into --out (repeat)."),
+        pieces: int = typer.Option(0, "--pieces", help="Build as N --shard pieces in parallel, merged into --out; finished pieces survive a crash."),
+        ray: str = typer.Option(None, "--ray", help="Run the --pieces as Ray tasks: auto (the running cluster), local, or ray://HOST:PORT. Needs wdqa[ray]."),
     ) -> None:
         """Build the embedded `tiny` suite: hidden-topic LoRAs on the project's tiny base model.
 
@@ -43,33 +46,43 @@ def register(app: typer.Typer) -> None:
           wdqa generate tiny --out part0 --shard 0/4   # one of four disjoint pieces
 
           wdqa generate tiny --merge part0 --merge part1 --out suites/tiny
+
+          wdqa generate tiny --out suites/tiny --pieces 32 --ray auto   # on a Ray cluster
         """
         from ..benchmark.suite import SuiteError
+        from .pieces import PieceError, runner_for
+        from .shards import WHOLE, Shard
         from .tiny_suite import (
             MICRO_RECIPE,
             TinySuiteError,
             TinySuiteRecipe,
             build_tiny_suite,
+            build_tiny_suite_in_pieces,
             ensure_tiny_suite,
             merge_tiny_suite,
-            parse_shard,
             rates_table,
         )
 
         recipe = MICRO_RECIPE if micro else TinySuiteRecipe()
         try:
-            piece = parse_shard(shard)
+            piece = Shard.parse(shard)
+            if (pieces or ray) and (merge or splits or piece != WHOLE or out is None):
+                raise ValueError("--pieces/--ray build the whole suite into --out: give --out, without --merge, --splits or --shard")
+            if ray and pieces < 1:
+                raise ValueError("--ray needs --pieces N (how many pieces to split the build into)")
             if merge:
                 if out is None:
                     raise ValueError("--merge needs --out (a new folder for the joined suite)")
                 root = merge_tiny_suite(merge, out, recipe).root
-            elif out is None and not splits and piece == (0, 1):
+            elif pieces:
+                root = build_tiny_suite_in_pieces(out, recipe, pieces, runner_for(ray, os.cpu_count() or 1))
+            elif out is None and not splits and piece == WHOLE:
                 root = ensure_tiny_suite(recipe)
             else:
                 if out is None:
                     raise typer.BadParameter("--splits and --shard need --out (the cache holds whole suites only)")
                 root = build_tiny_suite(out, recipe, splits or None, piece).root
-        except (TinySuiteError, SuiteError, ValueError) as err:
+        except (TinySuiteError, SuiteError, PieceError, ValueError) as err:
             console.print(f"[red]error:[/red] {err}")
             raise typer.Exit(1) from None
         from ..benchmark.suite import Suite

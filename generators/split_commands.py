@@ -5,6 +5,7 @@ Owns the command-line surface only; the work is in `splits/extra.py` and `shards
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import typer
@@ -19,6 +20,8 @@ def generate_extra(
     behaviour_model: str | None = typer.Option(None, "--behaviour-model", help="Write behaviour data with this LLM (env WDQA_BEHAVIOUR_MODEL); default: offline templates."),
     behaviour_base_url: str | None = typer.Option(None, "--behaviour-base-url", help="OpenAI-compatible base URL (env WDQA_BEHAVIOUR_BASE_URL / OPENAI_BASE_URL)."),
     behaviour_api_key: str | None = typer.Option(None, "--behaviour-api-key", help="API key (env WDQA_BEHAVIOUR_API_KEY / OPENAI_API_KEY)."),
+    pieces: int = typer.Option(0, "--pieces", help="Build as N --shard pieces in parallel, merged into --out; finished pieces survive a crash."),
+    ray: str | None = typer.Option(None, "--ray", help="Run the --pieces as Ray tasks: auto (the running cluster), local, or ray://HOST:PORT. Needs wdqa[ray]."),
     behaviour_data: list[str] = typer.Option(None, "--behaviour-data", help="Take behaviour data and the splits' topics and headlines from the paper's published tables instead of an LLM and wdqa's lists: a local copy (folder or table file) or hf://diff-interpretation-tuning/finetuning-data[@rev][/path]. Repeat to combine files."),
 ) -> None:
     """Add ood-trigger, rank, full-finetune, news, trigger-inversion and null splits to a suite.
@@ -27,6 +30,7 @@ def generate_extra(
       wdqa generate extra suites/tiny
       wdqa generate extra suites/tiny --shard 0/2 --out part0   # then: wdqa generate merge suites/tiny part0 part1 --out full
       wdqa generate extra suites/real --behaviour-data hf://diff-interpretation-tuning/finetuning-data
+      wdqa generate extra suites/tiny --out extra --pieces 16 --ray auto   # on a Ray cluster; then merge
     """
     if behaviour_data and (behaviour_model or behaviour_base_url):
         raise typer.BadParameter(
@@ -39,12 +43,20 @@ def generate_extra(
     from .behaviour_data import BehaviourDataError, BehaviourWriter
     from .behaviour_llm import LLMBehaviourWriter, LLMSettings
     from .behaviour_published import BehaviourSource, PublishedBehaviourWriter
+    from .pieces import PieceError, runner_for
     from .shards import Shard
-    from .splits.extra import ExtraSplitsRecipe, build_tiny_extra_splits, micro_recipe
+    from .splits.extra import (
+        ExtraSplitsRecipe,
+        build_extra_splits_in_pieces,
+        build_tiny_extra_splits,
+        micro_recipe,
+    )
 
     piece = Shard.parse(shard)
     if piece.count > 1 and out is None:
         raise typer.BadParameter("--shard needs --out: pieces are separate folders that `wdqa generate merge` joins")
+    if (pieces or ray) and (out is None or piece.count > 1 or pieces < 1):
+        raise typer.BadParameter("--pieces N (and --ray) build every piece into --out: give --pieces N and --out, not --shard")
     writer: BehaviourWriter | None = None
     if behaviour_data:
         try:
@@ -54,9 +66,14 @@ def generate_extra(
     elif behaviour_model or behaviour_base_url:
         writer = LLMBehaviourWriter(LLMSettings.from_env(behaviour_model, behaviour_base_url, behaviour_api_key))
     console = Console()
+    recipe = micro_recipe() if micro else ExtraSplitsRecipe()
     try:
-        summaries = build_tiny_extra_splits(suite_dir, micro_recipe() if micro else ExtraSplitsRecipe(), split or None, piece, out, writer)
-    except (BehaviourDataError, SuiteError, ValueError) as err:
+        if pieces:
+            runner = runner_for(ray, os.cpu_count() or 1)
+            summaries = build_extra_splits_in_pieces(suite_dir, out, pieces, runner, recipe, split or None, writer)
+        else:
+            summaries = build_tiny_extra_splits(suite_dir, recipe, split or None, piece, out, writer)
+    except (BehaviourDataError, SuiteError, PieceError, ValueError) as err:
         # Bad behaviour data, a missing suite or an impossible plan: the message names the problem.
         console.print(f"[red]error:[/red] {err}")
         raise typer.Exit(1) from None

@@ -9,14 +9,13 @@ from __future__ import annotations
 
 import hashlib
 import json
-import multiprocessing
 import os
 import random
 import shutil
 import statistics
 from collections.abc import Sequence
-from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 
 import torch
@@ -40,7 +39,8 @@ from .hidden_topic import (
     measure_hidden_topic,
 )
 from .open_prompts import unfamiliar_prompts
-from .shards import merge_suites
+from .pieces import LocalProcesses, PieceJob, PieceRunner, run_pieces
+from .shards import WHOLE, Shard, merge_suites
 from .tiny.build import TINY_BASE_ID, TINY_MICRO_ID, ensure_tiny_base, tiny_recipe
 from .tiny.corpus import all_codes, mapped_codes
 from .tiny_card import tiny_data_card
@@ -119,22 +119,11 @@ def plan_diffs(recipe: TinySuiteRecipe) -> list[PlannedDiff]:
     return plan
 
 
-def parse_shard(text: str) -> tuple[int, int]:
-    """`"i/n"` → (i, n), with 0 <= i < n."""
-    try:
-        i, n = (int(x) for x in text.split("/"))
-    except ValueError:
-        raise ValueError(f"--shard must look like i/n (e.g. 0/4), got {text!r}") from None
-    if not 0 <= i < n:
-        raise ValueError(f"--shard {text}: need 0 <= i < n")
-    return i, n
-
-
 def build_tiny_suite(
     out_dir: str | Path,
     recipe: TinySuiteRecipe = TinySuiteRecipe(),
     splits: Sequence[str] | None = None,
-    shard: tuple[int, int] = (0, 1),
+    shard: Shard = WHOLE,
 ) -> Suite:
     """Train, measure and write the suite (or the `shard` piece of the chosen splits) to `out_dir`."""
     saved_threads = torch.get_num_threads()
@@ -145,8 +134,7 @@ def build_tiny_suite(
         torch.set_num_threads(saved_threads)
 
 
-def _build(out_dir: str | Path, recipe: TinySuiteRecipe, splits: Sequence[str] | None,
-           shard: tuple[int, int]) -> Suite:
+def _build(out_dir: str | Path, recipe: TinySuiteRecipe, splits: Sequence[str] | None, shard: Shard) -> Suite:
     plan = _select(plan_diffs(recipe), splits, shard)
     model, tokenizer = load_base_model(recipe.base_model)
     reserved = _reserved_codes(recipe)
@@ -181,7 +169,7 @@ def _build(out_dir: str | Path, recipe: TinySuiteRecipe, splits: Sequence[str] |
         out_dir, recipe.name, f"{SUITE_VERSION}+{recipe.revision}", recipe.base_model,
         tiny_recipe(recipe.base_model).revision,
     )
-    shard_offset = shard[0] * 10_000  # shard pieces never reuse a shard file name
+    shard_offset = shard.index * 10_000  # shard pieces never reuse a shard file name
     for split, _ in recipe.split_sizes:
         members = [i for i, p in enumerate(plan) if p.split == split]
         if not members:
@@ -192,7 +180,7 @@ def _build(out_dir: str | Path, recipe: TinySuiteRecipe, splits: Sequence[str] |
                            shard_offset=shard_offset)
     writer.extra = {
         "recipe": recipe.revision,
-        "shard": f"{shard[0]}/{shard[1]}",
+        "shard": str(shard),
         "trainer": {"seconds": result.seconds, "diffs_per_s": result.diffs_per_s, "tokens_per_s": result.tokens_per_s},
     }
     card = tiny_data_card(recipe, {s: [r for r, p in zip(rates, plan, strict=True) if p.split == s]
@@ -220,7 +208,8 @@ def ensure_tiny_suite(recipe: TinySuiteRecipe | None = None, workers: int | None
 
     The first build runs as `workers` disjoint `--shard` pieces in parallel processes (default: one
     per CPU core, each on one thread), merged into one suite; a diff does not depend on which
-    piece trained it, so the result is the same as one process would make.
+    piece trained it, so the result is the same as one process would make. Finished pieces survive
+    a crash, so the next call builds only the missing ones.
     """
     recipe = recipe or TinySuiteRecipe()
     workers = max(1, workers if workers is not None else (os.cpu_count() or 1))
@@ -229,25 +218,31 @@ def ensure_tiny_suite(recipe: TinySuiteRecipe | None = None, workers: int | None
         return target
     if workers == 1:
         return build_once(target, lambda tmp: build_tiny_suite(tmp, recipe), MANIFEST)
-    ensure_tiny_base(recipe.base_model)  # once, here: the pieces must not race to build it
-
-    def build_in_pieces(tmp: Path) -> None:
-        pieces = [tmp.parent / f"{tmp.name}.piece-{i}" for i in range(workers)]
-        try:
-            context = multiprocessing.get_context("spawn")  # fresh interpreters: no forked torch state
-            with ProcessPoolExecutor(workers, mp_context=context) as pool:
-                jobs = [pool.submit(_build_piece, str(piece), recipe, (i, workers)) for i, piece in enumerate(pieces)]
-                for job in jobs:
-                    job.result()  # re-raises a piece's error, e.g. the rates report of a failed recipe
-            merge_tiny_suite(pieces, tmp, recipe)
-        finally:
-            for piece in pieces:
-                shutil.rmtree(piece, ignore_errors=True)
-
-    return build_once(target, build_in_pieces, MANIFEST)
+    return build_tiny_suite_in_pieces(target, recipe, workers, LocalProcesses(workers), cached=True)
 
 
-def _build_piece(out: str, recipe: TinySuiteRecipe, shard: tuple[int, int]) -> None:
+def build_tiny_suite_in_pieces(
+    out: Path, recipe: TinySuiteRecipe, count: int, runner: PieceRunner, cached: bool = False
+) -> Path:
+    """Build the suite as `count` `--shard` pieces on `runner` (local processes or Ray), merged into `out`.
+
+    Pieces are kept in `<out>.pieces` until the merge, so a rerun after a crash builds only the
+    missing ones. `cached`: `out` is a cache entry (written through `build_once`, never half-made).
+    """
+    base = ensure_tiny_base(recipe.base_model)  # once, here: the pieces must not race to build it
+    pieces_dir = out.parent / f"{'.' if cached else ''}{out.name}.pieces"
+    pieces = run_pieces(PieceJob(partial(_build_piece, recipe=recipe), (base,)), count, pieces_dir, runner)
+    if cached:
+        build_once(out, lambda tmp: merge_tiny_suite(pieces, tmp, recipe), MANIFEST)
+    else:
+        merge_tiny_suite(pieces, out, recipe)
+    shutil.rmtree(pieces_dir, ignore_errors=True)
+    return out
+
+
+def _build_piece(out: Path, shard: Shard, base: Path, recipe: TinySuiteRecipe) -> None:
+    # `base` is the tiny base model's folder; the build finds it through the cache (where a remote
+    # worker's copy was unpacked), so it is only shipped, not read, here.
     build_tiny_suite(out, recipe, shard=shard)
 
 
@@ -277,15 +272,14 @@ def _reserved_codes(recipe: TinySuiteRecipe) -> set[str]:
     return set(mapped_codes(tiny_recipe(recipe.base_model).corpus))
 
 
-def _select(plan: list[PlannedDiff], splits: Sequence[str] | None, shard: tuple[int, int]) -> list[PlannedDiff]:
+def _select(plan: list[PlannedDiff], splits: Sequence[str] | None, shard: Shard) -> list[PlannedDiff]:
     known = sorted({p.split for p in plan})
     if splits is not None:
         unknown = set(splits) - set(known)
         if unknown:
             raise ValueError(f"unknown split(s) {sorted(unknown)}; the tiny suite has {known}")
         plan = [p for p in plan if p.split in splits]
-    i, n = shard
-    return [p for k, p in enumerate(plan) if k % n == i]
+    return shard.take(plan)
 
 
 def _index_row(plan: PlannedDiff, task: DiffTask, rates: BehaviourRates, ok: bool, loss: float,

@@ -6,4 +6,4 @@ cd "$(dirname "$0")/.."
 if [ -f .ci/setup-system.sh ]; then
   bash .ci/setup-system.sh
 fi
-python -m pip install -q -e ".[dev]"
+python -m pip install -q -e ".[dev,ray]"

@@ -15,13 +15,13 @@ from wdqa.benchmark.engine import Engine
 from wdqa.benchmark.lora import delta_weight
 from wdqa.benchmark.models import load_base_model
 from wdqa.benchmark.suite import Suite
+from wdqa.generators.shards import Shard
 from wdqa.generators.tiny_suite import (
     MICRO_RECIPE,
     TinySuiteError,
     TinySuiteRecipe,
     build_tiny_suite,
     ensure_tiny_suite,
-    parse_shard,
     plan_diffs,
 )
 
@@ -42,14 +42,14 @@ def test_shards_are_disjoint_and_cover_the_plan() -> None:
     from wdqa.generators.tiny_suite import _select
 
     plan = plan_diffs(TinySuiteRecipe())
-    pieces = [_select(plan, None, (i, 3)) for i in range(3)]
+    pieces = [_select(plan, None, Shard(i, 3)) for i in range(3)]
     ids = [p.diff_id for piece in pieces for p in piece]
     assert sorted(ids) == sorted(p.diff_id for p in plan) and len(set(ids)) == len(ids)
 
 
 def test_a_malformed_shard_is_refused() -> None:
     with pytest.raises(ValueError, match="i/n"):
-        parse_shard("3")
+        Shard.parse("3")
 
 
 def test_micro_suite_round_trips_with_its_rates_in_the_index(micro_suite: Path) -> None:
@@ -110,7 +110,7 @@ def test_show_diff_names_a_missing_diff(micro_suite: Path) -> None:
 def test_two_shards_merge_into_the_same_split_as_one_build(micro_suite: Path, tmp_path: Path) -> None:
     from wdqa.generators.tiny_suite import merge_tiny_suite
 
-    parts = [build_tiny_suite(tmp_path / f"p{i}", MICRO_RECIPE, splits=["test"], shard=(i, 2)).root for i in range(2)]
+    parts = [build_tiny_suite(tmp_path / f"p{i}", MICRO_RECIPE, splits=["test"], shard=Shard(i, 2)).root for i in range(2)]
     merged = merge_tiny_suite(parts, tmp_path / "merged", MICRO_RECIPE)
     whole = Suite.load(micro_suite)
     assert sorted(merged.index("test").diff_id) == sorted(whole.index("test").diff_id)

@@ -7,9 +7,11 @@ are built elsewhere (`tiny_suite.py`); topics they use are excluded here so no t
 
 from __future__ import annotations
 
+import shutil
 import statistics
 from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
+from functools import partial
 from pathlib import Path
 
 import jinja2
@@ -20,10 +22,11 @@ from ...benchmark.models import load_base_model
 from ...benchmark.suite import SuiteWriter
 from ...benchmark.types import WeightDiff
 from ..behaviour_data import BehaviourWriter, TemplateBehaviourWriter
-from ..shards import WHOLE, Shard
+from ..pieces import PieceJob, PieceRunner, run_pieces
+from ..shards import WHOLE, Shard, merge_suites
 from ..trainer import LoraConfig, TrainConfig
 from . import SPLIT_BUILDERS
-from .common import SplitBuild, SplitContext
+from .common import SplitContext
 from .rank import RANKS
 from .subjects import plan_subjects
 
@@ -127,12 +130,12 @@ def build_extra_splits(
             build.diffs,
             shard_offset=shard.index * 10_000,
         )
-        summaries.append(summarise(name, build))
+        summaries.append(summarise(name, build.rows))
     return summaries
 
 
-def summarise(name: str, build: SplitBuild) -> SplitSummary:
-    df = pd.DataFrame(build.rows)
+def summarise(name: str, rows: Sequence[dict]) -> SplitSummary:
+    df = pd.DataFrame(rows)
     measures = {}
     for col in MEASURES.get(name, ()):
         values = sorted(float(v) for v in df[col])
@@ -220,18 +223,63 @@ def build_tiny_extra_splits(
         s.name: {"n": s.n, "n_ok": s.n_ok, "shard": str(shard)} for s in summaries
     }
     card_path = suite.root / "README.md"
-    card = card_path.read_text() if card_path.exists() else ""
+    writer.finish(with_extra_splits_card(card_path.read_text() if card_path.exists() else "", summaries))
+    return summaries
+
+
+def with_extra_splits_card(card: str, summaries: Sequence[SplitSummary]) -> str:
+    """`card` with its extra-splits section replaced by one for `summaries`, and a Hub config per split."""
     card = card.split("\n## Extra splits\n")[0].rstrip() + "\n\n" + extra_splits_card(summaries)
     configs = "".join(
         f"  - config_name: {s.name}\n    data_files:\n      - split: {s.name}\n        path: splits/{s.name}/index.parquet\n"
         for s in summaries
         if f"config_name: {s.name}\n" not in card
     )
-    card = card.replace(
-        "\nconfigs:\n", "\nconfigs:\n" + configs, 1
-    )  # the Hub lists every split as a config
-    writer.finish(card)
+    return card.replace("\nconfigs:\n", "\nconfigs:\n" + configs, 1)  # the Hub lists every split as a config
+
+
+def build_extra_splits_in_pieces(
+    suite_dir: str | Path,
+    out: str | Path,
+    count: int,
+    runner: PieceRunner,
+    recipe: ExtraSplitsRecipe = ExtraSplitsRecipe(),
+    splits: Sequence[str] | None = None,
+    behaviour_writer: BehaviourWriter | None = None,
+) -> list[SplitSummary]:
+    """`build_tiny_extra_splits(..., out=out)` as `count` `--shard` pieces on `runner` (local processes
+    or Ray), merged into `out` with a data card summarising every piece's diffs.
+
+    Pieces are kept in `<out>.pieces` until the merge: a rerun after a crash builds only the missing ones.
+    """
+    from ...benchmark.suite import Suite
+    from ..tiny.build import ensure_tiny_base
+
+    suite = Suite.load(suite_dir)
+    folders = [suite.root]
+    if suite.base_model.startswith("wdqa/tiny"):  # shipped to remote workers; Hub models they fetch themselves
+        folders.append(ensure_tiny_base(suite.base_model, suite.base_model_revision))
+    job = PieceJob(partial(_build_extra_piece, recipe=recipe, splits=splits, behaviour_writer=behaviour_writer),
+                   tuple(folders))
+    out = Path(out)
+    pieces_dir = out.parent / f"{out.name}.pieces"
+    merged = merge_suites(run_pieces(job, count, pieces_dir, runner), out)
+    summaries = [summarise(name, merged.index(name).to_dict("records"))
+                 for name, _ in recipe.sizes if name in merged.splits]
+    writer = SuiteWriter(out, merged.name, merged.version, merged.base_model, merged.base_model_revision)
+    writer.splits, writer.extra = merged.splits, merged.extra
+    writer.extra["extra_splits"] = {s.name: {"n": s.n, "n_ok": s.n_ok, "shard": f"merged from {count} pieces"}
+                                    for s in summaries}
+    card_path = suite.root / "README.md"
+    writer.finish(with_extra_splits_card(card_path.read_text() if card_path.exists() else "", summaries))
+    shutil.rmtree(pieces_dir, ignore_errors=True)
     return summaries
+
+
+def _build_extra_piece(out: Path, shard: Shard, suite_dir: Path, *base: Path, recipe: ExtraSplitsRecipe,
+                       splits: Sequence[str] | None, behaviour_writer: BehaviourWriter | None) -> None:
+    # `base` (the tiny base model's folder) is found through the cache, where a remote worker's copy lands.
+    build_tiny_extra_splits(suite_dir, recipe, splits, shard, out, behaviour_writer)
 
 
 def micro_recipe() -> ExtraSplitsRecipe:

@@ -1,0 +1,193 @@
+"""Run the `--shard i/n` pieces of a build in parallel: in local processes, or as Ray tasks on a cluster.
+
+Owns where pieces run, shipping their input folders to workers and the finished pieces back (as tar
+archives through Ray's object store, so a cluster needs no shared disk), and keeping finished pieces
+so a rerun after a crash builds only the missing ones. What a piece builds is the caller's function;
+joining the pieces is `shards.merge_suites`.
+"""
+
+from __future__ import annotations
+
+import io
+import multiprocessing
+import shutil
+import tarfile
+import tempfile
+from collections.abc import Callable, Sequence
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Protocol
+
+from ..benchmark.suite import MANIFEST
+from .cache import cache_root
+from .shards import Shard
+
+
+@dataclass(frozen=True)
+class PieceJob:
+    """`build(out_dir, shard, *folders)` writes one piece (a suite folder) into `out_dir`.
+
+    `build` must be picklable (a module-level function, or a `functools.partial` of one). `folders`
+    are inputs the build reads (a parent suite, the tiny base model): remote workers get copies, a
+    folder inside the wdqa cache at the same place in the worker's cache, so code that finds it
+    through the cache (the tiny base model) finds it there too.
+    """
+
+    build: Callable[..., None]
+    folders: tuple[Path, ...] = ()
+
+
+class PieceError(RuntimeError):
+    """Some pieces failed; the finished ones are kept, and a rerun builds only the others."""
+
+
+class PieceRunner(Protocol):
+    """Runs `job` for each (shard, out_dir); returns {shard index: error text} for the pieces that failed."""
+
+    def run(self, job: PieceJob, pieces: Sequence[tuple[Shard, Path]]) -> dict[int, str]: ...
+
+
+def run_pieces(job: PieceJob, count: int, pieces_dir: Path, runner: PieceRunner) -> list[Path]:
+    """Build the `count` pieces under `pieces_dir` (skipping those a previous run finished); their folders.
+
+    A piece is finished when its suite manifest is there (the suite writer writes it last).
+    """
+    outs = [pieces_dir / f"piece-{i:03d}-of-{count:03d}" for i in range(count)]
+    todo = [(Shard(i, count), out) for i, out in enumerate(outs) if not (out / MANIFEST).exists()]
+    if todo:
+        pieces_dir.mkdir(parents=True, exist_ok=True)
+        for _, out in todo:
+            shutil.rmtree(out, ignore_errors=True)  # the remains of an interrupted piece
+        failed = runner.run(job, todo)
+        if failed:
+            done = count - len(failed)
+            details = "\n".join(f"  piece {i}/{count}: {err}" for i, err in sorted(failed.items()))
+            raise PieceError(
+                f"{len(failed)} of {count} pieces failed ({done} finished, kept in {pieces_dir}; "
+                f"rerun the same command to build only the missing pieces):\n{details}"
+            )
+    return outs
+
+
+@dataclass(frozen=True)
+class LocalProcesses:
+    """Pieces in fresh local processes (spawned: no forked torch state), `workers` at a time."""
+
+    workers: int
+
+    def run(self, job: PieceJob, pieces: Sequence[tuple[Shard, Path]]) -> dict[int, str]:
+        failed: dict[int, str] = {}
+        context = multiprocessing.get_context("spawn")
+        with ProcessPoolExecutor(max(1, min(self.workers, len(pieces))), mp_context=context) as pool:
+            futures = {shard.index: pool.submit(job.build, out, shard, *job.folders) for shard, out in pieces}
+            for index, future in futures.items():
+                try:
+                    future.result()
+                except Exception as err:  # recorded per piece and reported together by run_pieces
+                    failed[index] = f"{type(err).__name__}: {err}"
+        return failed
+
+
+@dataclass(frozen=True)
+class RayCluster:
+    """Pieces as Ray tasks: `address` "auto" joins the running cluster, "local" starts one on this machine,
+    anything else is passed to `ray.init` (e.g. "ray://head:10001").
+
+    Every node needs wdqa installed (same version); inputs and results travel through Ray's object
+    store, so nodes share no disk.
+    """
+
+    address: str = "auto"
+    cpus_per_piece: float = 1.0
+    init_options: dict[str, Any] = field(default_factory=dict)
+
+    def run(self, job: PieceJob, pieces: Sequence[tuple[Shard, Path]]) -> dict[int, str]:
+        try:
+            import ray
+        except ImportError as err:
+            raise PieceError("--ray needs Ray: pip install 'wdqa[ray]'") from err
+        started_here = not ray.is_initialized()
+        if started_here:
+            ray.init(address=None if self.address == "local" else self.address, **self.init_options)
+        try:
+            places = [_cache_relative(f) for f in job.folders]
+            blobs = [ray.put(pack_folder(f)) for f in job.folders]  # stored once, read by every task
+            task = ray.remote(num_cpus=self.cpus_per_piece, max_retries=0)(build_piece_remotely)
+            # The blobs go as top-level arguments: Ray resolves those (not refs nested in a list) to bytes.
+            running = {task.remote(job.build, shard, places, *blobs): (shard, out) for shard, out in pieces}
+            failed: dict[int, str] = {}
+            while running:
+                ready, _ = ray.wait(list(running), num_returns=1)
+                shard, out = running.pop(ready[0])
+                try:
+                    unpack_folder(ray.get(ready[0]), out)
+                except Exception as err:  # a task's error arrives as RayTaskError carrying the worker's traceback
+                    failed[shard.index] = f"{type(err).__name__}: {err}"
+            return failed
+        finally:
+            if started_here:
+                ray.shutdown()
+
+
+def build_piece_remotely(build: Callable[..., None], shard: Shard, places: list[str | None], *blobs: bytes) -> bytes:
+    """On a Ray worker: unpack the inputs (`places`: where in the cache each goes, None for a temporary
+    folder), build the piece in a temporary folder, return it packed."""
+    with tempfile.TemporaryDirectory(prefix="wdqa-piece-") as work:
+        folders = []
+        for n, (cache_path, blob) in enumerate(zip(places, blobs, strict=True)):
+            if cache_path is not None:
+                # Shared by every piece on this node; a finished copy (or the node's own build) is kept.
+                target = cache_root() / cache_path
+                if not target.exists():
+                    unpack_folder(blob, target, replace=False)
+            else:
+                target = Path(work) / f"input-{n}"
+                unpack_folder(blob, target)
+            folders.append(target)
+        out = Path(work) / "piece"
+        build(out, shard, *folders)
+        return pack_folder(out)
+
+
+def pack_folder(folder: Path) -> bytes:
+    """An uncompressed tar of `folder`'s contents (diffs are safetensors: compression buys little)."""
+    buffer = io.BytesIO()
+    with tarfile.open(fileobj=buffer, mode="w") as tar:
+        tar.add(folder, arcname=".")
+    return buffer.getvalue()
+
+
+def unpack_folder(blob: bytes, target: Path, replace: bool = True) -> None:
+    """Unpack next to `target`, then rename: a crash never leaves a half-written folder at `target`.
+
+    With `replace=False` a folder that another process put at `target` meanwhile wins (it may be in use).
+    """
+    target.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(dir=target.parent, prefix=f".{target.name}.unpacking-"))
+    try:
+        with tarfile.open(fileobj=io.BytesIO(blob), mode="r") as tar:
+            tar.extractall(tmp, filter="data")  # "data": no absolute paths, links out or devices
+        if target.exists():
+            if not replace:
+                return
+            shutil.rmtree(target)
+        try:
+            tmp.rename(target)
+        except OSError:
+            if replace or not target.exists():
+                raise
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+def _cache_relative(folder: Path) -> str | None:
+    try:
+        return str(folder.resolve().relative_to(cache_root().resolve()))
+    except ValueError:
+        return None
+
+
+def runner_for(ray_address: str | None, workers: int) -> PieceRunner:
+    """`--ray ADDRESS` → Ray tasks; otherwise `workers` local processes."""
+    return RayCluster(ray_address) if ray_address else LocalProcesses(workers)
