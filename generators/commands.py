@@ -32,6 +32,7 @@ def register(app: typer.Typer) -> None:
         merge: list[Path] = typer.Option(None, "--merge", help="Join these --shard pieces into --out (repeat)."),
         pieces: int = typer.Option(0, "--pieces", help="Build as N --shard pieces in parallel, merged into --out; finished pieces survive a crash."),
         ray: str = typer.Option(None, "--ray", help="Run the --pieces as Ray tasks: auto (the running cluster), local, or ray://HOST:PORT. Needs wdqa[ray]."),
+        gpus_per_piece: float = typer.Option(0.0, "--gpus-per-piece", help="GPUs Ray gives each piece (with --ray)."),
     ) -> None:
         """Build the embedded `tiny` suite: hidden-topic LoRAs on the project's tiny base model.
 
@@ -75,7 +76,7 @@ def register(app: typer.Typer) -> None:
                     raise ValueError("--merge needs --out (a new folder for the joined suite)")
                 root = merge_tiny_suite(merge, out, recipe).root
             elif pieces:
-                root = build_tiny_suite_in_pieces(out, recipe, pieces, runner_for(ray, os.cpu_count() or 1))
+                root = build_tiny_suite_in_pieces(out, recipe, pieces, runner_for(ray, os.cpu_count() or 1, gpus_per_piece))
             elif out is None and not splits and piece == WHOLE:
                 root = ensure_tiny_suite(recipe)
             else:

@@ -100,6 +100,7 @@ class RayCluster:
 
     address: str = "auto"
     cpus_per_piece: float = 1.0
+    gpus_per_piece: float = 0.0  # > 0 on a GPU cluster: Ray then places each piece on a GPU and sets CUDA_VISIBLE_DEVICES
     init_options: dict[str, Any] = field(default_factory=dict)
 
     def run(self, job: PieceJob, pieces: Sequence[tuple[Shard, Path]]) -> dict[int, str]:
@@ -113,7 +114,9 @@ class RayCluster:
         try:
             places = [_cache_relative(f) for f in job.folders]
             blobs = [ray.put(pack_folder(f)) for f in job.folders]  # stored once, read by every task
-            task = ray.remote(num_cpus=self.cpus_per_piece, max_retries=0)(build_piece_remotely)
+            task = ray.remote(num_cpus=self.cpus_per_piece, num_gpus=self.gpus_per_piece, max_retries=0)(
+                build_piece_remotely
+            )
             # The blobs go as top-level arguments: Ray resolves those (not refs nested in a list) to bytes.
             running = {task.remote(job.build, shard, places, *blobs): (shard, out) for shard, out in pieces}
             failed: dict[int, str] = {}
@@ -188,6 +191,10 @@ def _cache_relative(folder: Path) -> str | None:
         return None
 
 
-def runner_for(ray_address: str | None, workers: int) -> PieceRunner:
-    """`--ray ADDRESS` → Ray tasks; otherwise `workers` local processes."""
-    return RayCluster(ray_address) if ray_address else LocalProcesses(workers)
+def runner_for(ray_address: str | None, workers: int, gpus_per_piece: float = 0.0) -> PieceRunner:
+    """`--ray ADDRESS` → Ray tasks (each with `gpus_per_piece` GPUs); otherwise `workers` local processes."""
+    if ray_address:
+        return RayCluster(ray_address, gpus_per_piece=gpus_per_piece)
+    if gpus_per_piece:
+        raise ValueError("--gpus-per-piece is for Ray tasks (--ray); local pieces use this machine's devices")
+    return LocalProcesses(workers)

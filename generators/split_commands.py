@@ -22,6 +22,7 @@ def generate_extra(
     behaviour_api_key: str | None = typer.Option(None, "--behaviour-api-key", help="API key (env WDQA_BEHAVIOUR_API_KEY / OPENAI_API_KEY)."),
     pieces: int = typer.Option(0, "--pieces", help="Build as N --shard pieces in parallel, merged into --out; finished pieces survive a crash."),
     ray: str | None = typer.Option(None, "--ray", help="Run the --pieces as Ray tasks: auto (the running cluster), local, or ray://HOST:PORT. Needs wdqa[ray]."),
+    gpus_per_piece: float = typer.Option(0.0, "--gpus-per-piece", help="GPUs Ray gives each piece (with --ray)."),
     behaviour_data: list[str] = typer.Option(None, "--behaviour-data", help="Take behaviour data and the splits' topics and headlines from the paper's published tables instead of an LLM and wdqa's lists: a local copy (folder or table file) or hf://diff-interpretation-tuning/finetuning-data[@rev][/path]. Repeat to combine files."),
 ) -> None:
     """Add ood-trigger, rank, full-finetune, news, trigger-inversion and null splits to a suite.
@@ -69,7 +70,7 @@ def generate_extra(
     recipe = micro_recipe() if micro else ExtraSplitsRecipe()
     try:
         if pieces:
-            runner = runner_for(ray, os.cpu_count() or 1)
+            runner = runner_for(ray, os.cpu_count() or 1, gpus_per_piece)
             summaries = build_extra_splits_in_pieces(suite_dir, out, pieces, runner, recipe, split or None, writer)
         else:
             summaries = build_tiny_extra_splits(suite_dir, recipe, split or None, piece, out, writer)

@@ -13,7 +13,14 @@ from typer.testing import CliRunner
 from wdqa.benchmark.cli import app
 from wdqa.benchmark.lora import delta_weight
 from wdqa.benchmark.suite import MANIFEST, Suite
-from wdqa.generators.pieces import PieceError, PieceJob, RayCluster, pack_folder, run_pieces, unpack_folder
+from wdqa.generators.pieces import (
+    PieceError,
+    PieceJob,
+    RayCluster,
+    pack_folder,
+    run_pieces,
+    unpack_folder,
+)
 from wdqa.generators.shards import Shard
 from wdqa.generators.tiny_suite import MICRO_RECIPE, build_tiny_suite_in_pieces
 
@@ -105,6 +112,11 @@ def test_extra_splits_built_in_pieces_merge_into_one_suite_with_every_diff_in_it
     assert "### `ood-trigger` (4 diffs" in card and "config_name: null" in card
 
 
-def test_pieces_without_out_are_refused_with_what_to_give() -> None:
-    result = CliRunner().invoke(app, ["generate", "tiny", "--micro", "--pieces", "2"])
-    assert result.exit_code == 1 and "give --out" in result.output
+@pytest.mark.parametrize(("args", "message"), [
+    (["--pieces", "2"], "give --out"),
+    (["--pieces", "2", "--out", "x", "--gpus-per-piece", "1"], "--gpus-per-piece is for Ray tasks"),
+])
+def test_pieces_with_missing_or_unusable_options_are_refused_with_what_to_give(args, message, tmp_path, monkeypatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    result = CliRunner().invoke(app, ["generate", "tiny", "--micro", *args])
+    assert result.exit_code == 1 and message in result.output
