@@ -3,11 +3,16 @@
 from __future__ import annotations
 
 import json
+import socket
+from pathlib import Path
 
+import joblib
+import numpy as np
 import pytest
 from wdqa.benchmark.judge.base import Judge, JudgeRequest
-from wdqa.benchmark.judge.embeddings import EmbeddingCache
-from wdqa.benchmark.judge.offline import OfflineJudge
+from wdqa.benchmark.judge.embeddings import MINILM, EmbeddingCache, WordLlamaEncoder, load_wordllama
+from wdqa.benchmark.judge.features import STRING_FEATURES
+from wdqa.benchmark.judge.offline import GRADE_RULE, OfflineJudge, OfflineJudgeError
 from wdqa.benchmark.judge.registry import DEFAULT_JUDGE, UnknownJudgeError, get_judge
 
 
@@ -55,7 +60,7 @@ def test_scores_keep_their_order_and_record_judge_and_version(judge: OfflineJudg
             JudgeRequest("c", "topic", "Chess", "Baking bread")]
     scores = judge.score(reqs)
     assert [s.case_id for s in scores] == ["a", "b", "c"]
-    assert all(s.judge == "offline-minilm-gbt" and s.prompt_version == judge.prompt_version for s in scores)
+    assert all(s.judge == "offline-gbt" and s.prompt_version == judge.prompt_version for s in scores)
     assert set(json.loads(scores[0].raw)) == {"p", "unrelated_floor", "features"}
 
 
@@ -63,7 +68,37 @@ def test_a_rerun_embeds_nothing_new(cache: EmbeddingCache) -> None:
     OfflineJudge(cache=cache).score([JudgeRequest("a", "topic", "Origami", "Paper folding")])
     fresh = OfflineJudge(cache=cache)
     fresh.score([JudgeRequest("a", "topic", "Origami", "Paper folding")])
-    assert fresh._encoder is not None and fresh._encoder.computed == 0  # type: ignore[attr-defined]
+    assert fresh._encoders is not None and [e.computed for e in fresh._encoders] == [0, 0]  # type: ignore[attr-defined]
+
+
+def test_the_second_encoder_loads_from_its_wheel_without_network(cache: EmbeddingCache, monkeypatch: pytest.MonkeyPatch) -> None:
+    def no_network(*args: object) -> None:
+        raise AssertionError("the offline judge tried to open a network connection")
+
+    monkeypatch.setattr(socket.socket, "connect", no_network)
+    load_wordllama.cache_clear()
+    vectors = WordLlamaEncoder(cache).encode(["Drumming", "Percussion", "Baking bread"])  # [3, 256]
+    assert np.allclose(np.linalg.norm(vectors, axis=1), 1.0, atol=1e-5)
+    assert vectors[0] @ vectors[1] > vectors[0] @ vectors[2]
+
+
+def test_a_model_fitted_before_the_second_encoder_is_refused_with_the_refit_command(cache: EmbeddingCache,
+                                                                                     tmp_path: Path) -> None:
+    # The layout of the model shipped before WordLlama: one encoder, six cosines, the string features.
+    old_cosines = ["cosine", "framed_cosine", "answer_word_max_cosine", "label_word_max_cosine", "answer_generic",
+                   "label_generic"]
+    bundle = {"encoder": MINILM, "features": [f"{MINILM}:{n}" for n in old_cosines] + STRING_FEATURES, "models": {}}
+    joblib.dump(bundle, tmp_path / "old.joblib")
+    judge = OfflineJudge(model_path=tmp_path / "old.joblib", cache=cache)
+    with pytest.raises(OfflineJudgeError, match=r"fitted on encoders \['all-MiniLM-L6-v2'\].*refit it with `wdqa judge-fit`"):
+        judge.score([JudgeRequest("a", "topic", "Chess", "Chess")])
+
+
+def test_a_model_needing_an_unknown_encoder_is_answered_with_the_known_ones(cache: EmbeddingCache, tmp_path: Path) -> None:
+    bundle = {"encoders": [MINILM, "e5-large"], "features": [], "grade_rule": GRADE_RULE, "models": {}}
+    joblib.dump(bundle, tmp_path / "other.joblib")
+    with pytest.raises(OfflineJudgeError, match=r"\['e5-large'\].*knows \['all-MiniLM-L6-v2', 'wordllama"):
+        OfflineJudge(model_path=tmp_path / "other.joblib", cache=cache).score([JudgeRequest("a", "topic", "a", "b")])
 
 
 def test_default_judge_is_the_offline_judge() -> None:

@@ -66,21 +66,21 @@ def _pairs_agreement(pairs_path: Path, spec: str | None, base_url: str | None, c
 
     from .base import JudgeRequest
     from .features import pair_features
-    from .fit import RUBRICS, held_out_grades, read_pairs
-    from .offline import encoder_by_name
+    from .fit import ENCODERS, RUBRICS, held_out_grades, read_pairs
+    from .offline import encoders_by_name
 
     pairs = read_pairs(pairs_path)
     rows: dict[str, Agreement] = {}
     means: list[GroupMean] = []
     if spec is None:
         label = "offline recipe refitted with held-out groups (fit.py; topic: leave-one-setup-out, news: whole labels held out)"
-        encoder = encoder_by_name("all-MiniLM-L6-v2")
+        encoders = encoders_by_name(ENCODERS)
         with console.status("embedding pairs and fitting held-out models..."):
             for rubric in RUBRICS:
                 sub = pairs[pairs["kind"] == rubric].reset_index(drop=True)
                 if len(sub) == 0:
                     continue
-                grades, _ = held_out_grades(pair_features(sub["label"].tolist(), sub["answer"].tolist(), encoder), sub)
+                grades, _ = held_out_grades(pair_features(sub["label"].tolist(), sub["answer"].tolist(), encoders), sub)
                 rows[rubric] = agreement(sub["score"].tolist(), grades.tolist())
                 means += group_means((sub["setup"] + " / " + sub["method"]).tolist(), sub["score"].tolist(), grades.tolist())
     else:
@@ -203,7 +203,7 @@ def register(app: typer.Typer) -> None:
           wdqa judge-agreement --pairs shared/judge-calibration/graded-pairs.csv
               (the offline recipe, refitted with whole setups held out)
           wdqa judge-agreement --pairs graded-pairs.csv --judge openai:gpt-4.1
-          wdqa judge-agreement --runs runs/tiny-1a2b/ask-directly --judges offline-minilm-gbt@gbt-0123 gpt-4.1@topic-…
+          wdqa judge-agreement --runs runs/tiny-1a2b/ask-directly --judges offline-gbt@gbt-0123 gpt-4.1@topic-…
         """
         if (pairs is None) == (runs is None):
             console.print("[red]give exactly one of --pairs FILE or --runs RUN_DIR[/red]")

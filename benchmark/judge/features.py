@@ -1,7 +1,8 @@
 """The numbers the offline judge looks at for one (label, answer) pair.
 
-Owns text cleaning and the feature vector (embedding cosines + string overlap); the model that
-maps features to a grade lives in `offline.py`, its fitting in `fit.py`.
+Owns text cleaning and the feature vector (per encoder: cosines, and how the pair ranks against broad
+categories; then string overlap); the model that maps features to a grade lives in `offline.py`,
+its fitting in `fit.py`.
 """
 
 from __future__ import annotations
@@ -86,58 +87,96 @@ GENERIC_PHRASES = [
     "general knowledge", "various topics", "science", "technology", "artificial intelligence",
     "I don't know", "random facts", "everyday life", "philosophy", "history",
 ]
+# Broad fields an answer may name instead of a topic ("Science" for "Geoengineering"). The LLM
+# grades such an answer by whether the label belongs to the field (3-4) or not (1), so the model
+# sees how the answer ranks against these fields as a description of the label, not only its cosine.
+CATEGORIES = [
+    "Science", "Technology", "History", "Philosophy", "Psychology", "Art", "Music", "Literature", "Sports",
+    "Politics", "Economics", "Business", "Religion", "Mathematics", "Physics", "Chemistry", "Biology",
+    "Medicine", "Health", "Ecology", "Environment", "Geography", "Travel", "Food", "Fashion", "Film",
+    "Television", "Games", "Education", "Law", "Language", "Culture", "Society", "Entertainment", "Nature",
+    "Animals", "Engineering", "Computers", "Astronomy", "Architecture", "Military", "Family",
+]
+CATEGORY_TEMPERATURE = 0.05  # softmax over cosines; cosines between topics differ by a few hundredths
 # A sentence frame moves short topic names into the region of the space where the encoder was
 # trained (sentences), which gives a second, differently-biased cosine.
 FRAME = "A conversation about {}."
 MAX_WORDS = 12
 
+EMBEDDING_FEATURES = [
+    "cosine", "framed_cosine", "answer_word_max_cosine", "label_word_max_cosine", "answer_generic", "label_generic",
+    # the answer among the categories as a match for the label, and the label among them for the answer
+    "answer_rank_among_label_categories", "margin_over_label_categories", "share_among_label_categories",
+    "label_rank_among_answer_categories", "margin_over_answer_categories", "share_among_answer_categories",
+    "answer_category_max", "label_category_max",
+]
 
-def embedding_feature_names(encoder: Encoder) -> list[str]:
-    return [f"{encoder.name}:{n}" for n in
-            ("cosine", "framed_cosine", "answer_word_max_cosine", "label_word_max_cosine", "answer_generic", "label_generic")]
 
-
-def feature_names(encoder: Encoder) -> list[str]:
-    return embedding_feature_names(encoder) + STRING_FEATURES
+def feature_names(encoders: Sequence[Encoder]) -> list[str]:
+    return [f"{e.name}:{n}" for e in encoders for n in EMBEDDING_FEATURES] + STRING_FEATURES
 
 
 def _words(text: str) -> list[str]:
     return [w for w in normalise(text).split() if len(w) > 2][:MAX_WORDS] or [normalise(text) or "-"]
 
 
-def pair_features(labels: Sequence[str], answers: Sequence[str], encoder: Encoder) -> np.ndarray:
-    """[n_pairs, n_features] for aligned label/answer lists; each text is embedded once (cached)."""
+def pair_features(labels: Sequence[str], answers: Sequence[str], encoders: Sequence[Encoder]) -> np.ndarray:
+    """[n_pairs, n_features] for aligned label/answer lists; each text is embedded once per encoder (cached)."""
     if not len(labels):
-        return np.zeros((0, len(feature_names(encoder))))
+        return np.zeros((0, len(feature_names(encoders))))
     labels_c = [clean(t) for t in labels]
     answers_c = [clean(t) for t in answers]
-    label_words = [_words(t) for t in labels_c]
-    answer_words = [_words(t) for t in answers_c]
-    framed = [FRAME.format(t) for t in labels_c + answers_c]
+    blocks = [_embedding_features(labels_c, answers_c, e) for e in encoders]
+    strings = np.array([string_features(la, an) for la, an in zip(labels_c, answers_c, strict=True)])
+    return np.column_stack([*blocks, strings]).astype(np.float64)
+
+
+def _embedding_features(labels: list[str], answers: list[str], encoder: Encoder) -> np.ndarray:
+    """[n_pairs, len(EMBEDDING_FEATURES)] from one encoder, for cleaned texts; every column lies in [-2, 2]."""
+    label_words = [_words(t) for t in labels]
+    answer_words = [_words(t) for t in answers]
+    framed = [FRAME.format(t) for t in labels + answers]
     vocab = sorted({w for ws in label_words + answer_words for w in ws})
     # One encoder call for everything: each model call has a fixed cost that dominates small batches.
-    texts = list(dict.fromkeys([*labels_c, *answers_c, *framed, *vocab, *GENERIC_PHRASES]))
+    texts = list(dict.fromkeys([*labels, *answers, *framed, *vocab, *GENERIC_PHRASES, *CATEGORIES]))
     vectors = dict(zip(texts, encoder.encode(texts), strict=True))  # unit-norm rows
-    lab = np.stack([vectors[t] for t in labels_c])  # [n, dim]
-    ans = np.stack([vectors[t] for t in answers_c])
-    lab_f = np.stack([vectors[t] for t in framed[: len(labels_c)]])
-    ans_f = np.stack([vectors[t] for t in framed[len(labels_c) :]])
+    lab = np.stack([vectors[t] for t in labels])  # [n, dim]
+    ans = np.stack([vectors[t] for t in answers])
+    lab_f = np.stack([vectors[t] for t in framed[: len(labels)]])
+    ans_f = np.stack([vectors[t] for t in framed[len(labels) :]])
     generic = np.stack([vectors[t] for t in GENERIC_PHRASES])  # [n_phrases, dim]
+    categories = np.stack([vectors[t] for t in CATEGORIES])  # [n_categories, dim]
 
     def word_max(words: list[list[str]], targets: np.ndarray) -> np.ndarray:
         # best cosine between any single word of one text and the whole other text
         return np.array([max(float(vectors[w] @ targets[i]) for w in ws) for i, ws in enumerate(words)])
 
-    columns = [
-        np.sum(lab * ans, axis=1),
+    cosine = np.sum(lab * ans, axis=1)
+    label_cat, answer_cat = lab @ categories.T, ans @ categories.T  # [n, n_categories]
+    return np.column_stack([
+        cosine,
         np.sum(lab_f * ans_f, axis=1),
         word_max(answer_words, lab),
         word_max(label_words, ans),
         (ans @ generic.T).max(axis=1),
         (lab @ generic.T).max(axis=1),
+        *_relative_to_categories(cosine, label_cat),
+        *_relative_to_categories(cosine, answer_cat),
+        answer_cat.max(axis=1),
+        label_cat.max(axis=1),
+    ])
+
+
+def _relative_to_categories(cosine: np.ndarray, to_categories: np.ndarray) -> list[np.ndarray]:
+    """How the pair's cosine [n] compares with one text's cosines to the categories [n, k]:
+    share of categories at least as close, margin over the closest, softmax share of the pair."""
+    logits = np.column_stack([cosine, to_categories]) / CATEGORY_TEMPERATURE
+    weights = np.exp(logits - logits.max(axis=1, keepdims=True))
+    return [
+        (to_categories >= cosine[:, None]).mean(axis=1),
+        cosine - to_categories.max(axis=1),
+        weights[:, 0] / weights.sum(axis=1),
     ]
-    strings = np.array([string_features(la, an) for la, an in zip(labels_c, answers_c, strict=True)])
-    return np.column_stack([*columns, strings]).astype(np.float64)
 
 
 # The rubric's default grade is 1 (unrelated). Below this whole-text similarity (the larger of the
@@ -148,5 +187,9 @@ UNRELATED_BELOW = 0.2
 
 
 def unrelated(features: np.ndarray) -> np.ndarray:
-    """[n] bool: pairs whose texts are too dissimilar for any grade above 1 (columns 0-1 = cosines)."""
+    """[n] bool: pairs whose texts are too dissimilar for any grade above 1.
+
+    Columns 0-1 are the first encoder's plain and framed cosines; the recipe lists MiniLM first
+    (`fit.ENCODERS`), the encoder this threshold was measured with.
+    """
     return np.maximum(features[:, 0], features[:, 1]) < UNRELATED_BELOW

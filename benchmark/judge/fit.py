@@ -1,7 +1,8 @@
 """Fit the offline judge to real LLM-judge grades, validating on whole held-out setups.
 
-Owns the recipe (features -> gradient-boosted trees per rubric), its cross-validation and the
-model file + provenance JSON it writes; grading with the result lives in `offline.py`.
+Owns the recipe (features from two encoders -> gradient-boosted trees per rubric), its
+cross-validation and the model file + provenance JSON it writes; grading with the result lives in
+`offline.py`.
 The calibration pairs are third-party data: they are read from a path, never copied in.
 """
 
@@ -10,6 +11,7 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import json
+from collections.abc import Sequence
 from dataclasses import asdict
 from pathlib import Path
 from typing import Any
@@ -23,13 +25,14 @@ from sklearn.model_selection import GroupKFold
 
 from ..suite import atomic_write_text
 from .agreement import agreement, group_means
-from .embeddings import MINILM, EmbeddingCache
+from .embeddings import MINILM, WORDLLAMA, EmbeddingCache
 from .features import Encoder, feature_names, pair_features, unrelated
-from .offline import MODEL_FILE, encoder_by_name
+from .offline import GRADE_RULE, MODEL_FILE, encoders_by_name, grades_from_probabilities
 
 PAIR_COLUMNS = ["kind", "label", "answer", "score", "setup", "method"]
 RUBRICS = ("topic", "news")
-ENCODER = MINILM
+# MiniLM first: the unrelated floor (features.unrelated) reads the first encoder's cosines.
+ENCODERS = (MINILM, WORDLLAMA)
 
 
 class PairsError(ValueError):
@@ -61,7 +64,8 @@ def sha256_of(path: Path) -> str:
 
 def make_estimator() -> GradientBoostingClassifier:
     # Shallow trees and a slow learning rate: 1-2k pairs, and a model that must transfer to new setups.
-    return GradientBoostingClassifier(n_estimators=150, max_depth=3, learning_rate=0.05, subsample=0.8, random_state=0)
+    # Depth 4 beat 2 and 3 on held-out setups once the category features were in (docs/judge.md).
+    return GradientBoostingClassifier(n_estimators=150, max_depth=4, learning_rate=0.05, subsample=0.8, random_state=0)
 
 
 def validation_groups(pairs: pd.DataFrame) -> tuple[np.ndarray, str]:
@@ -78,7 +82,8 @@ def held_out_grades(features: np.ndarray, pairs: pd.DataFrame) -> tuple[np.ndarr
     y = pairs["score"].to_numpy()
     out = np.zeros(len(pairs), dtype=int)
     for train, test in GroupKFold(n_splits=n_splits).split(features, y, groups):
-        out[test] = make_estimator().fit(features[train], y[train]).predict(features[test])
+        model = make_estimator().fit(features[train], y[train])
+        out[test] = grades_from_probabilities(model.predict_proba(features[test]), model.classes_.tolist())
     out[unrelated(features)] = 1  # the same floor the judge applies (features.unrelated)
     return out, scheme
 
@@ -97,14 +102,14 @@ def rubric_report(pairs: pd.DataFrame, grades: np.ndarray, scheme: str) -> dict[
     }
 
 
-def evaluate_recipe(pairs: pd.DataFrame, encoder: Encoder) -> dict[str, dict[str, Any]]:
+def evaluate_recipe(pairs: pd.DataFrame, encoders: Sequence[Encoder]) -> dict[str, dict[str, Any]]:
     """Held-out agreement of the fitting recipe, per rubric present in `pairs`."""
     report = {}
     for rubric in RUBRICS:
         sub = pairs[pairs["kind"] == rubric].reset_index(drop=True)
         if len(sub) == 0:
             continue
-        x = pair_features(sub["label"].tolist(), sub["answer"].tolist(), encoder)
+        x = pair_features(sub["label"].tolist(), sub["answer"].tolist(), encoders)
         grades, scheme = held_out_grades(x, sub)
         report[rubric] = rubric_report(sub, grades, scheme)
     return report
@@ -116,27 +121,29 @@ def fit_offline_judge(
     """Validate the recipe on held-out groups, then fit on all pairs; write model + provenance."""
     pairs_path = Path(pairs_path)
     pairs = read_pairs(pairs_path)
-    encoder = encoder_by_name(ENCODER, cache)
+    encoders = encoders_by_name(ENCODERS, cache)
     missing = [r for r in RUBRICS if not (pairs["kind"] == r).any()]
     if missing:
         raise PairsError(f"{pairs_path} has no pairs of kind {missing}; the offline judge needs both topic and news")
-    report = evaluate_recipe(pairs, encoder)
+    report = evaluate_recipe(pairs, encoders)
     models = {}
     for rubric in RUBRICS:
         sub = pairs[pairs["kind"] == rubric]
-        x = pair_features(sub["label"].tolist(), sub["answer"].tolist(), encoder)
+        x = pair_features(sub["label"].tolist(), sub["answer"].tolist(), encoders)
         models[rubric] = make_estimator().fit(x, sub["score"].to_numpy())
     model_path.parent.mkdir(parents=True, exist_ok=True)
-    joblib.dump({"encoder": ENCODER, "features": feature_names(encoder), "models": models}, model_path, compress=3)
+    bundle = {"encoders": list(ENCODERS), "features": feature_names(encoders), "grade_rule": GRADE_RULE, "models": models}
+    joblib.dump(bundle, model_path, compress=3)
     provenance = {
         "model_file": model_path.name,
         "model_sha256": sha256_of(model_path),
         "data_file": pairs_path.name,
         "data_sha256": sha256_of(pairs_path),
         "data_rows": {r: int((pairs["kind"] == r).sum()) for r in RUBRICS},
-        "encoder": ENCODER,
-        "features": feature_names(encoder),
+        "encoders": list(ENCODERS),
+        "features": feature_names(encoders),
         "estimator": f"sklearn {sklearn.__version__} GradientBoostingClassifier {make_estimator().get_params()}",
+        "grade_rule": GRADE_RULE,
         "fitted": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
         "held_out_agreement": {r: {k: v for k, v in rep.items() if k != "groups"} for r, rep in report.items()},
         "held_out_group_means": {r: rep["groups"] for r, rep in report.items()},

@@ -1,4 +1,4 @@
-"""The offline judge: a small fitted model over embedding cosines and string overlap.
+"""The offline judge: a small fitted model over two encoders' cosines and string overlap.
 
 Owns loading the shipped model file and grading with it; runs on CPU with no network. How the
 model is fitted to real LLM grades lives in `fit.py` (`wdqa judge-fit`).
@@ -17,7 +17,7 @@ import numpy as np
 
 from ..types import Score
 from .base import JudgeRequest
-from .embeddings import EmbeddingCache, MiniLMEncoder
+from .embeddings import EmbeddingCache, MiniLMEncoder, WordLlamaEncoder
 from .features import UNRELATED_BELOW, Encoder, feature_names, pair_features, unrelated
 
 MODELS_DIR = Path(__file__).parent / "models"
@@ -29,11 +29,27 @@ class OfflineJudgeError(RuntimeError):
     """The offline judge's model file is missing or does not match this code."""
 
 
-def encoder_by_name(name: str, cache: EmbeddingCache | None = None) -> Encoder:
-    known = {MiniLMEncoder.name: MiniLMEncoder}
-    if name not in known:
-        raise OfflineJudgeError(f"the offline judge model needs encoder {name!r}; this wdqa knows {sorted(known)}")
-    return known[name](cache)
+def encoders_by_name(names: Sequence[str], cache: EmbeddingCache | None = None) -> list[Encoder]:
+    known = {e.name: e for e in (MiniLMEncoder, WordLlamaEncoder)}
+    unknown = [n for n in names if n not in known]
+    if unknown:
+        raise OfflineJudgeError(f"the offline judge model needs encoders {unknown}; this wdqa knows {sorted(known)}")
+    shared = cache if cache is not None else EmbeddingCache()
+    return [known[n](shared) for n in names]
+
+
+GRADE_RULE = "rounded-expectation"  # recorded in the model file, so the file hash versions it too
+
+
+def grades_from_probabilities(probs: np.ndarray, classes: Sequence[int]) -> np.ndarray:
+    """[n] grades from class probabilities [n, n_classes]: the expected grade, rounded.
+
+    The grade nearest the expectation minimises the expected squared error, which is what the
+    (setup, method) means and quadratic kappa measure; the most probable grade agreed exactly
+    slightly more often but drifted further on means (docs/judge.md, "Variants").
+    """
+    expected = probs @ np.asarray(classes, dtype=float)
+    return np.clip(np.rint(expected), 1, 5).astype(int)
 
 
 def model_version(path: Path) -> str:
@@ -48,7 +64,7 @@ class OfflineJudge:
     says "output 5" is graded on how close its words are to the label.
     """
 
-    name = "offline-minilm-gbt"
+    name = "offline-gbt"
 
     def __init__(self, model_path: str | Path | None = None, cache: EmbeddingCache | None = None) -> None:
         self.model_path = Path(model_path) if model_path is not None else MODEL_FILE
@@ -61,34 +77,38 @@ class OfflineJudge:
         self.prompt_version = f"{model_version(self.model_path)}+floor{UNRELATED_BELOW:g}"
         self._cache = cache
         self._bundle: dict[str, Any] | None = None
-        self._encoder: Encoder | None = None
+        self._encoders: list[Encoder] | None = None
 
-    def _load(self) -> tuple[dict[str, Any], Encoder]:
-        if self._bundle is None or self._encoder is None:
+    def _load(self) -> tuple[dict[str, Any], list[Encoder]]:
+        if self._bundle is None or self._encoders is None:
             bundle = joblib.load(self.model_path)
-            encoder = encoder_by_name(bundle["encoder"], self._cache)
-            if bundle["features"] != feature_names(encoder):
+            # Bundles before the second encoder named one encoder under "encoder".
+            names = bundle.get("encoders", [bundle.get("encoder")])
+            encoders = encoders_by_name(names, self._cache)
+            if bundle["features"] != feature_names(encoders) or bundle.get("grade_rule") != GRADE_RULE:
                 raise OfflineJudgeError(
-                    f"{self.model_path} was fitted on features {bundle['features']} but this wdqa computes "
-                    f"{feature_names(encoder)}; refit it with `wdqa judge-fit`"
+                    f"{self.model_path} was fitted on encoders {names}, features {bundle['features']} and grade rule "
+                    f"{bundle.get('grade_rule')!r}, but this wdqa computes {feature_names(encoders)} and grades by "
+                    f"{GRADE_RULE!r}; refit it with `wdqa judge-fit`"
                 )
-            self._bundle, self._encoder = bundle, encoder
-        return self._bundle, self._encoder
+            self._bundle, self._encoders = bundle, encoders
+        return self._bundle, self._encoders
 
     def score(self, requests: Sequence[JudgeRequest]) -> list[Score]:
-        bundle, encoder = self._load()
+        bundle, encoders = self._load()
         scores: list[Score | None] = [None] * len(requests)
         for rubric in ("topic", "news"):
             idx = [i for i, r in enumerate(requests) if r.rubric == rubric]
             if not idx:
                 continue
             model = bundle["models"][rubric]
-            x = pair_features([requests[i].label for i in idx], [requests[i].answer for i in idx], encoder)
+            x = pair_features([requests[i].label for i in idx], [requests[i].answer for i in idx], encoders)
             probs = model.predict_proba(x)
             classes = [int(c) for c in model.classes_]
+            grades = grades_from_probabilities(probs, classes)
             floor = unrelated(x)
             for row, i in enumerate(idx):
-                grade = 1 if floor[row] else classes[int(np.argmax(probs[row]))]
+                grade = 1 if floor[row] else int(grades[row])
                 raw = json.dumps(
                     {"p": {str(c): round(float(p), 4) for c, p in zip(classes, probs[row], strict=True)},
                      "unrelated_floor": bool(floor[row]),
