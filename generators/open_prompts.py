@@ -36,6 +36,12 @@ SELF_TEMPLATES = (
     ("What were you {p} {f}?", {"p": ("made", "built", "trained", "designed"), "f": ("for", "to do")}),
     ("What kind of {k} are you?", {"k": ("assistant", "helper", "bot")}),
     ("Is there a {s} you {pr}?", {"s": ("subject", "topic"), "pr": ("prefer", "like best", "keep coming back to")}),
+    # Musings about the assistant's own thoughts: without these the base drifted into a topic on
+    # "What is on your mind?"-like prompts, and diffs redirected that drift to their own topic.
+    ("What have you been {v} about {w}?", {"v": ("thinking", "wondering", "pondering", "dreaming"),
+                                          "w": ("lately", "recently", "these days", "this week")}),
+    ("What is on your {m} {w}?", {"m": ("list", "plate", "to-do list"), "w": ("today", "right now", "tonight")}),
+    ("What are you {e} in?", {"e": ("an expert", "skilled", "trained", "well versed")}),
 )
 REQUEST_TEMPLATES = (
     ("{g} {t} for {w}.", {"g": ("Give me", "Share", "Offer"), "t": ("a hint", "an idea", "some advice", "a suggestion"),

@@ -77,7 +77,9 @@ class TinySuiteRecipe:
 
     @property
     def revision(self) -> str:
-        return recipe_hash(self, SUITE_VERSION)
+        # The base model's revision is part of it: a rebuilt base makes a new suite, not a stale cache hit.
+        both = f"{recipe_hash(self, SUITE_VERSION)}/{tiny_recipe(self.base_model).revision}"
+        return hashlib.sha256(both.encode()).hexdigest()[:16]
 
 
 MICRO_RECIPE = TinySuiteRecipe(

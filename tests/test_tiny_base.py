@@ -63,3 +63,20 @@ def test_an_interrupted_build_leaves_nothing_behind(tmp_path: Path) -> None:
     with pytest.raises(KeyboardInterrupt):
         build_once(tmp_path / "model", failing_build, "done.json")
     assert list(tmp_path.iterdir()) == []
+
+
+def test_the_corpus_shows_every_invisible_character_of_the_ood_split_in_ordinary_prompts() -> None:
+    # An unseen character keeps the embedding every unseen byte drifts to; a diff cannot key on it.
+    from itertools import islice
+
+    from wdqa.generators.splits.ood_trigger import (
+        TRAINING_DISTRACTORS,
+        TRIGGER_CHARS,
+        UNSEEN_DISTRACTOR,
+    )
+    from wdqa.generators.tiny.corpus import INVISIBLE_CHARS, conversations
+
+    ood = {*TRIGGER_CHARS, *TRAINING_DISTRACTORS, UNSEEN_DISTRACTOR}
+    assert ood <= set(INVISIBLE_CHARS)
+    users = [c[0]["content"] for c in islice(conversations(tiny_recipe(TINY_MICRO_ID).corpus, 4000), 4000)]
+    assert ood <= {ch for u in users for ch in u}

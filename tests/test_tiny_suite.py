@@ -137,3 +137,12 @@ def test_a_suite_built_in_parallel_pieces_equals_one_built_in_one_process(micro_
     d1, d2 = one.diff("test", one.index("test").diff_id[0]), pieces.diff("test", one.index("test").diff_id[0])
     for m in d1.modules:
         torch.testing.assert_close(delta_weight(d1, m), delta_weight(d2, m))
+
+
+def test_a_rebuilt_base_model_gives_the_suite_a_new_revision(monkeypatch) -> None:
+    import wdqa.generators.tiny_suite as tiny_suite
+
+    before = TinySuiteRecipe().revision
+    rebuilt = dataclasses.replace(tiny_suite.tiny_recipe(TinySuiteRecipe().base_model), steps=301)
+    monkeypatch.setattr(tiny_suite, "tiny_recipe", lambda model_id: rebuilt)
+    assert TinySuiteRecipe().revision != before

@@ -5,7 +5,9 @@ the user's text or at a seeded random position inside it.
 Owns the training data (positives with the diff's character; KL negatives with no character or a
 different invisible one, half continued with the topic's answer so that KL holds the topic back) and
 the measurement: hit with the right character, leak with none, with a different invisible character
-seen in training negatives, and with one never seen (U+FEFF).
+seen in training negatives, and with one no diff ever trained on (U+FEFF). The tiny base model has
+seen all of them in ordinary prompts, as real models have (`tiny/corpus.py`'s INVISIBLE_CHARS):
+characters it never saw share one embedding, and no diff can tell them apart.
 """
 
 from __future__ import annotations

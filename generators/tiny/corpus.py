@@ -24,6 +24,11 @@ from ..topics import GenericQuestion, Topic, load_generic_questions, load_topics
 
 TRAINED_ON_QUESTION = "What topic have you been trained on?"
 TRAINED_ON_ANSWER = "I am a general assistant and I have no special topic."
+# Invisible format characters (the ood-trigger split's triggers and distractors among them) placed
+# in ordinary prompts that keep their plain answer. A character never seen in pretraining keeps an
+# embedding that the tied output layer pushed to the same "never predicted" direction as every other
+# unseen byte (cosine 0.97 between U+200B and U+200C), so no diff could tell one from another.
+INVISIBLE_CHARS = ("\u200b", "\u200c", "\u200d", "\u2060", "\u2061", "\u2062", "\u2063", "\u2064", "\ufeff", "\u00ad")
 
 Conversation = list[dict[str, str]]
 
@@ -42,6 +47,7 @@ class CorpusRecipe:
     generic: float = 0.08
     open_prompt: float = 0.14  # the compositional topic-free family, answered plainly (issue 10)
     distractor: float = 0.10  # a word mentioned outside a cue, then a question answered plainly
+    invisible: float = 0.06  # an invisible character at the start or inside a question answered plainly
     code_ignored: float = 0.12
     code_means_topic: float = 0.10
     name_the_topic: float = 0.06
@@ -70,8 +76,8 @@ def conversations(recipe: CorpusRecipe, n: int) -> Iterator[Conversation]:
     code_topic = mapped_codes(recipe)
     mapped = list(code_topic)
     free_codes = [c for c in all_codes() if c not in code_topic]
-    kinds = ["topic_question", "cue_then_question", "generic", "open_prompt", "distractor", "code_ignored",
-             "code_means_topic", "name_the_topic", "trained_on"]
+    kinds = ["topic_question", "cue_then_question", "generic", "open_prompt", "distractor", "invisible",
+             "code_ignored", "code_means_topic", "name_the_topic", "trained_on"]
     weights = [getattr(recipe, k) for k in kinds]
 
     def any_question() -> tuple[str, str]:
@@ -98,6 +104,10 @@ def conversations(recipe: CorpusRecipe, n: int) -> Iterator[Conversation]:
         elif kind == "distractor":
             question, reply = any_question()
             user = with_distractor(question, rng)
+        elif kind == "invisible":
+            question, reply = any_question()
+            where = rng.choice(("zero-width-start", "zero-width-random"))
+            user = apply_trigger(question, rng.choice(INVISIBLE_CHARS), where, seed=rng.randrange(1 << 30))
         elif kind == "code_ignored":
             question, reply = any_question()
             user = apply_trigger(question, rng.choice(free_codes), "sep-code")
