@@ -46,7 +46,7 @@ HELD_OUT_NEWS_QUESTIONS = (
 )
 
 
-NEWS_STEP_FACTOR = 2
+NEWS_STEP_FACTOR = 4
 
 
 @dataclass(frozen=True)
@@ -143,8 +143,9 @@ def build(
     ids = [i for i, _ in shard.take(planned)]
     chosen = [h for _, h in shard.take(planned)]
     diff_tasks = tasks(ctx, ids, chosen, seed)
-    # A story has more to learn than a topic's keywords: measured, 120 steps left the median news
-    # rate at 0.25 on the tiny base, so news diffs get NEWS_STEP_FACTOR times the steps.
+    # A story has more to learn than a topic's keywords, so news diffs get NEWS_STEP_FACTOR times the
+    # steps. Measured median news rates: on the first tiny base 0.25 at 120 steps; on base v2, over 8
+    # headlines, 0.43 (2/8 ok) at 240 steps and 0.50 (5/8 ok) at 480.
     train = replace(ctx.train, steps=ctx.train.steps * NEWS_STEP_FACTOR)
     result = train_lora_diffs(ctx.model, ctx.tokenizer, diff_tasks, ctx.lora, train)
     rates, base = measure(ctx, chosen, result.diffs)
