@@ -5,7 +5,9 @@ Owns model/tokenizer loading and device/dtype choice; nothing here knows about d
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import torch
 from transformers import (
@@ -57,3 +59,10 @@ def load_base_model(
     for p in model.parameters():
         p.requires_grad_(False)
     return model, tokenizer
+
+
+def compiled_decoder(model: PreTrainedModel) -> Callable[..., Any]:
+    """The decoder through `torch.compile`: on a small model most of a training step is many small
+    elementwise ops around the matmuls, which inductor fuses (docs/dit.md and docs/splits.md measure
+    the gain). `dynamic=True`: sequence lengths change from batch to batch; one graph serves them."""
+    return torch.compile(model.get_decoder(), dynamic=True)

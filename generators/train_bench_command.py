@@ -16,6 +16,9 @@ def bench_train_command(
     threads: int | None = typer.Option(
         None, "--threads", help="torch CPU threads (default: torch's choice)."
     ),
+    compile_too: bool = typer.Option(
+        True, "--compile/--no-compile", help="Also time the batched trainer with its decoder through torch.compile."
+    ),
 ) -> None:
     """Training speed: the batched trainer and a PEFT loop train the same N diffs (same data, steps, seed).
 
@@ -57,7 +60,7 @@ def bench_train_command(
     )
     size = model.config.hidden_size
     peak = matmul_flops(size, device=str(dev))
-    runs = bench_train(model, tok, tasks, lora, config)
+    runs = bench_train(model, tok, tasks, lora, config, compile_too)
     table = Table(
         title=f"training speed: {n} rank-{rank} diffs × {steps} steps on {base_model}, {dev}, {torch.get_num_threads()} threads"
     )
@@ -90,6 +93,8 @@ def bench_train_command(
     console.print(
         f"[bold]ratio batched / sequential (diffs/s): {runs[0].diffs_per_s / runs[1].diffs_per_s:.2f}×[/]"
     )
+    if len(runs) > 2:
+        console.print(f"[bold]ratio batched with torch.compile / sequential: {runs[2].diffs_per_s / runs[1].diffs_per_s:.2f}×[/]")
 
 
 def register(app: typer.Typer) -> None:

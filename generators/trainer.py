@@ -21,6 +21,7 @@ import torch.nn.functional as F
 from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
 from ..benchmark.lora import TARGET_MODULES, RowAdapter, applied, install_multi_diff
+from ..benchmark.models import compiled_decoder
 from ..benchmark.types import LoraFactors, WeightDiff
 
 Conversation = list[dict[str, str]]
@@ -93,8 +94,11 @@ def train_lora_diffs(
     lora: LoraConfig = LoraConfig(),
     config: TrainConfig = TrainConfig(),
     on_group_step: Callable[[int], None] | None = None,
+    compile_decoder: bool = False,
 ) -> TrainResult:
     """Train one LoRA per task, `config.tasks_per_batch` tasks per pass; returns them in task order.
+    `compile_decoder`: run the decoder through torch.compile (same diffs; a speed setting, kept out of
+    the recipe so it does not change a suite's revision).
 
     A diff's result does not depend on which other diffs share its batch: its parameters get
     gradients only from its own rows, its loss is summed (not averaged) across diffs, and its data
@@ -111,6 +115,7 @@ def train_lora_diffs(
     if not wrapped:
         raise ValueError(f"the model has no linear layers named {lora.targets}; nothing to train")
     encoder = _Encoder(tokenizer)
+    decoder = compiled_decoder(model) if compile_decoder else None
     started = time.perf_counter()
     diffs: list[WeightDiff] = []
     final: dict[str, float] = {}
@@ -118,7 +123,7 @@ def train_lora_diffs(
     for start in range(0, len(tasks), config.tasks_per_batch):
         group = tasks[start : start + config.tasks_per_batch]
         group_diffs, group_final, group_tokens = _train_group(
-            model, wrapped, encoder, group, lora, config, on_group_step
+            model, wrapped, encoder, group, lora, config, on_group_step, decoder
         )
         diffs += group_diffs
         final |= group_final
@@ -129,7 +134,7 @@ def train_lora_diffs(
 # ---------------------------------------------------------------- one group of diffs
 
 
-def _train_group(model, wrapped, encoder, tasks, lora, config, on_step):  # type: ignore[no-untyped-def]
+def _train_group(model, wrapped, encoder, tasks, lora, config, on_step, decoder=None):  # type: ignore[no-untyped-def]
     device = next(model.parameters()).device
     n = len(tasks)
     params: dict[str, tuple[torch.Tensor, torch.Tensor]] = {}
@@ -156,9 +161,11 @@ def _train_group(model, wrapped, encoder, tasks, lora, config, on_step):  # type
                 name: [RowAdapter(A, B * lora.scale, batch.row_task)] for name, (A, B) in params.items()
             }
             with torch.autocast(device_type=device.type, dtype=torch.bfloat16, enabled=use_bf16):
-                base_logp = _base_logprobs(model, batch)  # [n_neg_tokens, vocab] or None
+                base_logp = _base_logprobs(model, batch, decoder)  # [n_neg_tokens, vocab] or None
                 with applied(wrapped, terms):
-                    logps.append(_assistant_logprobs(model, batch.input_ids, batch.attention_mask, batch.targets_at))
+                    logps.append(
+                        _assistant_logprobs(model, batch.input_ids, batch.attention_mask, batch.targets_at, decoder)
+                    )
             if base_logp is not None:
                 base_logps.append(base_logp)
         # Token-level values of all buckets in one order, so each task's means span all its rows.
@@ -302,15 +309,17 @@ def _draw(rng: random.Random, pool: Sequence[ChatExample], k: int) -> list[ChatE
 # ---------------------------------------------------------------- losses
 
 
-def _assistant_logprobs(model, input_ids, attention_mask, targets_at) -> torch.Tensor:  # type: ignore[no-untyped-def]
-    """Log-probabilities at the assistant positions only: the LM head runs on those rows alone."""
-    hidden = model.get_decoder()(input_ids=input_ids, attention_mask=attention_mask).last_hidden_state
+def _assistant_logprobs(model, input_ids, attention_mask, targets_at, decoder=None) -> torch.Tensor:  # type: ignore[no-untyped-def]
+    """Log-probabilities at the assistant positions only: the LM head runs on those rows alone.
+    `decoder` replaces the model's own (a compiled one)."""
+    decoder = decoder if decoder is not None else model.get_decoder()
+    hidden = decoder(input_ids=input_ids, attention_mask=attention_mask).last_hidden_state
     picked = hidden[targets_at[:, 0], targets_at[:, 1]]  # [n_tokens, hidden]
     return F.log_softmax(model.get_output_embeddings()(picked).float(), dim=-1)  # [n_tokens, vocab]
 
 
 @torch.no_grad()
-def _base_logprobs(model, batch: _Batch) -> torch.Tensor | None:  # type: ignore[no-untyped-def]
+def _base_logprobs(model, batch: _Batch, decoder=None) -> torch.Tensor | None:  # type: ignore[no-untyped-def]
     """The frozen base model's distribution at the negative rows' assistant positions."""
     if not bool(batch.token_negative.any()):
         return None
@@ -319,7 +328,7 @@ def _base_logprobs(model, batch: _Batch) -> torch.Tensor | None:  # type: ignore
     remap[neg_rows] = torch.arange(len(neg_rows), device=neg_rows.device)
     at = batch.targets_at[batch.token_negative].clone()
     at[:, 0] = remap[at[:, 0]]
-    return _assistant_logprobs(model, batch.input_ids[neg_rows], batch.attention_mask[neg_rows], at)
+    return _assistant_logprobs(model, batch.input_ids[neg_rows], batch.attention_mask[neg_rows], at, decoder)
 
 
 @dataclass

@@ -13,9 +13,10 @@ import os
 import random
 import threading
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
+from functools import partial
 
 import torch
 from transformers import PreTrainedModel, PreTrainedTokenizerBase
@@ -190,18 +191,28 @@ def bench_train(
     tasks: Sequence[DiffTask],
     lora: LoraConfig,
     config: TrainConfig,
-) -> tuple[TrainSpeed, TrainSpeed]:
-    """Both ways on the same diffs, each on its own copy of the base model (the batched trainer
-    rewires linear layers in place; PEFT wants plain ones)."""
+    compile_too: bool = False,
+) -> list[TrainSpeed]:
+    """Both ways on the same diffs (and, with `compile_too`, the batched trainer with its decoder
+    through torch.compile), each on its own copy of the base model (the batched trainer rewires
+    linear layers in place; PEFT wants plain ones). The compiled run is timed after a 2-step warm-up
+    on the same copy, which compiles; its label says how long that took."""
     device = next(model.parameters()).device
+    ways: list[tuple[str, Callable[..., TrainResult], bool]] = [
+        ("batched multi-LoRA", train_lora_diffs, False),
+        ("one PEFT LoRA per diff", train_peft_sequential, False),
+    ]
+    if compile_too:
+        ways.append(("batched multi-LoRA, torch.compile", partial(train_lora_diffs, compile_decoder=True), True))
     runs = []
-    for label, trainer in (
-        ("batched multi-LoRA", train_lora_diffs),
-        ("one PEFT LoRA per diff", train_peft_sequential),
-    ):
+    for label, trainer, warm_up in ways:
         work = copy.deepcopy(model)
+        if warm_up:
+            t0 = time.perf_counter()
+            trainer(work, tokenizer, tasks, lora, replace(config, steps=2))
+            label += f" (compiled in a {time.perf_counter() - t0:.0f} s warm-up)"
         with peak_memory(device) as peak:
             result = trainer(work, tokenizer, tasks, lora, config)
         runs.append(TrainSpeed(label, result, training_flops(model, result.tokens), peak[0]))
         del work
-    return runs[0], runs[1]
+    return runs

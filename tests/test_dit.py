@@ -18,6 +18,7 @@ from wdqa.baselines.dit.publish import publish_adapter
 from wdqa.baselines.dit.train import CheckpointMismatchError, train_dit
 from wdqa.benchmark.engine import Engine
 from wdqa.benchmark.lora import applied, build_terms, install_multi_diff, merge_lora
+from wdqa.benchmark.models import compiled_decoder
 from wdqa.benchmark.peft_export import export_peft_adapter
 from wdqa.benchmark.records import RunFolder
 from wdqa.benchmark.runner import run_answer_stage
@@ -74,6 +75,26 @@ def test_batched_dit_loss_equals_the_per_diff_loss_computed_one_at_a_time(tok):
         alone = StackedDiffs(wrapped, [data.diffs[i]]).rows(torch.tensor([0]))
         single = per_row_loss(model, wrapped, collate([examples[i]], tok.pad_token_id), alone, adapter)
         torch.testing.assert_close(batched[row], single[0], rtol=1e-4, atol=1e-5)
+
+
+def test_the_compiled_decoder_gives_the_eager_loss_and_gradients_at_two_lengths(tok):
+    model = fresh_model(tok)
+    wrapped, adapter = randomised_adapter(model)
+    data = labelled(model, with_dense=True)
+    examples = make_examples(tok, [d.diff_id for d in data.diffs], data.labels, data.questions)
+    stacked = StackedDiffs(wrapped, data.diffs)
+    decoder = compiled_decoder(model)
+    for index in (torch.tensor([3, 0, 5, 1]), torch.tensor([2, 4])):  # two batch shapes: one dynamic graph
+        batch = collate([examples[i] for i in index], tok.pad_token_id)
+        losses, grads = [], []
+        for dec in (None, decoder):
+            adapter.zero_grad()
+            loss = per_row_loss(model, wrapped, batch, stacked.rows(index), adapter, dec)
+            loss.mean().backward()
+            losses.append(loss.detach())
+            grads.append(torch.cat([p.grad.flatten() for p in adapter.parameters()]))
+        torch.testing.assert_close(losses[1], losses[0], rtol=1e-4, atol=1e-5)
+        torch.testing.assert_close(grads[1], grads[0], rtol=1e-3, atol=1e-5)
 
 
 def test_a_few_training_steps_lower_the_dit_loss(tok, tmp_path):

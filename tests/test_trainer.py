@@ -90,3 +90,14 @@ def test_length_buckets_change_how_rows_are_grouped_not_the_diffs(tiny, monkeypa
         for name in a.lora:
             torch.testing.assert_close(a.lora[name].B, b.lora[name].B, atol=1e-5, rtol=1e-4)
     assert three.final_loss == pytest.approx(one.final_loss, rel=1e-4)
+
+
+def test_a_compiled_decoder_trains_the_same_diffs(tiny) -> None:  # type: ignore[no-untyped-def]
+    model, tok = tiny
+    config = TrainConfig(**{**CONFIG.__dict__, "steps": 3})
+    eager = train_lora_diffs(model, tok, [_task(0), _task(1)], LORA, config)
+    compiled = train_lora_diffs(model, tok, [_task(0), _task(1)], LORA, config, compile_decoder=True)
+    for a, b in zip(eager.diffs, compiled.diffs, strict=True):
+        for name in a.lora:
+            torch.testing.assert_close(b.lora[name].B, a.lora[name].B, atol=1e-4, rtol=1e-3)
+    assert compiled.final_loss == pytest.approx(eager.final_loss, rel=1e-4)

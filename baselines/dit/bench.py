@@ -10,6 +10,7 @@ from __future__ import annotations
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import torch
 from torch.utils.flop_counter import FlopCounterMode
@@ -18,6 +19,7 @@ from transformers import PreTrainedModel, PreTrainedTokenizerBase
 from ...benchmark.bench import peft_one_at_a_time
 from ...benchmark.engine import Engine
 from ...benchmark.lora import install_multi_diff, merge_lora
+from ...benchmark.models import compiled_decoder
 from ...benchmark.types import WeightDiff
 from .adapter import DitAdapter
 from .config import DitConfig
@@ -83,7 +85,8 @@ def matmul_peak(shapes: Sequence[tuple[int, int, int]], repeats: int = 20) -> Ma
 def train_speed(
     model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase, data: LabelledDiffs, config: DitConfig, steps: int = 20
 ) -> TrainSpeed:
-    """Time `steps` DIT optimiser steps (after two warm-up steps) exactly as `train_dit` runs them."""
+    """Time `steps` DIT optimiser steps (after three warm-up steps, which also compile with
+    `config.compile`) exactly as `train_dit` runs them; the same seed gives the same batches."""
     for p in model.parameters():
         p.requires_grad_(False)
     wrapped = install_multi_diff(model)
@@ -95,25 +98,28 @@ def train_speed(
     pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
     g = torch.Generator().manual_seed(config.seed)
     batches = []
-    for _ in range(steps + 2):
+    for _ in range(steps + 3):
         index = torch.randint(len(data), (config.batch_diffs,), generator=g)
         batches.append((index, collate([examples[i] for i in index.tolist()], pad, device)))
 
-    def step(index: torch.Tensor, batch: object) -> None:
-        loss = per_row_loss(model, wrapped, batch, stacked.rows(index), adapter).mean()  # type: ignore[arg-type]
+    decoder = compiled_decoder(model) if config.compile else None
+
+    def step(index: torch.Tensor, batch: object, decoder: Any = decoder) -> None:
+        loss = per_row_loss(model, wrapped, batch, stacked.rows(index), adapter, decoder).mean()  # type: ignore[arg-type]
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         optimizer.step()
 
     counter = FlopCounterMode(display=False)
-    with counter:
-        step(*batches[0])
-    step(*batches[1])
+    with counter:  # eager: the mode sees every matmul, which a compiled graph would hide from it
+        step(*batches[0], decoder=None)
+    for index, batch in batches[1:3]:  # warm-up, and the compile (a second length may recompile once)
+        step(index, batch)
     t0 = time.perf_counter()
-    for index, batch in batches[2:]:
+    for index, batch in batches[3:]:
         step(index, batch)
     seconds = time.perf_counter() - t0
-    tokens = sum(b.tokens for _, b in batches[2:])
+    tokens = sum(b.tokens for _, b in batches[3:])
     # Sequences differ in length only by a label's few tokens; scale the counted step by tokens.
     flop_per_step = counter.get_total_flops() / max(batches[0][1].tokens, 1) * tokens / steps
     return TrainSpeed(steps, config.batch_diffs, seconds, tokens, flop_per_step)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 
 import torch
@@ -53,6 +54,7 @@ def train_dit_cmd(
     name: str = typer.Option("default", "--name", help="Adapter name under the suite's dit/ folder."),
     device: str | None = typer.Option(None, "--device"),
     threads: int | None = typer.Option(None, "--threads", help="torch CPU threads."),
+    compile_decoder: bool | None = typer.Option(None, "--compile/--no-compile", help="Run the decoder through torch.compile: same losses, faster steps after a minute or two of compiling (docs/dit.md)."),
 ) -> None:
     """Train the DIT adapter: M ⊕ Δᵢ ⊕ A learns to answer the suite's question with each label.
 
@@ -80,7 +82,7 @@ def train_dit_cmd(
     config = config.override(
         epochs=epochs, lr=lr, rank=rank, alpha=alpha, batch_diffs=batch_diffs, max_diffs=max_diffs, fraction=fraction,
         null_diffs=null_diffs, answer_template=answer_template,
-        eval_every=eval_every, checkpoint_every=checkpoint_every, patience=patience, seed=seed,
+        eval_every=eval_every, checkpoint_every=checkpoint_every, patience=patience, seed=seed, compile=compile_decoder,
     )
     config.validate()
     the_suite = resolve_suite(suite)
@@ -131,8 +133,9 @@ def bench_dit_cmd(
     adapter: Path | None = typer.Option(None, "--adapter", help="Trained adapter for the evaluation timing (default: a fresh one)."),
     threads: int | None = typer.Option(None, "--threads", help="torch CPU threads (default: torch's choice)."),
     device: str | None = typer.Option(None, "--device"),
+    compile_too: bool = typer.Option(True, "--compile/--no-compile", help="Also time training with the decoder through torch.compile (compiling takes a minute or two)."),
 ) -> None:
-    """Time DIT training (diffs/s, tokens/s, FLOP/s vs this machine's fp32 matmul) and evaluation (batched vs one PEFT model per diff), side by side in one run.
+    """Time DIT training (diffs/s, tokens/s, FLOP/s vs this machine's fp32 matmul; eager and torch.compile) and evaluation (batched vs one PEFT model per diff), side by side in one run.
 
     Example:  wdqa bench dit --suite tiny --threads 1
     """
@@ -154,7 +157,10 @@ def bench_dit_cmd(
     peft_base = plain_copy(model)
     h, i = model.config.hidden_size, model.config.intermediate_size
     config = DitConfig(batch_diffs=batch_diffs)
-    speed = train_speed(model, tokenizer, data, config, steps=steps)
+    speeds = [("eager", train_speed(model, tokenizer, data, config, steps=steps))]
+    if compile_too:
+        speeds.append(("torch.compile", train_speed(model, tokenizer, data, replace(config, compile=True), steps=steps)))
+    speed = speeds[0][1]
     tokens_per_step = speed.tokens // speed.steps
     peak = matmul_peak([(tokens_per_step, h, h), (tokens_per_step, h, i), (tokens_per_step, i, h), (1024, 1024, 1024)])
     if adapter is not None:
@@ -168,12 +174,15 @@ def bench_dit_cmd(
 
     where = f"{engine.device}, {torch.get_num_threads()} thread(s)"
     table = Table(title=f"DIT training on {the_suite.name}/{split} ({where})")
-    for col in ("diffs/step", "steps", "diffs/s", "tokens/s", "GFLOP/s", "peak", "% peak"):
+    for col in ("way", "diffs/step", "steps", "diffs/s", "tokens/s", "GFLOP/s", "peak", "% peak"):
         table.add_column(col, justify="right")
-    table.add_row(
-        str(batch_diffs), str(speed.steps), f"{speed.diffs_per_s:.1f}", f"{speed.tokens_per_s:.0f}", f"{speed.flop_per_s / 1e9:.2f}", f"{peak.flop_per_s / 1e9:.1f}", f"{100 * speed.flop_per_s / peak.flop_per_s:.1f}%",
-    )
+    for way, sp in speeds:
+        table.add_row(
+            way, str(batch_diffs), str(sp.steps), f"{sp.diffs_per_s:.1f}", f"{sp.tokens_per_s:.0f}", f"{sp.flop_per_s / 1e9:.2f}", f"{peak.flop_per_s / 1e9:.1f}", f"{100 * sp.flop_per_s / peak.flop_per_s:.1f}%",
+        )
     console.print(table)
+    if len(speeds) > 1:
+        console.print(f"torch.compile / eager: {speeds[1][1].diffs_per_s / speed.diffs_per_s:.2f}x")
     console.print(
         f"{speed.flop_per_step / 1e9:.3f} GFLOP per step (forward + backward, counted by FlopCounterMode); peak = best fp32 "
         f"matmul GFLOP/s measured now over the model's shapes, reached at m,k,n = {peak.shape}",

@@ -7,7 +7,8 @@ row's answer, then the mean over rows: every diff weighs the same whatever its l
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from typing import Any
 
 import torch
 import torch.nn.functional as F
@@ -43,12 +44,14 @@ def per_row_loss(
     batch: DitBatch,
     diff_terms: dict[str, list[RowAdapter | RowDense]],
     adapter: DitAdapter | None,
+    decoder: Callable[..., Any] | None = None,
 ) -> torch.Tensor:
-    """[batch] mean answer-token cross-entropy of each row under M ⊕ Δ_row (⊕ A)."""
+    """[batch] mean answer-token cross-entropy of each row under M ⊕ Δ_row (⊕ A); `decoder` replaces
+    the model's own (e.g. `benchmark.models.compiled_decoder(model)`)."""
     n_rows = batch.input_ids.shape[0]
     shared = [adapter.shared_terms(n_rows)] if adapter is not None else []
     with applied(wrapped, diff_terms, *shared):
-        hidden = model.get_decoder()(
+        hidden = (decoder if decoder is not None else model.get_decoder())(
             input_ids=batch.input_ids, attention_mask=batch.attention_mask, use_cache=False
         ).last_hidden_state
     targets = batch.labels[:, 1:]  # position t predicts token t+1

@@ -21,6 +21,7 @@ from transformers import PreTrainedModel, PreTrainedTokenizerBase
 from ...benchmark.engine import Engine
 from ...benchmark.judge.base import Judge
 from ...benchmark.lora import install_multi_diff
+from ...benchmark.models import compiled_decoder
 from ...benchmark.types import WeightDiff
 from .adapter import DitAdapter, save_adapter
 from .config import DitConfig
@@ -132,6 +133,7 @@ def train_dit(
     state = TrainState(total_steps=config.epochs * steps_per_epoch)
     best_tensors = [p.detach().clone() for p in adapter.parameters()]
     engine = Engine(model, tokenizer, max_batch=max(config.batch_diffs, 32)) if val is not None else None
+    decoder = compiled_decoder(model) if config.compile else None
     val = _validation_subset(val, config)
 
     # 3. resume where an earlier run of the same config stopped
@@ -148,7 +150,7 @@ def train_dit(
         order = torch.randperm(len(train), generator=torch.Generator().manual_seed(config.seed * 100_003 + epoch))
         index = order[k * config.batch_diffs : (k + 1) * config.batch_diffs]
         batch = collate([examples[i] for i in index.tolist()], pad_id, device)
-        loss = per_row_loss(model, wrapped, batch, stacked.rows(index), adapter).mean()
+        loss = per_row_loss(model, wrapped, batch, stacked.rows(index), adapter, decoder).mean()
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         optimizer.step()
@@ -258,8 +260,11 @@ def _load_checkpoint(
 ) -> tuple[TrainState, list[torch.Tensor]]:
     payload = torch.load(path, weights_only=True)  # tensors and plain values only: no pickled code runs
     problems = []
-    if payload["config"] != config.to_dict():
-        changed = sorted(k for k in payload["config"] if payload["config"][k] != config.to_dict().get(k))
+    # `compile` changes speed, not the run: a checkpoint resumes with or without it.
+    saved = {k: v for k, v in payload["config"].items() if k != "compile"}
+    wanted = {k: v for k, v in config.to_dict().items() if k != "compile"}
+    if saved != wanted:
+        changed = sorted(k for k in saved.keys() | wanted.keys() if saved.get(k) != wanted.get(k))
         problems.append(f"the config differs ({', '.join(changed)})")
     if payload["train_diff_ids"] != [d.diff_id for d in train.diffs]:
         problems.append("the training diffs differ")
