@@ -63,12 +63,17 @@ def randomised_adapter(model, seed=1):
     return wrapped, adapter
 
 
-def test_batched_dit_loss_equals_the_per_diff_loss_computed_one_at_a_time(tok):
+def loss_setup(tok):
+    """A model with a non-zero adapter, six labelled diffs (one dense), their examples and stacked terms."""
     model = fresh_model(tok)
     wrapped, adapter = randomised_adapter(model)
     data = labelled(model, with_dense=True)
     examples = make_examples(tok, [d.diff_id for d in data.diffs], data.labels, data.questions)
-    stacked = StackedDiffs(wrapped, data.diffs)
+    return model, wrapped, adapter, data, examples, StackedDiffs(wrapped, data.diffs)
+
+
+def test_batched_dit_loss_equals_the_per_diff_loss_computed_one_at_a_time(tok):
+    model, wrapped, adapter, data, examples, stacked = loss_setup(tok)
     index = torch.tensor([3, 0, 5, 1])
     batched = per_row_loss(model, wrapped, collate([examples[i] for i in index], tok.pad_token_id), stacked.rows(index), adapter)
     for row, i in enumerate(index.tolist()):
@@ -78,11 +83,7 @@ def test_batched_dit_loss_equals_the_per_diff_loss_computed_one_at_a_time(tok):
 
 
 def test_the_compiled_decoder_gives_the_eager_loss_and_gradients_at_two_lengths(tok):
-    model = fresh_model(tok)
-    wrapped, adapter = randomised_adapter(model)
-    data = labelled(model, with_dense=True)
-    examples = make_examples(tok, [d.diff_id for d in data.diffs], data.labels, data.questions)
-    stacked = StackedDiffs(wrapped, data.diffs)
+    model, wrapped, adapter, _, examples, stacked = loss_setup(tok)
     decoder = compiled_decoder(model)
     for index in (torch.tensor([3, 0, 5, 1]), torch.tensor([2, 4])):  # two batch shapes: one dynamic graph
         batch = collate([examples[i] for i in index], tok.pad_token_id)
