@@ -51,8 +51,8 @@ class DitConfig:
     checkpoint_every: int = 100
     seed: int = 0
     max_new_tokens: int = 20  # greedy tokens per validation answer (topics; 200 for news)
-    # torch.compile the decoder: same losses, faster steps once compiled (tiny model, CPU: 1.22x, after
-    # ~80 s of compiling; docs/dit.md). A speed setting, not part of the recipe a checkpoint must match.
+    # torch.compile the decoder: same losses, faster steps once compiled (tiny model, CPU: 1.32x in
+    # `wdqa bench dit`, after ~80 s of compiling; docs/dit.md). A speed setting, not part of the recipe a checkpoint must match.
     compile: bool = False
 
     @property
