@@ -31,11 +31,13 @@ class PieceJob:
     `build` must be picklable (a module-level function, or a `functools.partial` of one). `folders`
     are inputs the build reads (a parent suite, the tiny base model): remote workers get copies, a
     folder inside the wdqa cache at the same place in the worker's cache, so code that finds it
-    through the cache (the tiny base model) finds it there too.
+    through the cache (the tiny base model) finds it there too. `identity` names what is built
+    (e.g. a recipe revision): finished pieces are reused only by a rerun of the same build.
     """
 
     build: Callable[..., None]
     folders: tuple[Path, ...] = ()
+    identity: str = ""
 
 
 class PieceError(RuntimeError):
@@ -53,10 +55,17 @@ def run_pieces(job: PieceJob, count: int, pieces_dir: Path, runner: PieceRunner)
 
     A piece is finished when its suite manifest is there (the suite writer writes it last).
     """
+    marker = pieces_dir / "build.txt"
+    if marker.exists() and marker.read_text() != job.identity:
+        raise PieceError(
+            f"{pieces_dir} holds pieces of another build ({marker.read_text()!r}, not {job.identity!r}); "
+            "delete it, or write to another --out"
+        )
     outs = [pieces_dir / f"piece-{i:03d}-of-{count:03d}" for i in range(count)]
     todo = [(Shard(i, count), out) for i, out in enumerate(outs) if not (out / MANIFEST).exists()]
     if todo:
         pieces_dir.mkdir(parents=True, exist_ok=True)
+        marker.write_text(job.identity)
         for _, out in todo:
             shutil.rmtree(out, ignore_errors=True)  # the remains of an interrupted piece
         failed = runner.run(job, todo)

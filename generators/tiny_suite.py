@@ -233,7 +233,8 @@ def build_tiny_suite_in_pieces(
     """
     base = ensure_tiny_base(recipe.base_model)  # once, here: the pieces must not race to build it
     pieces_dir = out.parent / f"{'.' if cached else ''}{out.name}.pieces"
-    pieces = run_pieces(PieceJob(partial(_build_piece, recipe=recipe), (base,)), count, pieces_dir, runner)
+    job = PieceJob(partial(_build_piece, recipe=recipe), (base,), identity=f"{recipe.name}@{recipe.revision}")
+    pieces = run_pieces(job, count, pieces_dir, runner)
     if cached:
         build_once(out, lambda tmp: merge_tiny_suite(pieces, tmp, recipe), MANIFEST)
     else:

@@ -120,3 +120,10 @@ def test_pieces_with_missing_or_unusable_options_are_refused_with_what_to_give(a
     monkeypatch.chdir(tmp_path)
     result = CliRunner().invoke(app, ["generate", "tiny", "--micro", *args])
     assert result.exit_code == 1 and message in result.output
+
+
+def test_pieces_of_another_build_are_refused_not_merged(tmp_path: Path) -> None:
+    with pytest.raises(PieceError, match="1 of 2 pieces failed"):  # piece 0 finished and kept
+        run_pieces(PieceJob(write_marker, identity="recipe A"), 2, tmp_path / "pieces", InProcess(fail={1}))
+    with pytest.raises(PieceError, match=r"holds pieces of another build \('recipe A', not 'recipe B'\)"):
+        run_pieces(PieceJob(write_marker, identity="recipe B"), 2, tmp_path / "pieces", InProcess())

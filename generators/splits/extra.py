@@ -7,6 +7,7 @@ are built elsewhere (`tiny_suite.py`); topics they use are excluded here so no t
 
 from __future__ import annotations
 
+import hashlib
 import shutil
 import statistics
 from collections.abc import Sequence
@@ -259,8 +260,12 @@ def build_extra_splits_in_pieces(
     folders = [suite.root]
     if suite.base_model.startswith("wdqa/tiny"):  # shipped to remote workers; Hub models they fetch themselves
         folders.append(ensure_tiny_base(suite.base_model, suite.base_model_revision))
+    # What the pieces depend on: the parent suite, the recipe, the splits and the behaviour data source.
+    identity = hashlib.sha256(
+        repr((suite.version, suite.index_sha256, recipe, splits, getattr(behaviour_writer, "name", None))).encode()
+    ).hexdigest()[:16]
     job = PieceJob(partial(_build_extra_piece, recipe=recipe, splits=splits, behaviour_writer=behaviour_writer),
-                   tuple(folders))
+                   tuple(folders), identity=f"extra splits {identity}")
     out = Path(out)
     pieces_dir = out.parent / f"{out.name}.pieces"
     merged = merge_suites(run_pieces(job, count, pieces_dir, runner), out)
