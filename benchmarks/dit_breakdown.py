@@ -1,21 +1,28 @@
 """Scores of one run folder broken down by a column of the suite's index (e.g. `rank`), plus the
 null split's false-finding rate. Used for the rank and null figures in docs/dit.md.
 
-Usage: python benchmarks/dit_breakdown.py RUN_DIR SUITE_DIR SPLIT [COLUMN]
+Usage: python benchmarks/dit_breakdown.py RUN_DIR SUITE_DIR SPLIT [COLUMN] [--judge KEY]
+(--judge is needed once a run has been graded by more than one judge; the error lists its keys.)
 """
 
 from __future__ import annotations
 
-import sys
+import argparse
 
 from wdqa.benchmark.records import RunFolder, bootstrap_ci
 from wdqa.benchmark.suite import Suite
 from wdqa.leaderboard.false_findings import false_findings
 
 
-def main(run_dir: str, suite_dir: str, split: str, column: str | None = None) -> None:
+def main(run_dir: str, suite_dir: str, split: str, column: str | None = None, judge: str | None = None) -> None:
     run = RunFolder(run_dir)
-    (key,) = run.judge_keys()
+    keys = run.judge_keys()
+    if judge is None and len(keys) != 1:
+        raise SystemExit(f"{run_dir} has scores from {len(keys)} judges; pick one with --judge: {', '.join(keys)}")
+    if judge is not None and judge not in keys:
+        raise SystemExit(f"{run_dir} has no scores from {judge}; it has: {', '.join(keys) or 'none'}")
+    key = judge or keys[0]
+    print(f"judge: {key}")
     records = [r for r in run.scores(key).values() if r.split == split]
     index = Suite.load(suite_dir, verify=False).index(split).set_index("diff_id")
     groups: dict[str, list[float]] = {}
@@ -33,4 +40,11 @@ def main(run_dir: str, suite_dir: str, split: str, column: str | None = None) ->
 
 
 if __name__ == "__main__":
-    main(*sys.argv[1:])
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("run_dir")
+    parser.add_argument("suite_dir")
+    parser.add_argument("split")
+    parser.add_argument("column", nargs="?")
+    parser.add_argument("--judge", help="judge key, e.g. offline-gbt@gbt-ff4bb4f24b+floor0.2")
+    args = parser.parse_args()
+    main(args.run_dir, args.suite_dir, args.split, args.column, args.judge)
