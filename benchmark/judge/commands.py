@@ -65,24 +65,21 @@ def _pairs_agreement(pairs_path: Path, spec: str | None, base_url: str | None, c
     import numpy as np
 
     from .base import JudgeRequest
-    from .features import pair_features
-    from .fit import ENCODERS, RUBRICS, held_out_grades, read_pairs
+    from .fit import ENCODERS, RUBRICS, SCHEMES, evaluate_recipe, read_pairs
     from .offline import encoders_by_name
 
     pairs = read_pairs(pairs_path)
     rows: dict[str, Agreement] = {}
     means: list[GroupMean] = []
     if spec is None:
-        label = "offline recipe refitted with held-out groups (fit.py; topic: leave-one-setup-out, news: whole labels held out)"
+        label = "offline recipe refitted on held-out folds (fit.py)"
         encoders = encoders_by_name(ENCODERS)
         with console.status("embedding pairs and fitting held-out models..."):
-            for rubric in RUBRICS:
-                sub = pairs[pairs["kind"] == rubric].reset_index(drop=True)
-                if len(sub) == 0:
-                    continue
-                grades, _ = held_out_grades(pair_features(sub["label"].tolist(), sub["answer"].tolist(), encoders), sub)
-                rows[rubric] = agreement(sub["score"].tolist(), grades.tolist())
-                means += group_means((sub["setup"] + " / " + sub["method"]).tolist(), sub["score"].tolist(), grades.tolist())
+            for scheme in SCHEMES:
+                for rubric, report in evaluate_recipe(pairs, encoders, scheme).items():
+                    rows[f"{rubric}, {report['validation']}"] = _agreement_of(report)
+                    if scheme == SCHEMES[0]:
+                        means += [GroupMean(**g) for g in report["groups"]]
     else:
         judge = _judge(spec, base_url, concurrency, config)
         label = f"{judge.name} @ {judge.prompt_version}" + (" (in-sample: it was fitted on these pairs)" if spec.startswith("offline") else "")
@@ -101,6 +98,10 @@ def _pairs_agreement(pairs_path: Path, spec: str | None, base_url: str | None, c
             console.print(f"[yellow]{int((~valid).sum())} pairs got no valid grade and are left out[/yellow]")
     console.print(agreement_table(f"Agreement with the reference LLM grades in {pairs_path.name}\njudge: {label}", rows))
     console.print(group_table(f"Mean grade per (setup, method) - judge: {label}", means))
+
+
+def _agreement_of(report: dict[str, Any]) -> Agreement:
+    return Agreement(**{k: report[k] for k in Agreement.__dataclass_fields__})
 
 
 def _runs_agreement(run_dir: Path, keys: list[str]) -> None:
@@ -241,11 +242,12 @@ def register(app: typer.Typer) -> None:
         except PairsError as err:
             console.print(f"[red]{err}[/red]")
             raise typer.Exit(2) from err
-        rows = {}
-        for rubric, a in provenance["held_out_agreement"].items():
-            rows[f"{rubric} ({a['validation']})"] = Agreement(**{k: a[k] for k in Agreement.__dataclass_fields__})
+        rows = {f"{rubric}, {a['validation']}": _agreement_of(a)
+                for key in ("held_out_agreement", "held_out_agreement_new_labels")
+                for rubric, a in provenance[key].items()}
         console.print(agreement_table(f"offline judge, held-out agreement (model sha256 {provenance['model_sha256'][:10]})", rows))
         for rubric, a in provenance["held_out_agreement"].items():
-            console.print(f"{rubric}: per (setup, method) mean error avg {a['group_mean_error_avg']:.3f}, max {a['group_mean_error_max']:.3f}")
+            console.print(f"{rubric} ({a['validation']}): per (setup, method) mean error avg "
+                          f"{a['group_mean_error_avg']:.3f}, max {a['group_mean_error_max']:.3f}")
         console.print(f"wrote {out or MODEL_FILE} and {(out or MODEL_FILE).with_suffix('.json')}")
 

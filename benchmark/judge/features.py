@@ -99,9 +99,15 @@ CATEGORIES = [
 ]
 CATEGORY_TEMPERATURE = 0.05  # softmax over cosines; cosines between topics differ by a few hundredths
 # A sentence frame moves short topic names into the region of the space where the encoder was
-# trained (sentences), which gives a second, differently-biased cosine.
+# trained (sentences), which gives a second, differently-biased cosine. Texts of more than
+# MAX_WORDS words (news summaries) are sentences already: they are not framed, which also halves
+# the encoder work for them.
 FRAME = "A conversation about {}."
 MAX_WORDS = 12
+
+
+def framed(text: str) -> str:
+    return FRAME.format(text) if len(text.split()) <= MAX_WORDS else text
 
 EMBEDDING_FEATURES = [
     "cosine", "framed_cosine", "answer_word_max_cosine", "label_word_max_cosine", "answer_generic", "label_generic",
@@ -135,15 +141,15 @@ def _embedding_features(labels: list[str], answers: list[str], encoder: Encoder)
     """[n_pairs, len(EMBEDDING_FEATURES)] from one encoder, for cleaned texts; every column lies in [-2, 2]."""
     label_words = [_words(t) for t in labels]
     answer_words = [_words(t) for t in answers]
-    framed = [FRAME.format(t) for t in labels + answers]
+    frames = [framed(t) for t in labels + answers]
     vocab = sorted({w for ws in label_words + answer_words for w in ws})
     # One encoder call for everything: each model call has a fixed cost that dominates small batches.
-    texts = list(dict.fromkeys([*labels, *answers, *framed, *vocab, *GENERIC_PHRASES, *CATEGORIES]))
+    texts = list(dict.fromkeys([*labels, *answers, *frames, *vocab, *GENERIC_PHRASES, *CATEGORIES]))
     vectors = dict(zip(texts, encoder.encode(texts), strict=True))  # unit-norm rows
     lab = np.stack([vectors[t] for t in labels])  # [n, dim]
     ans = np.stack([vectors[t] for t in answers])
-    lab_f = np.stack([vectors[t] for t in framed[: len(labels)]])
-    ans_f = np.stack([vectors[t] for t in framed[len(labels) :]])
+    lab_f = np.stack([vectors[t] for t in frames[: len(labels)]])
+    ans_f = np.stack([vectors[t] for t in frames[len(labels) :]])
     generic = np.stack([vectors[t] for t in GENERIC_PHRASES])  # [n_phrases, dim]
     categories = np.stack([vectors[t] for t in CATEGORIES])  # [n_categories, dim]
 

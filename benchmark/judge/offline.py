@@ -1,4 +1,4 @@
-"""The offline judge: a small fitted model over two encoders' cosines and string overlap.
+"""The offline judge: a small fitted model over three encoders' cosines and string overlap.
 
 Owns loading the shipped model file and grading with it; runs on CPU with no network. How the
 model is fitted to real LLM grades lives in `fit.py` (`wdqa judge-fit`).
@@ -17,7 +17,7 @@ import numpy as np
 
 from ..types import Score
 from .base import JudgeRequest
-from .embeddings import EmbeddingCache, MiniLMEncoder, WordLlamaEncoder
+from .embeddings import EmbeddingCache, MiniLMEncoder, MPNetEncoder, WordLlamaEncoder
 from .features import UNRELATED_BELOW, Encoder, feature_names, pair_features, unrelated
 
 MODELS_DIR = Path(__file__).parent / "models"
@@ -30,7 +30,7 @@ class OfflineJudgeError(RuntimeError):
 
 
 def encoders_by_name(names: Sequence[str], cache: EmbeddingCache | None = None) -> list[Encoder]:
-    known = {e.name: e for e in (MiniLMEncoder, WordLlamaEncoder)}
+    known = {e.name: e for e in (MiniLMEncoder, WordLlamaEncoder, MPNetEncoder)}
     unknown = [n for n in names if n not in known]
     if unknown:
         raise OfflineJudgeError(f"the offline judge model needs encoders {unknown}; this wdqa knows {sorted(known)}")
