@@ -65,7 +65,7 @@ def _pairs_agreement(pairs_path: Path, spec: str | None, base_url: str | None, c
     import numpy as np
 
     from .base import JudgeRequest
-    from .fit import ENCODERS, RUBRICS, SCHEMES, evaluate_recipe, read_pairs
+    from .fit import ENCODERS, RUBRICS, SCHEMES, evaluate_recipe, read_pairs, rubric_features
     from .offline import encoders_by_name
 
     pairs = read_pairs(pairs_path)
@@ -75,8 +75,9 @@ def _pairs_agreement(pairs_path: Path, spec: str | None, base_url: str | None, c
         label = "offline recipe refitted on held-out folds (fit.py)"
         encoders = encoders_by_name(ENCODERS)
         with console.status("embedding pairs and fitting held-out models..."):
+            features = rubric_features(pairs, encoders)
             for scheme in SCHEMES:
-                for rubric, report in evaluate_recipe(pairs, encoders, scheme).items():
+                for rubric, report in evaluate_recipe(features, scheme).items():
                     rows[f"{rubric}, {report['validation']}"] = _agreement_of(report)
                     if scheme == SCHEMES[0]:
                         means += [GroupMean(**g) for g in report["groups"]]

@@ -129,16 +129,23 @@ def rubric_report(pairs: pd.DataFrame, grades: np.ndarray, scheme: str) -> dict[
     }
 
 
-def evaluate_recipe(
-    pairs: pd.DataFrame, encoders: Sequence[Encoder], scheme: str = HELD_OUT_SETUPS
-) -> dict[str, dict[str, Any]]:
-    """Held-out agreement of the fitting recipe, per rubric present in `pairs`."""
-    report = {}
+def rubric_features(pairs: pd.DataFrame, encoders: Sequence[Encoder]) -> dict[str, tuple[pd.DataFrame, np.ndarray]]:
+    """Per rubric present in `pairs`: its pairs (re-indexed) and their feature matrix, computed once
+    for every validation scheme and the final fit."""
+    out = {}
     for rubric in RUBRICS:
         sub = pairs[pairs["kind"] == rubric].reset_index(drop=True)
-        if len(sub) == 0:
-            continue
-        x = pair_features(sub["label"].tolist(), sub["answer"].tolist(), encoders)
+        if len(sub):
+            out[rubric] = (sub, pair_features(sub["label"].tolist(), sub["answer"].tolist(), encoders))
+    return out
+
+
+def evaluate_recipe(
+    features: dict[str, tuple[pd.DataFrame, np.ndarray]], scheme: str = HELD_OUT_SETUPS
+) -> dict[str, dict[str, Any]]:
+    """Held-out agreement of the fitting recipe per rubric, from `rubric_features`."""
+    report = {}
+    for rubric, (sub, x) in features.items():
         grades, description = held_out_grades(x, sub, scheme)
         report[rubric] = rubric_report(sub, grades, description)
     return report
@@ -154,12 +161,9 @@ def fit_offline_judge(
     missing = [r for r in RUBRICS if not (pairs["kind"] == r).any()]
     if missing:
         raise PairsError(f"{pairs_path} has no pairs of kind {missing}; the offline judge needs both topic and news")
-    reports = {scheme: evaluate_recipe(pairs, encoders, scheme) for scheme in SCHEMES}
-    models = {}
-    for rubric in RUBRICS:
-        sub = pairs[pairs["kind"] == rubric]
-        x = pair_features(sub["label"].tolist(), sub["answer"].tolist(), encoders)
-        models[rubric] = make_estimator().fit(x, sub["score"].to_numpy())
+    features = rubric_features(pairs, encoders)
+    reports = {scheme: evaluate_recipe(features, scheme) for scheme in SCHEMES}
+    models = {rubric: make_estimator().fit(x, sub["score"].to_numpy()) for rubric, (sub, x) in features.items()}
     model_path.parent.mkdir(parents=True, exist_ok=True)
     bundle = {"encoders": list(ENCODERS), "features": feature_names(encoders), "grade_rule": GRADE_RULE, "models": models}
     joblib.dump(bundle, model_path, compress=3)
@@ -182,7 +186,6 @@ def fit_offline_judge(
     for path in (model_path, model_path.with_suffix(".json")):
         path.chmod(0o644)  # shipped in the package: readable by every user, not only the fitter
     return provenance
-
 
 
 def _summaries(report: dict[str, dict[str, Any]]) -> dict[str, dict[str, Any]]:
