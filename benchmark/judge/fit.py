@@ -81,6 +81,8 @@ LABEL_FOLDS = 5
 def validation_folds(pairs: pd.DataFrame, scheme: str) -> tuple[list[tuple[np.ndarray, np.ndarray]], str]:
     """(train, test) index arrays and the scheme's description; with a single setup (news) whole
     labels are held out in 5 folds, which both schemes then mean."""
+    if scheme not in SCHEMES:
+        raise ValueError(f"unknown validation scheme {scheme!r}; known: {SCHEMES}")
     setups = pairs["setup"].to_numpy()
     labels = pairs["label"].to_numpy()
     idx = np.arange(len(pairs))
@@ -92,15 +94,13 @@ def validation_folds(pairs: pd.DataFrame, scheme: str) -> tuple[list[tuple[np.nd
         return folds, "held-out labels (one setup)"
     if scheme == HELD_OUT_SETUPS:
         return [(idx[setups != s], idx[setups == s]) for s in sorted(set(setups.tolist()))], HELD_OUT_SETUPS
-    if scheme == HELD_OUT_SETUPS_AND_LABELS:
-        folds = []
-        for s in sorted(set(setups.tolist())):
-            for f in sorted(set(label_fold.tolist())):
-                test = (setups == s) & (label_fold == f)
-                if test.any():
-                    folds.append((idx[(setups != s) & (label_fold != f)], idx[test]))
-        return folds, HELD_OUT_SETUPS_AND_LABELS
-    raise ValueError(f"unknown validation scheme {scheme!r}; known: {SCHEMES}")
+    folds = []
+    for s in sorted(set(setups.tolist())):
+        for f in sorted(set(label_fold.tolist())):
+            test = (setups == s) & (label_fold == f)
+            if test.any():
+                folds.append((idx[(setups != s) & (label_fold != f)], idx[test]))
+    return folds, HELD_OUT_SETUPS_AND_LABELS
 
 
 def held_out_grades(features: np.ndarray, pairs: pd.DataFrame, scheme: str = HELD_OUT_SETUPS) -> tuple[np.ndarray, str]:
