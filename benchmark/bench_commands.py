@@ -51,5 +51,63 @@ def bench_eval(
     console.print(f"[bold]speed-up batched / PEFT one at a time: {runs[0].cases_per_s / runs[1].cases_per_s:.1f}×[/]")
 
 
+@bench_app.command("judge")
+def bench_judge(
+    pairs: str = typer.Option(..., "--pairs", help="Graded-pairs CSV (kind, label, answer, ...): the texts to grade."),
+    n: int = typer.Option(300, "--n", help="Distinct pairs per rubric."),
+    naive_n: int = typer.Option(30, "--naive-n", help="Of those, how many to grade one call per pair (the naive way)."),
+) -> None:
+    """Offline judge speed: one batched call vs one call per pair, both with an empty embedding cache,
+    then the batched call again with the cache warm. Encoders are loaded (and MPNet unpacked) first.
+
+    Example:  wdqa bench judge --pairs shared/judge-calibration/graded-pairs.csv
+    """
+    import tempfile
+    import time
+    from pathlib import Path
+
+    from .judge.base import JudgeRequest
+    from .judge.embeddings import EmbeddingCache
+    from .judge.fit import PairsError, read_pairs
+    from .judge.offline import OfflineJudge
+
+    console = Console()
+    try:
+        table_in = read_pairs(pairs)
+    except PairsError as err:
+        console.print(f"[red]{err}[/red]")
+        raise typer.Exit(2) from err
+    with tempfile.TemporaryDirectory() as tmp:
+        def fresh_judge(name: str) -> OfflineJudge:
+            return OfflineJudge(cache=EmbeddingCache(Path(tmp) / f"{name}.sqlite"))
+
+        start = time.perf_counter()
+        fresh_judge("load").score([JudgeRequest("warm-up", "topic", "Chess", "Chess")])  # loads the encoders
+        console.print(f"loading the judge and its encoders: {time.perf_counter() - start:.1f} s")
+        table = Table(title=f"offline judge speed, {torch.get_num_threads()} torch threads")
+        for col in ("rubric", "way", "pairs", "seconds", "pairs/s"):
+            table.add_column(col, justify="right")
+        for rubric in ("topic", "news"):
+            sub = table_in[table_in["kind"] == rubric].drop_duplicates(["label", "answer"]).head(n)
+            if len(sub) == 0:
+                continue
+            requests = [JudgeRequest(f"{rubric}-{i}", rubric, r.label, r.answer) for i, r in enumerate(sub.itertuples())]
+            timed = []
+            batched = fresh_judge(f"{rubric}-batched")
+            for way, judge, reqs, one_by_one in (
+                ("batched, cold cache", batched, requests, False),
+                ("batched, warm cache", batched, requests, False),
+                ("one call per pair, cold cache", fresh_judge(f"{rubric}-naive"), requests[:naive_n], True),
+            ):
+                start = time.perf_counter()
+                for chunk in ([[r] for r in reqs] if one_by_one else [reqs]):
+                    judge.score(chunk)
+                seconds = time.perf_counter() - start
+                timed.append(len(reqs) / seconds)
+                table.add_row(rubric, way, str(len(reqs)), f"{seconds:.2f}", f"{len(reqs) / seconds:.1f}")
+            console.print(f"{rubric}: batched cold / one call per pair: {timed[0] / timed[2]:.1f}x pairs/s")
+        console.print(table)
+
+
 def register(app: typer.Typer) -> None:
     app.add_typer(bench_app, name="bench")

@@ -122,3 +122,18 @@ def test_a_pairs_file_without_scores_is_refused_with_its_name(tmp_path: Path) ->
     bad.write_text("kind,label,answer\ntopic,a,b\n")
     result = runner.invoke(app, ["judge-agreement", "--pairs", str(bad)])
     assert result.exit_code == 2 and "bad.csv" in result.output and "score" in result.output
+
+
+def test_bench_judge_times_batched_and_one_call_per_pair_on_the_same_pairs(tmp_path: Path) -> None:
+    pairs = tmp_path / "pairs.csv"
+    _synthetic_pairs(pairs)
+    result = runner.invoke(app, ["bench", "judge", "--pairs", str(pairs), "--n", "6", "--naive-n", "3"], env={"COLUMNS": "200"})
+    assert result.exit_code == 0, result.output
+    for way in ("batched, cold cache", "batched, warm cache", "one call per pair, cold cache"):
+        assert result.output.count(way) == 2  # one row per rubric
+    assert "topic: batched cold / one call per pair:" in result.output
+
+
+def test_bench_judge_refuses_a_pairs_file_it_cannot_read(tmp_path: Path) -> None:
+    result = runner.invoke(app, ["bench", "judge", "--pairs", str(tmp_path / "missing.csv")])
+    assert result.exit_code == 2 and "missing.csv does not exist" in " ".join(result.output.split())
