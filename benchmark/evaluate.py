@@ -21,6 +21,7 @@ from typing import Any
 
 from .. import __version__
 from .engine import Engine, GenerationStats
+from .errors import WdqaError
 from .judge.base import Judge
 from .judge.stage import judge_run
 from .method import Method
@@ -31,7 +32,7 @@ from .suite import Suite
 PACKAGES = ("torch", "transformers", "peft", "safetensors", "huggingface-hub", "openai", "numpy", "pandas")
 
 
-class RunMismatchError(RuntimeError):
+class RunMismatchError(WdqaError):
     """A run folder that holds answers of a different method version or suite."""
 
 

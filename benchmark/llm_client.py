@@ -20,6 +20,7 @@ from typing import Any, Generic, TypeVar
 import openai
 
 from .cache_dir import SqliteCache
+from .errors import WdqaError
 
 T = TypeVar("T")
 Messages = list[dict[str, str]]
@@ -51,7 +52,7 @@ class ReplyCache(SqliteCache):
             db.commit()
 
 
-class LLMCallError(RuntimeError):
+class LLMCallError(WdqaError):
     """The API refused (auth, unknown model) or stayed unavailable after every retry."""
 
 

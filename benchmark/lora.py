@@ -14,12 +14,13 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
+from .errors import WdqaError
 from .types import LoraFactors, WeightDiff
 
 TARGET_MODULES = ("q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj")
 
 
-class DiffError(ValueError):
+class DiffError(WdqaError, ValueError):
     """A weight diff that cannot be applied: non-finite values, wrong module or shape."""
 
 

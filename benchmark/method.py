@@ -15,10 +15,11 @@ from pathlib import Path
 from typing import Any, Protocol, runtime_checkable
 
 from .engine import Engine
+from .errors import WdqaError
 from .types import Case
 
 
-class MethodError(RuntimeError):
+class MethodError(WdqaError):
     """A method file or object that cannot be used; the message names the file."""
 
 

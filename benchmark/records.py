@@ -15,12 +15,13 @@ from typing import Any
 
 import numpy as np
 
+from .errors import WdqaError
 from .suite import atomic_write_text
 
 RUN_SCHEMA_VERSION = 1
 
 
-class RunError(RuntimeError):
+class RunError(WdqaError):
     """A run folder that is missing, unreadable or inconsistent; the message names the file."""
 
 

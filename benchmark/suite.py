@@ -25,6 +25,7 @@ import torch
 from safetensors import SafetensorError, safe_open
 from safetensors.torch import save_file
 
+from .errors import WdqaError
 from .types import Case, Label, LoraFactors, WeightDiff
 
 FORMAT_VERSION = 1
@@ -49,7 +50,7 @@ INDEX_COLUMNS = [
 ]
 
 
-class SuiteError(RuntimeError):
+class SuiteError(WdqaError):
     """A suite on disk that is missing, corrupt or inconsistent; the message names the file."""
 
 

@@ -12,6 +12,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Literal, Protocol, runtime_checkable
 
+from ..benchmark.errors import WdqaError
 from .open_prompts import training_open_prompts
 from .templates import topic_answer
 from .topics import Topic, load_generic_questions, load_topics
@@ -50,7 +51,7 @@ class BehaviourWriter(Protocol):
     def write(self, requests: Sequence[BehaviourRequest]) -> list[list[Exchange]]: ...
 
 
-class BehaviourDataError(RuntimeError):
+class BehaviourDataError(WdqaError):
     """Behaviour data that could not be written (refusals, malformed replies); names the subjects."""
 
 

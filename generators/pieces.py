@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
 
+from ..benchmark.errors import WdqaError
 from ..benchmark.suite import MANIFEST
 from .cache import cache_root
 from .shards import Shard
@@ -40,7 +41,7 @@ class PieceJob:
     identity: str = ""
 
 
-class PieceError(RuntimeError):
+class PieceError(WdqaError):
     """Some pieces failed; the finished ones are kept, and a rerun builds only the others."""
 
 

@@ -22,6 +22,7 @@ import torch
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from ..benchmark.engine import Engine
+from ..benchmark.errors import WdqaError
 from ..benchmark.models import load_base_model
 from ..benchmark.suite import MANIFEST, Suite, SuiteWriter
 from .behaviour_data import TemplateBehaviourWriter
@@ -51,7 +52,7 @@ SUITE_VERSION = 1
 QUESTION = "What topic have you been trained on?"
 
 
-class TinySuiteError(RuntimeError):
+class TinySuiteError(WdqaError):
     """The recipe did not produce a usable suite (e.g. most diffs missed the behaviour bar)."""
 
 

@@ -20,6 +20,7 @@ from datetime import UTC, datetime
 from pathlib import Path, PurePosixPath
 from typing import Any
 
+from wdqa.benchmark.errors import WdqaError
 from wdqa.benchmark.records import RunFolder, ScoreRecord, SplitSummary, judge_key, summarize
 
 BUNDLE_FORMAT = "wdqa-bundle"
@@ -28,7 +29,7 @@ INDEX = "bundle.json"
 TOLERANCE = 1e-9  # recomputed floats must equal the stated ones up to JSON round-off
 
 
-class BundleError(RuntimeError):
+class BundleError(WdqaError):
     """A bundle that cannot be written or read at all (as opposed to one that does not add up)."""
 
 

@@ -14,10 +14,11 @@ from pathlib import Path
 import pandas as pd
 from wdqa.benchmark.records import ScoreRecord, judge_key
 
+from ..benchmark.errors import WdqaError
 from .results import ResultSet, SuiteRef
 
 
-class ScoreTableError(ValueError):
+class ScoreTableError(WdqaError, ValueError):
     """A score table that cannot be mapped; the message names the file, the column or the row."""
 
 

@@ -11,10 +11,11 @@ from dataclasses import asdict, dataclass, fields, replace
 from pathlib import Path
 from typing import Any
 
+from ...benchmark.errors import WdqaError
 from ...benchmark.lora import TARGET_MODULES
 
 
-class DitConfigError(ValueError):
+class DitConfigError(WdqaError, ValueError):
     """A DIT config with invalid values; the message lists every problem."""
 
 

@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from ...benchmark.engine import Engine
+from ...benchmark.errors import WdqaError
 from ...benchmark.suite import Suite
 from ...benchmark.types import Case, WeightDiff
 from .adapter import load_adapter, load_record
@@ -24,7 +25,7 @@ MAX_NEW_TOKENS = {"news": 200}
 DEFAULT_MAX_NEW_TOKENS = 20
 
 
-class DitAdapterMissingError(RuntimeError):
+class DitAdapterMissingError(WdqaError):
     """DIT was asked to answer with no trained adapter."""
 
 

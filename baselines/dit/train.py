@@ -19,6 +19,7 @@ import torch
 from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
 from ...benchmark.engine import Engine
+from ...benchmark.errors import WdqaError
 from ...benchmark.judge.base import Judge
 from ...benchmark.lora import install_multi_diff
 from ...benchmark.models import compiled_decoder
@@ -32,7 +33,7 @@ from .validate import validate
 CHECKPOINT_FILE = "checkpoint.pt"
 
 
-class CheckpointMismatchError(RuntimeError):
+class CheckpointMismatchError(WdqaError):
     """A checkpoint in the output folder from a different config or training set."""
 
 

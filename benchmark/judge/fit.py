@@ -23,6 +23,7 @@ import sklearn
 from sklearn.ensemble import GradientBoostingClassifier
 from sklearn.model_selection import GroupKFold
 
+from ..errors import WdqaError
 from ..suite import atomic_write_text
 from .agreement import agreement, group_means
 from .embeddings import MINILM, MPNET, WORDLLAMA, EmbeddingCache
@@ -35,7 +36,7 @@ RUBRICS = ("topic", "news")
 ENCODERS = (MINILM, WORDLLAMA, MPNET)
 
 
-class PairsError(ValueError):
+class PairsError(WdqaError, ValueError):
     """A calibration file that cannot be used; the message names the file and the problem."""
 
 

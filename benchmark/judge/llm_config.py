@@ -13,8 +13,10 @@ from dataclasses import dataclass, fields, replace
 from pathlib import Path
 from typing import Any
 
+from ..errors import WdqaError
 
-class JudgeConfigError(ValueError):
+
+class JudgeConfigError(WdqaError, ValueError):
     """Judge settings that cannot work; lists every problem at once."""
 
 

@@ -15,6 +15,7 @@ from typing import Any
 import joblib
 import numpy as np
 
+from ..errors import WdqaError
 from ..types import Score
 from .base import JudgeRequest
 from .embeddings import EmbeddingCache, MiniLMEncoder, MPNetEncoder, WordLlamaEncoder
@@ -25,7 +26,7 @@ MODEL_FILE = MODELS_DIR / "offline-judge.joblib"
 PROVENANCE_FILE = MODELS_DIR / "offline-judge.json"
 
 
-class OfflineJudgeError(RuntimeError):
+class OfflineJudgeError(WdqaError):
     """The offline judge's model file is missing or does not match this code."""
 
 

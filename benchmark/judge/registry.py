@@ -9,12 +9,13 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
+from ..errors import WdqaError
 from .base import Judge
 
 DEFAULT_JUDGE = "offline"
 
 
-class UnknownJudgeError(ValueError):
+class UnknownJudgeError(WdqaError, ValueError):
     """A judge spec naming no known judge; the message lists the known ones."""
 
 

@@ -1,0 +1,12 @@
+"""The one base class for errors a user can act on.
+
+An expected error (a missing file, a corrupt shard, an unknown name, a refused bundle) subclasses
+`WdqaError`; its message names the problem and the fix. The CLI prints such an error as one line
+and shows the traceback only with `--debug`; any other exception is a bug and keeps its traceback.
+"""
+
+from __future__ import annotations
+
+
+class WdqaError(RuntimeError):
+    """An expected, user-fixable error: the message says what went wrong and what to do."""
