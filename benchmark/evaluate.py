@@ -58,7 +58,7 @@ class RunResult:
 
 def run_dir_for(runs_root: Path, suite: Suite, method_name: str) -> Path:
     safe = "".join(ch if ch.isalnum() or ch in "-_.+" else "_" for ch in method_name)
-    return runs_root / f"{suite.name}-{suite.index_sha256[:10]}" / safe
+    return runs_root / f"{suite.name}-{suite.content_sha256[:10]}" / safe
 
 
 def evaluate(
@@ -177,7 +177,7 @@ def _start_manifest(
             "version": suite.version,
             "base_model": suite.base_model,
             "base_model_revision": suite.base_model_revision,
-            "index_sha256": suite.index_sha256,
+            "content_sha256": suite.content_sha256,
             "root": str(suite.root.resolve()),
             "source": suite.extra.get("source", str(suite.root)),
             "revision": suite.extra.get("revision"),
@@ -201,7 +201,7 @@ def _check_resumable(folder: RunFolder, manifest: dict[str, Any], overwrite: boo
     problems = []
     if old["method"]["sha256"] != manifest["method"]["sha256"]:
         problems.append("the method's source changed")
-    if old["suite"]["index_sha256"] != manifest["suite"]["index_sha256"]:
+    if old["suite"]["content_sha256"] != manifest["suite"]["content_sha256"]:
         problems.append("the suite's content changed")
     if not problems:
         manifest["started"] = old.get("started", manifest["started"])

@@ -243,10 +243,17 @@ class Suite:
         return (self.root / "splits" / split).exists()
 
     @property
-    def index_sha256(self) -> str:
-        """One hash over every split index: identifies the suite's content for run manifests."""
+    def content_sha256(self) -> str:
+        """The suite's identity for runs: one hash over the sha256 of every split file (indexes and
+        shards alike), as the manifest lists them.
+
+        A shard edited and re-hashed in suite.json is a new suite, so no run reuses answers given
+        about the old diff. The data card and shared adapters (`dit/`) are not part of it: they do
+        not change a case. Computed from the manifest, so a suite with only some splits downloaded
+        has the same identity as the whole one (`verify` checks the files on disk against it).
+        """
         h = hashlib.sha256()
-        for rel in sorted(r for r in self.files if r.endswith("index.parquet")):
+        for rel in sorted(r for r in self.files if r.startswith("splits/")):
             h.update(f"{rel}:{self.files[rel]}\n".encode())
         return h.hexdigest()
 

@@ -309,10 +309,10 @@ def _check_suite(
         v.problems.append(
             f"the manifest names suite {said.get('name')!r} but {suite_dir} is suite {suite.name!r}"
         )
-    if said.get("index_sha256") != suite.index_sha256:
+    if said.get("content_sha256") != suite.content_sha256:
         v.problems.append(
-            f"suite index hash differs: the manifest says {str(said.get('index_sha256'))[:16]}… but suite "
-            f"{suite.name} {suite.version} at {suite_dir} has {suite.index_sha256[:16]}…; the run scored another "
+            f"suite content hash differs: the manifest says {str(said.get('content_sha256'))[:16]}… but suite "
+            f"{suite.name} {suite.version} at {suite_dir} has {suite.content_sha256[:16]}…; the run scored another "
             "suite revision"
         )
     checked = 0
@@ -335,7 +335,7 @@ def _check_suite(
                 f"split {split}: {len(wrong)} scored label(s) differ from the suite's index "
                 f"(first: {', '.join(wrong[:3])})"
             )
-    v.checks.append(f"suite index hash and the labels of {checked} split(s) against {suite_dir}")
+    v.checks.append(f"suite content hash and the labels of {checked} split(s) against {suite_dir}")
     return suite
 
 
@@ -425,7 +425,7 @@ def verify(
     _check_summary(stated, scores, v)
     suite = _check_suite(manifest, scores, Path(suite_dir), v) if suite_dir is not None else None
     if suite is None:
-        v.checks.append("suite not checked (pass --suite DIR to check its index hash and labels)")
+        v.checks.append("suite not checked (pass --suite DIR to check its content hash and labels)")
     if rejudge_sample > 0:
         if judge_spec is None:
             raise BundleError(

@@ -52,8 +52,8 @@ def report_rows(results: Sequence[ResultSet]) -> list[ReportRow]:
 def footnote(results: Sequence[ResultSet]) -> str:
     suites = sorted(
         {
-            f"{r.suite.label} (index sha256 {r.suite.index_sha256[:12]})"
-            if r.suite.index_sha256
+            f"{r.suite.label} (content sha256 {r.suite.content_sha256[:12]})"
+            if r.suite.content_sha256
             else r.suite.label
             for r in results
         }

@@ -22,7 +22,7 @@ class SuiteRef:
     name: str
     version: str
     revision: str
-    index_sha256: str
+    content_sha256: str
     root: str | None = None
 
     @property
@@ -114,7 +114,7 @@ def load_run(path: str | Path, judge: str | None = None) -> list[ResultSet]:
         name=str(suite.get("name", "")),
         version=str(suite.get("version", "")),
         revision=str(suite.get("revision") or ""),
-        index_sha256=str(suite.get("index_sha256", "")),
+        content_sha256=str(suite.get("content_sha256", "")),
         root=suite.get("root"),
     )
     fraction = _train_fraction(method)

@@ -104,7 +104,7 @@ def read_score_table(path: str | Path, mapping: TableMapping) -> list[ResultSet]
                 prompt_version=mapping.prompt_version,
             )
         )
-    suite = SuiteRef(name=path.name, version="", revision="", index_sha256="")
+    suite = SuiteRef(name=path.name, version="", revision="", content_sha256="")
     return [
         ResultSet(
             method=method,

@@ -35,7 +35,7 @@ def split_front_matter(text: str) -> tuple[str, str]:
 @dataclass
 class SuiteCard:
     name: str
-    refs: list[SuiteRef]  # what the runs say about it (versions, index hashes)
+    refs: list[SuiteRef]  # what the runs say about it (versions, content hashes)
     suite: Suite | None = None
     problem: str = ""  # why the suite could not be read, shown on the page
     index_counts: dict[str, dict[str, dict[str, int]]] = field(default_factory=dict)
@@ -59,14 +59,14 @@ class SuiteCard:
         return _MARKDOWN.render(self._readme[1]) if self._readme[1] else ""
 
     @property
-    def index_matches(self) -> dict[str, bool]:
-        """Does each index hash a run states equal the suite's on disk?"""
+    def content_matches(self) -> dict[str, bool]:
+        """Does each content hash a run states equal the suite's on disk?"""
         if self.suite is None:
             return {}
         return {
-            r.index_sha256: r.index_sha256 == self.suite.index_sha256
+            r.content_sha256: r.content_sha256 == self.suite.content_sha256
             for r in self.refs
-            if r.index_sha256
+            if r.content_sha256
         }
 
     @property
@@ -115,7 +115,7 @@ def find_suite_cards(
         given[suite.name] = suite
     cards: dict[str, SuiteCard] = {}
     for r in results:
-        if not r.suite.index_sha256 and r.suite.name not in given:
+        if not r.suite.content_sha256 and r.suite.name not in given:
             continue  # a third-party score table: no suite to show
         card = cards.setdefault(r.suite.name, SuiteCard(name=r.suite.name, refs=[]))
         if r.suite not in card.refs:

@@ -87,7 +87,7 @@ def make_run(
                 "name": suite.name if suite else "lb-test",
                 "version": suite.version if suite else "2026.11",
                 "base_model": base_model,
-                "index_sha256": suite.index_sha256 if suite else "f" * 64,
+                "content_sha256": suite.content_sha256 if suite else "f" * 64,
                 "root": str(suite.root) if suite else None,
                 "revision": "rev-abc",
             },

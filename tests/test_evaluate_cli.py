@@ -51,7 +51,7 @@ def test_evaluate_prints_a_score_table_beside_a_baseline(small_suite):
     assert len(run_dirs) == 2
     mine = RunFolder(next(d for d in run_dirs if d.name == "ask-directly"))
     manifest = mine.manifest()
-    assert manifest["method"]["sha256"] and manifest["suite"]["index_sha256"] and manifest["counts"]["cases"] == 6
+    assert manifest["method"]["sha256"] and manifest["suite"]["content_sha256"] and manifest["counts"]["cases"] == 6
     (summary,) = mine.summary().values()
     assert summary["test"].n == 6 and 1.0 <= summary["test"].mean <= 5.0
 

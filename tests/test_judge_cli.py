@@ -39,7 +39,7 @@ def run_dir(tmp_path: Path) -> Path:
     writer.write_index("test", "hidden-topic", "What topic?", rows)
     suite = writer.finish()
     run = RunFolder(tmp_path / "run")
-    run.write_manifest({"suite": {"name": "unit", "root": str(suite.root), "index_sha256": suite.index_sha256},
+    run.write_manifest({"suite": {"name": "unit", "root": str(suite.root), "content_sha256": suite.content_sha256},
                         "splits": ["test"], "seed": 0, "judges": []})
     run.append_answers([AnswerRecord(f"test/{d}", "test", d, a) for d, a in ANSWERS.items()])
     return run.path

@@ -86,7 +86,7 @@ def test_an_honest_bundle_is_accepted_with_its_suite(
     run = make_run(tmp_path / "runs", "dit", SCORES, suite)
     result = verify(pack(run, tmp_path / f"b{suffix}"), suite.root)
     assert result.accepted, result.problems
-    assert any("index hash" in c for c in result.checks)
+    assert any("content hash" in c for c in result.checks)
 
 
 def test_a_changed_score_is_refused_naming_the_file_whose_hash_differs(bundle: Path) -> None:
@@ -119,13 +119,13 @@ def test_a_wrong_suite_hash_is_refused_against_the_suite_on_disk(
     bundle: Path, suite: Suite
 ) -> None:
     def other_revision(manifest: dict) -> None:
-        manifest["suite"]["index_sha256"] = "0" * 64
+        manifest["suite"]["content_sha256"] = "0" * 64
 
     problems = _problems(
         _repack(bundle, _edit_json("manifest.json", other_revision), rehash=True), suite
     )
-    assert "suite index hash differs: the manifest says 0000000000000000" in problems
-    assert suite.index_sha256[:16] in problems
+    assert "suite content hash differs: the manifest says 0000000000000000" in problems
+    assert suite.content_sha256[:16] in problems
 
 
 def test_a_label_that_is_not_the_suites_is_refused(bundle: Path, suite: Suite) -> None:

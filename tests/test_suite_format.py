@@ -76,14 +76,31 @@ def test_unknown_split_lists_the_known_ones(tmp_path):
         Suite.load(tmp_path).index("train")
 
 
-def test_index_hash_changes_when_a_label_changes(tmp_path):
+def test_content_hash_changes_when_a_label_changes(tmp_path):
     model = random_model(VOCAB)
     write_suite(tmp_path / "a", model)
-    first = Suite.load(tmp_path / "a").index_sha256
+    first = Suite.load(tmp_path / "a").content_sha256
     diffs = [random_lora(model, "ht-000", seed=0)]
     writer = SuiteWriter(tmp_path / "b", "unit", "0.1", "random-qwen3", "r0")
     writer.write_split("test", "hidden-topic", QUESTION, [{"diff_id": "ht-000", "label": "other"}], diffs)
-    assert writer.finish().index_sha256 != first
+    assert writer.finish().content_sha256 != first
+
+
+def test_content_hash_changes_when_a_shard_is_edited_and_rehashed(tmp_path):
+    import json
+
+    from wdqa.benchmark.suite import sha256_file, write_shard
+
+    model = random_model(VOCAB)
+    write_suite(tmp_path, model)
+    suite = Suite.load(tmp_path)
+    first = suite.content_sha256
+    shard = "splits/test/shard-00000.safetensors"  # holds ht-000 and ht-001
+    write_shard(tmp_path / shard, [random_lora(model, f"ht-00{i}", seed=99 + i) for i in range(2)])
+    manifest = json.loads((tmp_path / "suite.json").read_text())
+    manifest["files"][shard] = sha256_file(tmp_path / shard)  # re-hashed: verification passes
+    (tmp_path / "suite.json").write_text(json.dumps(manifest))
+    assert Suite.load(tmp_path).content_sha256 != first
 
 
 def test_peft_export_gives_the_same_logits_as_the_diff(tmp_path):

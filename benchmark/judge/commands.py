@@ -159,9 +159,9 @@ def register(app: typer.Typer) -> None:
             if not root:
                 raise RunError(f"{run.manifest_path} names no suite root; pass the suite folder with --suite")
             suite = Suite.load(root, verify=False)
-            expected = manifest.get("suite", {}).get("index_sha256")
-            if expected and expected != suite.index_sha256:
-                raise SuiteError(f"suite at {root} has index sha256 {suite.index_sha256[:12]}… but the run was answered on "
+            expected = manifest.get("suite", {}).get("content_sha256")
+            if expected and expected != suite.content_sha256:
+                raise SuiteError(f"suite at {root} has content sha256 {suite.content_sha256[:12]}… but the run was answered on "
                                  f"{expected[:12]}…; pass the right suite with --suite")
             labels = {f"{split}/{d}": (lab.text, lab.behaviour)
                       for split in manifest.get("splits", sorted(suite.splits)) for d, lab in suite.labels(split).items()}

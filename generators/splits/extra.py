@@ -262,7 +262,7 @@ def build_extra_splits_in_pieces(
         folders.append(ensure_tiny_base(suite.base_model, suite.base_model_revision))
     # What the pieces depend on: the parent suite, the recipe, the splits and the behaviour data source.
     identity = hashlib.sha256(
-        repr((suite.version, suite.index_sha256, recipe, splits, getattr(behaviour_writer, "name", None))).encode()
+        repr((suite.version, suite.content_sha256, recipe, splits, getattr(behaviour_writer, "name", None))).encode()
     ).hexdigest()[:16]
     job = PieceJob(partial(_build_extra_piece, recipe=recipe, splits=splits, behaviour_writer=behaviour_writer),
                    tuple(folders), identity=f"extra splits {identity}")
