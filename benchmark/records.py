@@ -214,3 +214,12 @@ def upgrade_run_manifest(raw: dict[str, Any]) -> dict[str, Any]:
         # the diffs were the same: such a run matches no suite and is answered again.
         raw = {**raw, "suite": {**suite, "content_sha256": None}}
     return raw
+
+
+def split_summaries(records: Iterable[ScoreRecord]) -> dict[str, SplitSummary]:
+    """One judge's aggregates per split from one record per case, as `summary.json` holds them
+    (`wdqa submit` and `wdqa verify` compute a bundle's summary with this)."""
+    by_split: dict[str, list[ScoreRecord]] = {}
+    for r in records:
+        by_split.setdefault(r.split, []).append(r)
+    return {split: summarize(rs) for split, rs in sorted(by_split.items())}

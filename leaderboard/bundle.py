@@ -1,78 +1,128 @@
 """Result bundles: `wdqa submit` packs a judged run, `wdqa verify` decides whether it adds up.
 
-A bundle (.tar.gz or .zip) holds the run's manifest.json, answers.jsonl, scores/*.jsonl, a
-summary.json recomputed at packing time, and bundle.json with the sha256 of each of those files.
-Hashes only catch damage; a bundle re-hashed after editing is caught by recomputing the aggregates,
-checking labels against the suite, and re-judging a sample. Nothing here runs a method.
+A bundle (.tar.gz or .zip) holds the run's manifest.json, answers.jsonl and scores/*.jsonl with
+one record per case (the last the run wrote, as `RunFolder` reads them), a summary.json recomputed
+from those records, and bundle.json with the sha256 of each file. Hashes only catch damage; a
+bundle re-hashed after editing is caught by the checks of `bundle_checks.py` against the suite the
+manifest names and by re-judging a sample. Nothing here runs a method.
 """
 
 from __future__ import annotations
 
 import hashlib
-import io
 import json
-import math
-import random
-import tarfile
-import zipfile
-from dataclasses import asdict, dataclass, field
+import secrets
+from collections.abc import Iterable
+from dataclasses import asdict
 from datetime import UTC, datetime
-from pathlib import Path, PurePosixPath
-from typing import Any
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 from wdqa.benchmark.errors import WdqaError
-from wdqa.benchmark.records import RunFolder, ScoreRecord, SplitSummary, judge_key, summarize
+from wdqa.benchmark.records import AnswerRecord, RunFolder, ScoreRecord, judge_key, split_summaries
 
-BUNDLE_FORMAT = "wdqa-bundle"
-BUNDLE_VERSION = 1
-INDEX = "bundle.json"
-TOLERANCE = 1e-9  # recomputed floats must equal the stated ones up to JSON round-off
+from .bundle_archive import (
+    DEFAULT_LIMITS,
+    ArchiveLimits,
+    BundleError,
+    archive_kind,
+    read_archive,
+    write_archive,
+)
+from .bundle_checks import (
+    BUNDLE_FORMAT,
+    BUNDLE_VERSION,
+    INDEX,
+    SCORE_FILE,
+    BundleRecords,
+    Verification,
+    check_cases,
+    check_index,
+    check_judges,
+    check_suite,
+    check_summary,
+    rejudge,
+)
+from .bundle_records import read_json_object, read_records
 
+if TYPE_CHECKING:
+    from wdqa.benchmark.judge.base import Judge
+    from wdqa.benchmark.suite import Suite
 
-class BundleError(WdqaError):
-    """A bundle that cannot be written or read at all (as opposed to one that does not add up)."""
+__all__ = ["ArchiveLimits", "BundleError", "Verification", "pack", "verify"]
 
-
-def _sha256(data: bytes) -> str:
-    return hashlib.sha256(data).hexdigest()
+DEFAULT_REJUDGE_SAMPLE = 20
+OFFLINE_JUDGE = "offline"  # the judge spec `verify` re-judges with by default: it needs no network
 
 
 # ---------------------------------------------------------------- packing
 
 
-def _run_files(run: RunFolder) -> dict[str, bytes]:
-    if not run.exists():
-        raise BundleError(f"{run.path} is not a wdqa run: manifest.json is missing")
+def _jsonl(records: Iterable[AnswerRecord | ScoreRecord]) -> bytes:
+    return "".join(json.dumps(asdict(r), sort_keys=True) + "\n" for r in records).encode()
+
+
+def _judge_entries(
+    manifest: dict[str, Any], scores: dict[str, dict[str, ScoreRecord]]
+) -> list[dict[str, Any]]:
+    """One manifest entry per packed score file: the run's own entry (with its usage) where the
+    manifest has one; a judge whose entry a later `wdqa evaluate` replaced is named from its records."""
+    stated = {j.get("key"): j for j in manifest.get("judges") or [] if isinstance(j, dict)}
+    entries = []
+    for key, graded in sorted(scores.items()):
+        first = next(iter(graded.values()))
+        entries.append(
+            stated.get(key)
+            or {"key": key, "name": first.judge, "prompt_version": first.prompt_version}
+        )
+    return entries
+
+
+def canonical_files(run: RunFolder) -> dict[str, bytes]:
+    """The run's files as a bundle holds them: one answer and one score per case and judge (the last
+    the run wrote), re-serialised, and the summary recomputed from exactly those records."""
+    manifest = run.manifest()
     keys = run.judge_keys()
     if not keys:
         raise BundleError(
             f"run {run.path} has no scores; judge it (`wdqa judge {run.path}`) before submitting"
         )
+    answers = run.answers()
+    if not answers:
+        raise BundleError(f"run {run.path} has no answers; run `wdqa evaluate` before submitting")
+    scores = {key: run.scores(key) for key in keys}
+    for key, graded in scores.items():
+        stale = sorted(
+            c for c, a in answers.items() if c not in graded or graded[c].answer != a.answer
+        )
+        stale += sorted(set(graded) - set(answers))
+        if stale:
+            raise BundleError(
+                f"run {run.path}: scores/{key}.jsonl does not grade the run's current answers ({len(stale)} case(s) "
+                f"unscored or graded on another answer, first {stale[0]}); grade them with `wdqa judge {run.path} "
+                "--judge SPEC`, or move that file out of the run if you do not submit that judge"
+            )
+    manifest["judges"] = _judge_entries(manifest, scores)
     files = {
-        "manifest.json": run.manifest_path.read_bytes(),
-        "answers.jsonl": run.answers_path.read_bytes(),
+        "manifest.json": json.dumps(manifest, indent=2, sort_keys=True).encode(),
+        "answers.jsonl": _jsonl(answers[c] for c in sorted(answers)),
     }
-    for key in keys:
-        files[f"scores/{key}.jsonl"] = run.scores_path(key).read_bytes()
-    # The stated summary is recomputed now, so a stale summary.json in the run cannot slip in.
-    summary = {k: {s: asdict(v) for s, v in splits.items()} for k, splits in run.summary().items()}
+    summary = {}
+    for key, graded in scores.items():
+        files[f"scores/{key}.jsonl"] = _jsonl(graded[c] for c in sorted(graded))
+        summary[key] = {split: asdict(s) for split, s in split_summaries(graded.values()).items()}
     files["summary.json"] = json.dumps(summary, indent=2, sort_keys=True).encode()
     return files
-
-
-def _archive_kind(path: Path) -> str:
-    name = path.name.lower()
-    if name.endswith(".zip"):
-        return "zip"
-    if name.endswith((".tar.gz", ".tgz")):
-        return "tar"
-    raise BundleError(f"bundle {path}: name it *.tar.gz, *.tgz or *.zip")
 
 
 def pack(run_dir: str | Path, out: str | Path | None = None) -> Path:
     """Write the bundle for one judged run and return its path."""
     run = RunFolder(run_dir)
-    files = _run_files(run)
+    if not run.exists():
+        raise BundleError(f"{run.path} is not a wdqa run: manifest.json is missing")
+    out = Path(out) if out is not None else Path(f"{run.path.resolve().name}.wdqa-bundle.tar.gz")
+    archive_kind(out)  # refuse a bad name before reading the run
+    files = canonical_files(run)
     manifest = json.loads(files["manifest.json"])
     index = {
         "format": BUNDLE_FORMAT,
@@ -80,356 +130,159 @@ def pack(run_dir: str | Path, out: str | Path | None = None) -> Path:
         "created": datetime.now(UTC).isoformat(timespec="seconds"),
         "method": (manifest.get("method") or {}).get("name"),
         "suite": manifest.get("suite"),
-        "files": {name: _sha256(data) for name, data in sorted(files.items())},
+        "files": {name: hashlib.sha256(data).hexdigest() for name, data in sorted(files.items())},
     }
     files[INDEX] = json.dumps(index, indent=2, sort_keys=True).encode()
-    out = Path(out) if out is not None else Path(f"{run.path.resolve().name}.wdqa-bundle.tar.gz")
-    kind = _archive_kind(out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    if kind == "zip":
-        with zipfile.ZipFile(out, "w", compression=zipfile.ZIP_DEFLATED) as zf:
-            for name, data in sorted(files.items()):
-                zf.writestr(zipfile.ZipInfo(name, date_time=(1980, 1, 1, 0, 0, 0)), data)
-    else:
-        with tarfile.open(out, "w:gz") as tf:
-            for name, data in sorted(files.items()):
-                info = tarfile.TarInfo(name)
-                info.size, info.mode = len(data), 0o644
-                tf.addfile(info, io.BytesIO(data))
+    write_archive(out, files)
     return out
-
-
-# ---------------------------------------------------------------- reading
-
-
-def _safe_name(name: str, bundle: Path) -> str:
-    path = PurePosixPath(name)
-    if path.is_absolute() or ".." in path.parts:
-        raise BundleError(
-            f"bundle {bundle} holds a path that escapes it: {name!r}; refusing to read it"
-        )
-    return path.as_posix()
-
-
-def read_bundle(path: str | Path) -> dict[str, bytes]:
-    """Every regular file of the bundle by its path inside it (nothing is extracted to disk)."""
-    path = Path(path)
-    if not path.exists():
-        raise BundleError(f"bundle {path} does not exist")
-    files: dict[str, bytes] = {}
-    try:
-        if _archive_kind(path) == "zip":
-            with zipfile.ZipFile(path) as zf:
-                for info in zf.infolist():
-                    if not info.is_dir():
-                        files[_safe_name(info.filename, path)] = zf.read(info)
-        else:
-            with tarfile.open(path, "r:gz") as tf:
-                for member in tf.getmembers():
-                    if member.isfile():
-                        handle = tf.extractfile(member)
-                        files[_safe_name(member.name, path)] = handle.read() if handle else b""
-                    elif not member.isdir():
-                        raise BundleError(
-                            f"bundle {path} holds a link or device {member.name!r}; refusing it"
-                        )
-    except (tarfile.TarError, zipfile.BadZipFile, OSError, EOFError) as err:
-        raise BundleError(f"bundle {path} is not a readable archive: {err}") from err
-    return files
 
 
 # ---------------------------------------------------------------- verifying
 
 
-@dataclass
-class Verification:
-    """What was checked and what did not add up; a bundle is accepted only with no problems."""
-
-    bundle: str
-    checks: list[str] = field(default_factory=list)
-    problems: list[str] = field(default_factory=list)
-
-    @property
-    def accepted(self) -> bool:
-        return not self.problems
+def _one_line(err: BaseException) -> str:
+    text = str(err).strip()
+    return text.splitlines()[0] if text else type(err).__name__
 
 
-def _jsonl(data: bytes, name: str) -> list[dict[str, Any]]:
-    try:
-        return [json.loads(line) for line in data.decode("utf-8").splitlines() if line.strip()]
-    except (json.JSONDecodeError, UnicodeDecodeError) as err:
-        raise BundleError(f"{name} in the bundle is not valid JSON lines: {err}") from err
+def find_suite(
+    manifest: dict[str, Any], suite: str | Path | None, v: Verification
+) -> tuple[Suite, str]:
+    """The suite to check against: `suite` when given, else the one the manifest names (its source,
+    its folder on the machine that ran it, its name), through `resolve_suite`; the one whose content
+    hash the manifest states is preferred."""
+    from wdqa.benchmark.sources import resolve_suite
 
-
-def _close(a: float, b: float) -> bool:
-    if isinstance(a, float) and isinstance(b, float) and math.isnan(a) and math.isnan(b):
-        return True
-    return math.isclose(float(a), float(b), rel_tol=0.0, abs_tol=TOLERANCE)
-
-
-def _check_hashes(files: dict[str, bytes], v: Verification) -> dict[str, Any] | None:
-    if INDEX not in files:
-        v.problems.append(
-            f"{INDEX} is missing: this is not a wdqa bundle (make one with `wdqa submit RUN_DIR`)"
-        )
-        return None
-    index = json.loads(files[INDEX])
-    if index.get("format") != BUNDLE_FORMAT or int(index.get("format_version", 0)) > BUNDLE_VERSION:
-        v.problems.append(
-            f"{INDEX} names format {index.get('format')!r} v{index.get('format_version')}; "
-            f"this wdqa reads {BUNDLE_FORMAT} up to v{BUNDLE_VERSION}"
-        )
-        return None
-    listed: dict[str, str] = index.get("files", {})
-    for name, expected in sorted(listed.items()):
-        if name not in files:
-            v.problems.append(f"{name} is listed in {INDEX} but missing from the bundle")
-        elif (actual := _sha256(files[name])) != expected:
-            v.problems.append(f"{name} has sha256 {actual[:12]}… but {INDEX} says {expected[:12]}…")
-    for name in sorted(set(files) - set(listed) - {INDEX}):
-        v.problems.append(f"{name} is in the bundle but not listed in {INDEX}")
-    for required in ("manifest.json", "answers.jsonl", "summary.json"):
-        if required not in files:
-            v.problems.append(f"{required} is missing from the bundle")
-    v.checks.append(f"sha256 of {len(listed)} files against {INDEX}")
-    return index
-
-
-def _score_records(files: dict[str, bytes]) -> dict[str, list[ScoreRecord]]:
-    out = {}
-    for name in sorted(files):
-        if name.startswith("scores/") and name.endswith(".jsonl"):
-            out[name[len("scores/") : -len(".jsonl")]] = [
-                ScoreRecord(**r) for r in _jsonl(files[name], name)
-            ]
-    return out
-
-
-def _check_judges(
-    manifest: dict[str, Any], scores: dict[str, list[ScoreRecord]], v: Verification
-) -> None:
-    stated = {j.get("key"): j for j in manifest.get("judges", []) or []}
-    for key, records in scores.items():
-        judge = stated.get(key)
-        if judge is None:
-            v.problems.append(
-                f"scores/{key}.jsonl is not among the manifest's judges {sorted(stated)}"
-            )
+    said = manifest.get("suite") if isinstance(manifest.get("suite"), dict) else {}
+    wanted = said.get("content_sha256")
+    if suite is not None:
+        candidates = [str(suite)]
+    else:
+        named = (said.get("source"), said.get("root"), said.get("name"))
+        candidates = list(dict.fromkeys(c for c in named if isinstance(c, str) and c))
+    revision = said.get("revision") if isinstance(said.get("revision"), str) else None
+    found: list[tuple[Suite, str]] = []
+    failures: list[str] = []
+    for name in candidates:
+        try:
+            loaded = resolve_suite(name, revision=revision)
+        except Exception as err:  # kept: named in the error below, or in the checks if another fits
+            failures.append(f"{name}: {_one_line(err)}")
             continue
-        wrong = [
-            r
-            for r in records
-            if (r.judge, r.prompt_version) != (judge.get("name"), judge.get("prompt_version"))
-            or judge_key(r.judge, r.prompt_version) != key
-        ]
-        if wrong:
-            r = wrong[0]
-            v.problems.append(
-                f"scores/{key}.jsonl: {len(wrong)} record(s) were graded by another judge version than the manifest "
-                f"states ({judge.get('name')} prompt {judge.get('prompt_version')}); first: case {r.case_id} says "
-                f"{r.judge} prompt {r.prompt_version}"
-            )
-    v.checks.append("judge name and prompt version of every score against the manifest")
-
-
-def _check_answers(
-    files: dict[str, bytes], scores: dict[str, list[ScoreRecord]], v: Verification
-) -> None:
-    answers = {r["case_id"]: r for r in _jsonl(files.get("answers.jsonl", b""), "answers.jsonl")}
-    for key, records in scores.items():
-        bad = [
-            r.case_id
-            for r in records
-            if r.case_id not in answers or answers[r.case_id].get("answer") != r.answer
-        ]
-        if bad:
-            v.problems.append(
-                f"scores/{key}.jsonl: {len(bad)} scored answer(s) differ from answers.jsonl "
-                f"(first: {', '.join(bad[:3])})"
-            )
-    v.checks.append("every scored answer against answers.jsonl")
-
-
-def _check_summary(
-    stated: dict[str, Any], scores: dict[str, list[ScoreRecord]], v: Verification
-) -> None:
-    recomputed: dict[str, dict[str, SplitSummary]] = {}
-    for key, records in scores.items():
-        by_split: dict[str, list[ScoreRecord]] = {}
-        for r in records:
-            by_split.setdefault(r.split, []).append(r)
-        recomputed[key] = {s: summarize(rs) for s, rs in sorted(by_split.items())}
-    for key in sorted(set(stated) | set(recomputed)):
-        splits_stated, splits_real = stated.get(key, {}), recomputed.get(key, {})
-        for split in sorted(set(splits_stated) | set(splits_real)):
-            if split not in splits_real:
-                v.problems.append(
-                    f"summary.json states {key} / {split} but the bundle has no scores for it"
-                )
-                continue
-            if split not in splits_stated:
-                v.problems.append(
-                    f"summary.json has no {key} / {split} although the bundle scores it"
-                )
-                continue
-            said, real = splits_stated[split], asdict(splits_real[split])
-            for name in ("n", "failed", "invalid"):
-                if said.get(name) != real[name]:
-                    v.problems.append(
-                        f"summary.json states {key} / {split} {name} = {said.get(name)} "
-                        f"but the per-case scores give {real[name]}"
-                    )
-            for name in ("mean", "ci_low", "ci_high"):
-                if not _close(float(said.get(name, "nan")), real[name]):
-                    v.problems.append(
-                        f"summary.json states {key} / {split} {name} = {said.get(name)} "
-                        f"but the per-case scores give {real[name]}"
-                    )
-            for k in "12345":
-                a, b = float((said.get("dist") or {}).get(k, 0.0)), real["dist"].get(k, 0.0)
-                if not _close(a, b):
-                    v.problems.append(
-                        f"summary.json states {key} / {split} share of score {k} = {a} "
-                        f"but the per-case scores give {b}"
-                    )
-    v.checks.append("aggregates recomputed from the per-case scores against summary.json")
-
-
-def _check_suite(
-    manifest: dict[str, Any], scores: dict[str, list[ScoreRecord]], suite_dir: Path, v: Verification
-) -> Any:
-    from wdqa.benchmark.suite import Suite, SuiteError
-
-    try:
-        suite = Suite.load(suite_dir, verify=False)
-    except SuiteError as err:
-        raise BundleError(str(err)) from err
-    said = manifest.get("suite") or {}
-    if said.get("name") not in (None, suite.name):
-        v.problems.append(
-            f"the manifest names suite {said.get('name')!r} but {suite_dir} is suite {suite.name!r}"
+        found.append((loaded, name))
+        if loaded.content_sha256 == wanted:
+            break
+    if not found:
+        tried = "; ".join(failures) if failures else "the manifest names no suite"
+        raise BundleError(
+            f"cannot find the suite the bundle was scored on ({tried}); pass --suite DIR with that suite's folder"
         )
-    if said.get("content_sha256") != suite.content_sha256:
-        v.problems.append(
-            f"suite content hash differs: the manifest says {str(said.get('content_sha256'))[:16]}… but suite "
-            f"{suite.name} {suite.version} at {suite_dir} has {suite.content_sha256[:16]}…; the run scored another "
-            "suite revision"
-        )
-    checked = 0
-    for split in sorted({r.split for recs in scores.values() for r in recs}):
-        if (
-            split not in suite.splits
-            or not (suite.root / "splits" / split / "index.parquet").exists()
-        ):
-            continue
-        labels = suite.labels(split)
-        wrong = [
-            r.case_id
-            for recs in scores.values()
-            for r in recs
-            if r.split == split and (r.diff_id not in labels or labels[r.diff_id].text != r.label)
-        ]
-        checked += 1
-        if wrong:
-            v.problems.append(
-                f"split {split}: {len(wrong)} scored label(s) differ from the suite's index "
-                f"(first: {', '.join(wrong[:3])})"
-            )
-    v.checks.append(f"suite content hash and the labels of {checked} split(s) against {suite_dir}")
-    return suite
+    v.checks.extend(f"suite candidate not used: {f}" for f in failures)
+    return next(((s, n) for s, n in found if s.content_sha256 == wanted), found[0])
 
 
-def _rejudge(
-    scores: dict[str, list[ScoreRecord]],
-    manifest: dict[str, Any],
-    suite: Any,
-    sample: int,
-    judge_spec: str,
-    max_disagreement: float,
-    seed: int,
-    v: Verification,
-) -> None:
-    from wdqa.benchmark.judge.base import JudgeRequest, rubric_for
-    from wdqa.benchmark.judge.registry import UnknownJudgeError, get_judge
+def _judges_to_rejudge(
+    records: BundleRecords, judge_spec: str | None, v: Verification
+) -> dict[str, Judge]:
+    """The judge for each score file that can be re-run here: `judge_spec` for its own key, the
+    offline judge for a file graded by the same offline judge version; the rest are named unverified."""
+    from wdqa.benchmark.judge.registry import get_judge
 
-    try:
-        judge = get_judge(judge_spec)
-    except UnknownJudgeError as err:
-        raise BundleError(str(err)) from err
-    key = judge_key(judge.name, judge.prompt_version)
-    if key not in scores:
-        v.problems.append(
-            f"cannot re-judge with {judge_spec}: it is {judge.name} prompt {judge.prompt_version}, "
-            f"but the bundle was judged by {', '.join(sorted(scores))}"
-        )
-        return
-    candidates = [
-        r for r in scores[key] if not r.failed and r.score is not None and r.answer is not None
-    ]
-    chosen = random.Random(seed).sample(candidates, min(sample, len(candidates)))
-    behaviours: dict[str, str] = {}
-    for split in {r.split for r in chosen}:
-        if suite is not None and split in suite.splits:
-            behaviours[split] = suite.splits[split].behaviour
+    judges: dict[str, Judge] = {}
+    if judge_spec is not None:
+        try:
+            judge = get_judge(judge_spec)
+        except WdqaError as err:
+            raise BundleError(_one_line(err)) from err
+        key = judge_key(judge.name, judge.prompt_version)
+        if key in records.scores:
+            judges[key] = judge
         else:
-            behaviours[split] = "news" if split == "news" else "hidden-topic"
-    requests = [
-        JudgeRequest(r.case_id, rubric_for(behaviours[r.split]), r.label, r.answer or "")
-        for r in chosen
-    ]
-    verdicts = judge.score(requests)
-    differ = [
-        (r.case_id, r.score, s.value)
-        for r, s in zip(chosen, verdicts, strict=True)
-        if s.value != r.score
-    ]
-    share = len(differ) / len(chosen) if chosen else 0.0
-    v.checks.append(
-        f"re-judged {len(chosen)} sampled case(s) with {judge_spec}: {len(differ)} differ"
-    )
-    if share > max_disagreement:
-        shown = "; ".join(f"{c}: stated {a}, re-judged {b}" for c, a, b in differ[:3])
-        v.problems.append(
-            f"re-judging {len(chosen)} sampled cases gave a different score for {len(differ)} "
-            f"({share:.0%} > the allowed {max_disagreement:.0%}): {shown}"
+            v.problems.append(
+                f"cannot re-judge with {judge_spec}: it is {judge.name} prompt {judge.prompt_version}, but the bundle "
+                f"was judged by {', '.join(sorted(records.scores))}"
+            )
+    if set(records.scores) - set(judges):
+        try:
+            offline = get_judge(OFFLINE_JUDGE)
+            judges.setdefault(judge_key(offline.name, offline.prompt_version), offline)
+        except WdqaError as err:
+            v.checks.append(
+                f"the offline judge is not available to re-judge with: {_one_line(err)}"
+            )
+    for key in sorted(set(records.scores) - set(judges)):
+        v.unverified.append(
+            f"scores/{key}.jsonl was not re-judged: its judge is not available here offline; "
+            "re-judge a sample with --judge SPEC (e.g. openai:MODEL)"
         )
+    return {k: j for k, j in judges.items() if k in records.scores}
+
+
+def _read_records(files: dict[str, bytes], v: Verification) -> BundleRecords | None:
+    manifest = read_json_object(files, "manifest.json", v.problems)
+    summary = read_json_object(files, "summary.json", v.problems)
+    answers, well_formed = read_records(files, "answers.jsonl", AnswerRecord, v.problems)
+    malformed = set() if well_formed else {"answers.jsonl"}
+    scores = {}
+    for name in sorted(files):
+        if match := SCORE_FILE.fullmatch(name):
+            scores[match.group(1)], well_formed = read_records(files, name, ScoreRecord, v.problems)
+            malformed |= set() if well_formed else {name}
+    if manifest is None or summary is None:
+        return None
+    return BundleRecords(manifest, summary, answers, scores, malformed)
 
 
 def verify(
     bundle: str | Path,
-    suite_dir: str | Path | None = None,
-    rejudge_sample: int = 0,
+    suite: str | Path | None = None,
+    rejudge_sample: int = DEFAULT_REJUDGE_SAMPLE,
     judge_spec: str | None = None,
     max_disagreement: float = 0.1,
-    seed: int = 0,
+    seed: int | None = None,
+    limits: ArchiveLimits = DEFAULT_LIMITS,
 ) -> Verification:
+    """Check a bundle against itself, the suite it names (or `suite`) and a re-judged sample.
+
+    Every problem found is listed; a BundleError means the bundle or its suite cannot be read at all.
+    The re-judged sample is drawn with `seed`, by default a fresh one (named in the checks), so a
+    tamperer cannot know which cases will be graded again.
+    """
+    from wdqa.benchmark.suite import SuiteError
+
     v = Verification(bundle=str(bundle))
-    files = read_bundle(bundle)
-    if _check_hashes(files, v) is None or any(
-        n not in files for n in ("manifest.json", "summary.json")
-    ):
+    archive = read_archive(bundle, limits)
+    if archive.problems:  # a hostile archive is not read further
+        v.problems.extend(archive.problems)
         return v
+    if not check_index(archive.files, v) or (records := _read_records(archive.files, v)) is None:
+        return v
+    check_judges(records, v)
+    check_cases(records, v)
+    check_summary(records, v)
+    found, where = find_suite(records.manifest, suite, v)
     try:
-        manifest = json.loads(files["manifest.json"])
-        stated = json.loads(files["summary.json"])
-        scores = _score_records(files)
-    except (json.JSONDecodeError, TypeError) as err:
-        raise BundleError(
-            f"bundle {bundle}: manifest, summary or scores are malformed: {err}"
-        ) from err
-    if not scores:
-        v.problems.append("the bundle holds no scores/*.jsonl")
+        labels = check_suite(records, found, where, v)
+    except SuiteError as err:
+        raise BundleError(_one_line(err)) from err
+    if rejudge_sample <= 0:
+        v.unverified.append("no case was re-judged (--rejudge-sample 0)")
         return v
-    _check_judges(manifest, scores, v)
-    _check_answers(files, scores, v)
-    _check_summary(stated, scores, v)
-    suite = _check_suite(manifest, scores, Path(suite_dir), v) if suite_dir is not None else None
-    if suite is None:
-        v.checks.append("suite not checked (pass --suite DIR to check its content hash and labels)")
-    if rejudge_sample > 0:
-        if judge_spec is None:
-            raise BundleError(
-                "--rejudge-sample needs --judge SPEC (the judge the bundle was graded with)"
-            )
-        _rejudge(scores, manifest, suite, rejudge_sample, judge_spec, max_disagreement, seed, v)
+    seed = secrets.randbelow(1 << 31) if seed is None else seed
+    seed_said = records.manifest.get("seed")
+    manifest_seed = (
+        seed_said if isinstance(seed_said, int) and not isinstance(seed_said, bool) else 0
+    )
+    for key, judge in sorted(_judges_to_rejudge(records, judge_spec, v).items()):
+        rejudge(
+            records.scores[key],
+            key,
+            judge,
+            labels,
+            manifest_seed,
+            rejudge_sample,
+            max_disagreement,
+            seed,
+            v,
+        )
     return v

@@ -178,14 +178,15 @@ def register(app: typer.Typer) -> None:
             ),
         ] = None,
     ) -> None:
-        """Pack a judged run into a result bundle (manifest, answers, scores, summary, sha256 of each
-        file) to send to the leaderboard; see submissions/README.md.
+        """Pack a judged run into a result bundle to send to the leaderboard: the manifest, one answer
+        and one score per case and judge (the last the run wrote, so a resumed or re-judged run packs
+        clean), the summary recomputed from those, and the sha256 of each file; see submissions/README.md.
 
         Examples:
 
           wdqa submit runs/my-method --out my-method.wdqa-bundle.tar.gz
 
-          wdqa verify my-method.wdqa-bundle.tar.gz --suite ~/.cache/wdqa/suites/tiny
+          wdqa verify my-method.wdqa-bundle.tar.gz
         """
         from .bundle import BundleError, pack
 
@@ -194,37 +195,46 @@ def register(app: typer.Typer) -> None:
         except (BundleError, RunError) as err:
             typer.echo(f"error: {err}", err=True)
             raise typer.Exit(2) from err
-        typer.echo(f"wrote {path}; check it with `wdqa verify {path} --suite SUITE_DIR`")
+        typer.echo(f"wrote {path}; check it with `wdqa verify {path}`")
 
     @app.command("verify")
     def verify_command(
         bundle: Annotated[Path, typer.Argument(help="A bundle made by `wdqa submit`.")],
         suite: Annotated[
-            Path | None,
+            str | None,
             typer.Option(
-                "--suite", help="The suite folder the run claims; checks its index hash and labels."
+                "--suite",
+                help="The suite the run claims: a folder, `tiny` or a Hub id (default: the one the manifest names).",
             ),
         ] = None,
         rejudge_sample: Annotated[
-            int, typer.Option(help="Re-judge this many random cases (needs --judge).")
-        ] = 0,
+            int, typer.Option(help="Re-judge this many random cases per judge (0: none).")
+        ] = 20,
         judge: Annotated[
-            str | None, typer.Option("--judge", help="Judge spec for re-judging, e.g. offline.")
+            str | None,
+            typer.Option(
+                "--judge",
+                help="Judge spec to re-judge with, e.g. openai:MODEL (default: the offline judge, where it graded the bundle).",
+            ),
         ] = None,
         max_disagreement: Annotated[
             float, typer.Option(help="Largest share of re-judged cases whose score may differ.")
         ] = 0.1,
-        seed: Annotated[int, typer.Option(help="Seed of the re-judged sample.")] = 0,
+        seed: Annotated[
+            int | None,
+            typer.Option(help="Seed of the re-judged sample (default: a fresh one, printed)."),
+        ] = None,
     ) -> None:
-        """Check a result bundle: file hashes, judge versions, answers, the aggregates recomputed from
-        the per-case scores, the suite's index hash and labels (--suite), and optionally a re-judged
-        random sample. Exits 1 and names every problem when the bundle does not add up.
+        """Check a result bundle: archive limits, file hashes, one answer and one score per case,
+        scores 1-5, judge versions, the aggregates recomputed, the suite's content hash, every case of
+        each split and only those, the suite's labels, and a re-judged random sample. Prints ACCEPTED,
+        or REFUSED with every problem and exit code 1.
 
         Examples:
 
-          wdqa verify my-method.wdqa-bundle.tar.gz --suite suites/tiny
+          wdqa verify my-method.wdqa-bundle.tar.gz
 
-          wdqa verify bundle.zip --suite suites/tiny --rejudge-sample 20 --judge offline
+          wdqa verify bundle.zip --suite suites/tiny --rejudge-sample 50 --judge openai:gpt-4.1
         """
         from .bundle import BundleError
         from .bundle import verify as verify_bundle
@@ -238,6 +248,8 @@ def register(app: typer.Typer) -> None:
             typer.echo(f"checked: {check}")
         if result.accepted:
             typer.echo(f"ACCEPTED {bundle}")
+            for note in result.unverified:
+                typer.echo(f"  not checked: {note}")
             return
         typer.echo(f"REFUSED {bundle}: {len(result.problems)} problem(s)")
         for problem in result.problems:
