@@ -8,6 +8,7 @@ records must agree with (each other, the suite, the judge) is `bundle_checks.py`
 from __future__ import annotations
 
 import dataclasses
+import functools
 import json
 import types
 import typing
@@ -54,34 +55,44 @@ def read_json_object(
     return value
 
 
+def _options(hint: Any) -> tuple[Any, ...]:
+    union = isinstance(hint, types.UnionType) or typing.get_origin(hint) is typing.Union
+    return typing.get_args(hint) if union else (hint,)
+
+
 def _fits(value: Any, hint: Any) -> bool:
     """Whether a JSON value has the record field's type; a bool is never taken for a number."""
-    options = typing.get_args(hint) if isinstance(hint, types.UnionType) else (hint,)
-    for option in options:
-        if option is type(None) and value is None:
+    for option in _options(hint):
+        if option is Any:
             return True
-        if option is bool and isinstance(value, bool):
-            return True
-        if option is int and isinstance(value, int) and not isinstance(value, bool):
-            return True
-        if option is float and isinstance(value, int | float) and not isinstance(value, bool):
-            return True
-        if option is str and isinstance(value, str):
+        if option is type(None) or option is bool or option is str:
+            if isinstance(value, option):
+                return True
+        elif option is int or option is float:
+            number = int if option is int else int | float
+            if isinstance(value, number) and not isinstance(value, bool):
+                return True
+        elif isinstance(value, typing.get_origin(option) or option):  # a list or dict field
             return True
     return False
 
 
 def _type_text(hint: Any) -> str:
-    options = typing.get_args(hint) if isinstance(hint, types.UnionType) else (hint,)
-    return " or ".join("null" if o is type(None) else o.__name__ for o in options)
+    return " or ".join(
+        "null" if o is type(None) else getattr(o, "__name__", str(o)) for o in _options(hint)
+    )
+
+
+@functools.cache
+def _fields(kind: type) -> tuple[tuple[dataclasses.Field[Any], ...], dict[str, Any]]:
+    return dataclasses.fields(kind), typing.get_type_hints(kind)
 
 
 def typed_record(row: Any, kind: type[R], where: str) -> tuple[R | None, str | None]:
     """`kind(**row)` when every field is present with its type, else the reason naming `where`."""
     if not isinstance(row, dict):
         return None, f"{where} is a JSON {_json_type(row)} where a record object was expected"
-    hints = typing.get_type_hints(kind)
-    fields = dataclasses.fields(kind)  # type: ignore[arg-type]
+    fields, hints = _fields(kind)
     wrong = []
     for f in fields:
         if f.name not in row:
