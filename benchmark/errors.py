@@ -10,3 +10,8 @@ from __future__ import annotations
 
 class WdqaError(RuntimeError):
     """An expected, user-fixable error: the message says what went wrong and what to do."""
+
+
+class WdqaWarning(UserWarning):
+    """Something a user should know that did not stop the command (a torn record cut off, ...);
+    the CLI prints it as one line, `warning: <message>`."""
