@@ -74,8 +74,8 @@ def bench_judge(
     console = Console()
     try:
         table_in = read_pairs(pairs)
-    except PairsError as err:
-        console.print(f"[red]{err}[/red]")
+    except PairsError as err:  # a bad --pairs file: a usage error, one line
+        typer.echo(f"error: {err}", err=True)
         raise typer.Exit(2) from err
     with tempfile.TemporaryDirectory() as tmp:
         def fresh_judge(name: str) -> OfflineJudge:
