@@ -2,13 +2,11 @@
 
 from __future__ import annotations
 
-import torch
 import typer
 from rich.console import Console
 from rich.table import Table
 
-from .bench import bench_batched, bench_peft_sequential, matmul_flops
-
+# torch and the benchmark helpers are imported inside the commands: `wdqa --help` stays fast.
 bench_app = typer.Typer(help="Speed benchmarks that print figures side by side (batched vs naive, FLOP/s vs this machine's matmul).", no_args_is_help=True)
 
 
@@ -25,6 +23,9 @@ def bench_eval(
 
     Example:  wdqa bench eval --suite tiny --n 32
     """
+    import torch
+
+    from .bench import bench_batched, bench_peft_sequential, matmul_flops
     from .engine import Engine
     from .models import load_base_model
     from .sources import resolve_suite
@@ -65,6 +66,8 @@ def bench_judge(
     import tempfile
     import time
     from pathlib import Path
+
+    import torch
 
     from .judge.base import JudgeRequest
     from .judge.embeddings import EmbeddingCache

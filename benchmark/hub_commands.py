@@ -7,8 +7,6 @@ from typing import Annotated
 
 import typer
 
-from .suite import Suite
-
 
 def register(app: typer.Typer) -> None:
     app.command("download")(download)
@@ -51,6 +49,7 @@ def download(
     """
     from .hub import download_suite, read_download_record
     from .sources import EMBEDDED
+    from .suite import Suite
 
     if suite in EMBEDDED:
         # Nothing to fetch: the embedded suite is built offline (once) and cached.

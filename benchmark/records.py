@@ -19,7 +19,6 @@ from typing import Any
 import numpy as np
 
 from .errors import WdqaError, WdqaWarning
-from .suite import atomic_write_text
 
 RUN_SCHEMA_VERSION = 1
 
@@ -252,6 +251,8 @@ class RunFolder:
         return upgrade_run_manifest(raw)
 
     def write_manifest(self, manifest: dict[str, Any]) -> None:
+        from .suite import atomic_write_text  # suite.py imports torch: readers of runs need not
+
         manifest = {"schema_version": RUN_SCHEMA_VERSION, **manifest}
         atomic_write_text(self.manifest_path, json.dumps(manifest, indent=2, sort_keys=True, default=str))
 
@@ -291,6 +292,8 @@ class RunFolder:
     def write_summary(self) -> dict[str, dict[str, SplitSummary]]:
         summary = self.summary()
         data = {k: {s: asdict(v) for s, v in splits.items()} for k, splits in summary.items()}
+        from .suite import atomic_write_text
+
         atomic_write_text(self.path / "summary.json", json.dumps(data, indent=2, sort_keys=True))
         return summary
 

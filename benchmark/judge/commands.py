@@ -7,7 +7,7 @@ recipe) and agreement.py (metrics). Every table names the judge that produced it
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, NoReturn
+from typing import TYPE_CHECKING, Any, NoReturn
 
 import typer
 from rich.console import Console
@@ -15,8 +15,10 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 
 from ..errors import one_line
-from .agreement import Agreement, GroupMean, agreement, group_means
-from .registry import DEFAULT_JUDGE, get_judge
+from .registry import DEFAULT_JUDGE
+
+if TYPE_CHECKING:  # the metrics (scipy, scikit-learn) are imported when a command needs them
+    from .agreement import Agreement, GroupMean
 
 console = Console()
 
@@ -39,6 +41,8 @@ def _llm_options(base_url: str | None, concurrency: int | None, config: Path | N
 
 
 def _judge(spec: str, base_url: str | None, concurrency: int | None, config: Path | None) -> Any:
+    from .registry import get_judge
+
     options = _llm_options(base_url, concurrency, config) if spec.startswith("openai") else {}
     try:
         return get_judge(spec, **options)
@@ -70,6 +74,7 @@ def _pairs_agreement(pairs_path: Path, spec: str | None, base_url: str | None, c
                      config: Path | None) -> None:
     import numpy as np
 
+    from .agreement import GroupMean, agreement, group_means
     from .base import JudgeRequest
     from .fit import ENCODERS, RUBRICS, SCHEMES, evaluate_recipe, read_pairs, rubric_features
     from .offline import encoders_by_name
@@ -108,11 +113,14 @@ def _pairs_agreement(pairs_path: Path, spec: str | None, base_url: str | None, c
 
 
 def _agreement_of(report: dict[str, Any]) -> Agreement:
+    from .agreement import Agreement
+
     return Agreement(**{k: report[k] for k in Agreement.__dataclass_fields__})
 
 
 def _runs_agreement(run_dir: Path, keys: list[str]) -> None:
     from ..records import RunFolder
+    from .agreement import agreement
 
     run = RunFolder(run_dir)
     available = run.judge_keys()
