@@ -2,13 +2,11 @@
 
 from __future__ import annotations
 
-import torch
 import typer
 from rich.console import Console
 from rich.table import Table
 
-from .bench import bench_batched, bench_peft_sequential, matmul_flops
-
+# torch and the benchmark helpers are imported inside the commands: `wdqa --help` stays fast.
 bench_app = typer.Typer(help="Speed benchmarks that print figures side by side (batched vs naive, FLOP/s vs this machine's matmul).", no_args_is_help=True)
 
 
@@ -25,6 +23,9 @@ def bench_eval(
 
     Example:  wdqa bench eval --suite tiny --n 32
     """
+    import torch
+
+    from .bench import bench_batched, bench_peft_sequential, matmul_flops
     from .engine import Engine
     from .models import load_base_model
     from .sources import resolve_suite
@@ -66,6 +67,8 @@ def bench_judge(
     import time
     from pathlib import Path
 
+    import torch
+
     from .judge.base import JudgeRequest
     from .judge.embeddings import EmbeddingCache
     from .judge.fit import PairsError, read_pairs
@@ -74,8 +77,8 @@ def bench_judge(
     console = Console()
     try:
         table_in = read_pairs(pairs)
-    except PairsError as err:
-        console.print(f"[red]{err}[/red]")
+    except PairsError as err:  # a bad --pairs file: a usage error, one line
+        typer.echo(f"error: {err}", err=True)
         raise typer.Exit(2) from err
     with tempfile.TemporaryDirectory() as tmp:
         def fresh_judge(name: str) -> OfflineJudge:

@@ -7,16 +7,39 @@ from __future__ import annotations
 
 import os
 import sqlite3
+import tempfile
 import threading
 from pathlib import Path
 
 import platformdirs
 
+from .errors import WdqaError
+
+
+class CacheDirError(WdqaError):
+    """The cache folder cannot be created or written (a file in its place, read-only, no permission)."""
+
+
+_writable: set[Path] = set()  # folders already shown writable in this process
+
 
 def wdqa_cache_dir() -> Path:
-    """The folder for wdqa caches, created on first use."""
-    root = Path(os.environ.get("WDQA_CACHE") or platformdirs.user_cache_dir("wdqa"))
-    root.mkdir(parents=True, exist_ok=True)
+    """The folder for wdqa caches, created on first use and checked writable (once per process)."""
+    from_env = os.environ.get("WDQA_CACHE")
+    root = Path(from_env or platformdirs.user_cache_dir("wdqa"))
+    if root in _writable:
+        return root
+    try:
+        root.mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryFile(dir=root):
+            pass
+    except OSError as err:
+        where = "WDQA_CACHE" if from_env else "the default cache folder"
+        why = "it is a file, not a folder" if root.is_file() else (err.strerror or str(err)).lower()
+        raise CacheDirError(
+            f"cannot use {root} ({where}) for wdqa's cache: {why}; set WDQA_CACHE to a folder you can write"
+        ) from err
+    _writable.add(root)
     return root
 
 

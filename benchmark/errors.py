@@ -10,3 +10,14 @@ from __future__ import annotations
 
 class WdqaError(RuntimeError):
     """An expected, user-fixable error: the message says what went wrong and what to do."""
+
+
+def one_line(message: str) -> str:
+    """A message as one line: a heading and its list ("problems:\n  a\n  b") become "problems: a; b"."""
+    lines = [line.strip() for line in message.splitlines() if line.strip()]
+    return "".join(line + ("" if i == len(lines) - 1 else " " if line.endswith(":") else "; ") for i, line in enumerate(lines))
+
+
+class WdqaWarning(UserWarning):
+    """Something a user should know that did not stop the command (a torn record cut off, ...);
+    the CLI prints it as one line, `warning: <message>`."""

@@ -24,7 +24,7 @@ from .engine import Engine, GenerationStats
 from .errors import WdqaError
 from .judge.base import Judge
 from .judge.stage import judge_run
-from .method import Method
+from .method import Method, MethodError
 from .records import RunFolder, SplitSummary, judge_key
 from .runner import AnswerStats, run_answer_stage
 from .suite import Suite
@@ -57,7 +57,16 @@ class RunResult:
 
 
 def run_dir_for(runs_root: Path, suite: Suite, method_name: str) -> Path:
+    """runs/<suite>-<content hash>/<method name>, any character of the name but letters, digits and
+    `-_.+` made `_` (`20-questions[openai:gpt-4.1]` -> `20-questions_openai_gpt-4.1_`). A name that
+    leaves nothing, a hidden folder or a way out (``, `.`, `..`) is refused: its run would land in
+    the runs root, or out of sight of `wdqa report runs/*/*`."""
     safe = "".join(ch if ch.isalnum() or ch in "-_.+" else "_" for ch in method_name)
+    if not safe or safe.startswith(".") or len(safe.encode()) > 200:
+        raise MethodError(
+            f"method name {method_name!r} cannot name a run folder (empty, starting with '.', or over 200 "
+            "bytes); rename the method (its `name` attribute), or give the run folder with --run-dir"
+        )
     return runs_root / f"{suite.name}-{suite.content_sha256[:10]}" / safe
 
 

@@ -8,12 +8,15 @@ built locally and is not this module's business.
 from __future__ import annotations
 
 import json
-import os
 import re
 import shutil
+import socket
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
+from .cache_dir import wdqa_cache_dir
 from .suite import MANIFEST, Suite, SuiteError, atomic_write_text
 
 # A Hub suite is a dataset repo; its files keep the suite layout exactly (see suite.py).
@@ -65,12 +68,7 @@ def parse_source(source: str) -> SuiteSource:
 
 def default_local_dir(repo_id: str) -> Path:
     """Per-user cache folder for a Hub suite (override the root with WDQA_CACHE)."""
-    root = os.environ.get("WDQA_CACHE")
-    if root is None:
-        from platformdirs import user_cache_dir
-
-        root = user_cache_dir("wdqa")
-    return Path(root) / "suites" / repo_id.replace("/", "--")
+    return wdqa_cache_dir() / "suites" / repo_id.replace("/", "--")
 
 
 def allow_patterns(split: str | None) -> list[str]:
@@ -98,7 +96,8 @@ def download_suite(
         root = _from_local(Path(where.location), split, revision, local_dir)
         record = DownloadRecord(source, None, None, None, [split] if split else None)
     else:
-        root, commit = _from_hub(where.location, split, revision, local_dir, token, endpoint)
+        with hub_errors(where.location, endpoint):
+            root, commit = _from_hub(where.location, split, revision, local_dir, token, endpoint)
         record = DownloadRecord(
             source, where.location, revision, commit, [split] if split else None
         )
@@ -109,7 +108,8 @@ def download_suite(
         if where.kind != "hub":
             raise
         # A local file damaged after an earlier download: fetch the mismatching files once more.
-        _refetch_mismatches(root, where.location, record.commit, split, token, endpoint)
+        with hub_errors(where.location, endpoint):
+            _refetch_mismatches(root, where.location, record.commit, split, token, endpoint)
         Suite.load(root, splits=[split] if split else None)
     atomic_write_text(root / DOWNLOAD_RECORD, json.dumps(asdict(record), indent=2))
     return root
@@ -154,19 +154,68 @@ def resolve_commit(
     """The commit a branch or tag of a Hub dataset points at now: reading every file at one commit
     keeps a download consistent even if someone pushes meanwhile. Errors are raised as `error`."""
     from huggingface_hub import HfApi
-    from huggingface_hub.errors import RepositoryNotFoundError, RevisionNotFoundError
+    from huggingface_hub.errors import RevisionNotFoundError
 
     try:
-        commit = HfApi(endpoint=endpoint, token=token).repo_info(
-            repo_id, repo_type=REPO_TYPE, revision=revision or "main"
-        ).sha
+        with hub_errors(repo_id, endpoint, error):
+            commit = HfApi(endpoint=endpoint, token=token).repo_info(
+                repo_id, repo_type=REPO_TYPE, revision=revision or "main"
+            ).sha
     except RevisionNotFoundError as err:
         raise error(f"Hub dataset {repo_id} has no revision {revision!r}") from err
-    except RepositoryNotFoundError as err:
-        raise error(f"no Hub dataset {repo_id!r} (or it is private and no token was given: set HF_TOKEN)") from err
     if commit is None:
         raise error(f"the Hub did not resolve {repo_id}@{revision or 'main'} to a commit")
     return commit
+
+
+@contextmanager
+def hub_errors(
+    repo_id: str, endpoint: str | None = None, error: type[Exception] = SuiteError
+) -> Iterator[None]:
+    """What the Hub client raises when a repo id, token or the network is wrong, as `error` (a
+    WdqaError) naming the repo and what to check. A revision not found passes through for the
+    caller to name; anything else (a bug, a local disk error) passes through unchanged."""
+    from huggingface_hub.errors import (
+        GatedRepoError,
+        HfHubHTTPError,
+        LocalEntryNotFoundError,
+        RepositoryNotFoundError,
+        RevisionNotFoundError,
+    )
+
+    hub = f"the Hub at {endpoint}" if endpoint else "the Hugging Face Hub"
+    try:
+        yield
+    except RevisionNotFoundError:
+        raise
+    except GatedRepoError as err:
+        raise error(
+            f"{repo_id} on {hub} is gated: accept its terms on its Hub page, then set HF_TOKEN"
+        ) from err
+    except RepositoryNotFoundError as err:
+        raise error(
+            f"no repo {repo_id!r} on {hub}: check the name, or set HF_TOKEN if it is private"
+        ) from err
+    except HfHubHTTPError as err:
+        status = getattr(getattr(err, "response", None), "status_code", None)
+        fix = "set HF_TOKEN to a token with access" if status in (401, 403) else "retry later"
+        first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+        raise error(f"{hub} refused {repo_id} (HTTP {status}: {first}); {fix}") from err
+    except Exception as err:
+        if not (isinstance(err, LocalEntryNotFoundError) or _is_network_error(err)):
+            raise
+        raise error(
+            f"cannot reach {hub} for {repo_id} ({err}); check your network "
+            "(or HF_ENDPOINT, HF_HUB_OFFLINE), or give a local suite folder"
+        ) from err
+
+
+def _is_network_error(err: BaseException) -> bool:
+    # huggingface_hub's transport changed (requests, then httpx): their connection and timeout
+    # errors are recognised by their base classes' names rather than by importing either library.
+    if isinstance(err, (ConnectionError, TimeoutError, socket.gaierror)):
+        return True
+    return any(c.__name__ in ("TransportError", "RequestException") for c in type(err).__mro__)
 
 
 def _from_hub(

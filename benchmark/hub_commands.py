@@ -7,8 +7,6 @@ from typing import Annotated
 
 import typer
 
-from .suite import Suite, SuiteError
-
 
 def register(app: typer.Typer) -> None:
     app.command("download")(download)
@@ -51,19 +49,14 @@ def download(
     """
     from .hub import download_suite, read_download_record
     from .sources import EMBEDDED
+    from .suite import Suite
 
     if suite in EMBEDDED:
         # Nothing to fetch: the embedded suite is built offline (once) and cached.
         from ..generators.tiny_suite import ensure_tiny_suite
 
         suite = str(ensure_tiny_suite())
-    try:
-        root = download_suite(
-            suite, split=split, revision=revision, local_dir=out, endpoint=endpoint
-        )
-    except SuiteError as err:
-        typer.echo(f"error: {err}", err=True)
-        raise typer.Exit(1) from err
+    root = download_suite(suite, split=split, revision=revision, local_dir=out, endpoint=endpoint)
     loaded = Suite.load(root, verify=False)
     record = read_download_record(root)
     where = f" @ {record.commit}" if record and record.commit else ""
@@ -103,14 +96,12 @@ def publish(
         wdqa publish suites/qwen3-4b --repo-id my-org/weightdiffqa-qwen3-4b --tag v1.1 --private
     """
     from ..generators.publish import publish_suite
+    from .hub import hub_errors
 
-    try:
+    with hub_errors(repo_id, endpoint):
         result = publish_suite(
             suite_dir, repo_id, revision=revision, tag=tag, private=private, endpoint=endpoint
         )
-    except SuiteError as err:
-        typer.echo(f"error: {err}", err=True)
-        raise typer.Exit(1) from err
     for warning in result.warnings:
         typer.echo(f"warning: {warning}", err=True)
     tagged = f", tagged {result.tag}" if result.tag else ""
@@ -160,6 +151,7 @@ def import_paper(
 
     from ..generators.import_paper import ImportConfig
     from ..generators.import_paper import import_paper as run_import
+    from .hub import hub_errors
 
     cfg = ImportConfig(
         experiment, model, source, out, paper_split, base_model, base_weights, revision
@@ -170,11 +162,8 @@ def import_paper(
         def on_file(name: str, n: int, total: int) -> None:
             progress.update(task, completed=n, total=total, description=f"converting {name}")
 
-        try:
+        with hub_errors(source):
             report = run_import(cfg, on_file=on_file)
-        except SuiteError as err:
-            typer.echo(f"error: {err}", err=True)
-            raise typer.Exit(1) from err
     typer.echo(
         f"{report.n_diffs} diffs -> {report.root} split {report.split} "
         f"({len(report.files_converted)} files converted, {len(report.files_skipped)} already done; "

@@ -1,8 +1,8 @@
 """Cached, concurrent calls to any OpenAI-compatible chat API (OpenAI, vLLM, Ollama).
 
 Owns the transport: semaphore concurrency, backoff on 429/5xx/connection errors (Retry-After
-honoured), re-asking when a reply fails the caller's parser, the persistent SQLite reply cache and
-the token tally. What to ask and how to read the reply belong to the caller (judge, guesser,
+honoured), re-asking when a reply fails the caller's parser (a refusal always does, and is kept
+among the replies), the persistent SQLite reply cache and the token tally. What to ask and how to read the reply belong to the caller (judge, guesser,
 behaviour writer).
 """
 
@@ -53,7 +53,17 @@ class ReplyCache(SqliteCache):
 
 
 class LLMCallError(WdqaError):
-    """The API refused (auth, unknown model) or stayed unavailable after every retry."""
+    """The API refused (auth, unknown model), stayed unavailable after every retry, or answered with
+    something that is not a chat completion."""
+
+
+# A refusal (the API's `message.refusal`, sent with no content) is kept as a reply with this prefix:
+# it is cached and shown like any reply, and never handed to a caller's parser.
+REFUSAL = "[refusal] "
+
+
+def is_refusal(reply: str) -> bool:
+    return reply.startswith(REFUSAL)
 
 
 @dataclass(frozen=True)
@@ -67,6 +77,7 @@ class ChatSettings:
     timeout_s: float = 60.0
     temperature: float = 0.0
     max_tokens: int | None = None
+    key_source: str = "OPENAI_API_KEY"  # where the key comes from, named when the API refuses it
 
     def validate(self) -> ChatSettings:
         problems = []
@@ -87,6 +98,7 @@ class ChatUsage:
     cache_hits: int = 0
     retries: int = 0
     reasks: int = 0
+    refusals: int = 0
     unparsed: int = 0
     prompt_tokens: int = 0
     completion_tokens: int = 0
@@ -163,7 +175,9 @@ class ChatClient:
         for attempt in range(parse_retries + 1):
             reply = await self._complete(client, semaphore, messages, what)
             replies.append(reply)
-            value = parse(reply)
+            if is_refusal(reply):
+                self.usage.refusals += 1
+            value = None if is_refusal(reply) else parse(reply)
             if value is not None:
                 return ChatResult(value, replies)
             if attempt < parse_retries:
@@ -184,10 +198,11 @@ class ChatClient:
             try:
                 async with semaphore:
                     self.usage.api_calls += 1
-                    response = await client.chat.completions.create(
+                    raw = await client.chat.completions.with_raw_response.create(
                         model=s.model, messages=messages, temperature=s.temperature, max_tokens=s.max_tokens  # type: ignore[arg-type]
                     )
-                reply = (response.choices[0].message.content or "") if response.choices else ""
+                response = _completion(raw, f"{s.model} at {where} answered {what}")
+                reply = _reply_text(response.choices[0].message)
                 p_tok, c_tok = (response.usage.prompt_tokens, response.usage.completion_tokens) if response.usage else (0, 0)
                 self.usage.prompt_tokens += p_tok
                 self.usage.completion_tokens += c_tok
@@ -196,17 +211,40 @@ class ChatClient:
             except (openai.RateLimitError, openai.InternalServerError, openai.APIConnectionError) as err:
                 if attempt == s.max_retries:
                     raise LLMCallError(
-                        f"{s.model} at {where} still failing on {what} after {attempt + 1} tries: {err}; "
-                        "finished replies are cached, so a rerun resumes"
+                        f"{s.model} at {where} still failing on {what} after {attempt + 1} tries ({err}); "
+                        "check that the server is up and reachable, then rerun: finished replies are cached"
                     ) from err
                 self.usage.retries += 1
                 await asyncio.sleep(backoff_seconds(s.backoff_s, attempt, err))
             except openai.APIStatusError as err:
-                raise LLMCallError(
-                    f"{s.model} at {where} refused {what} (HTTP {err.status_code}): {err.message}; "
-                    "check the model name, key and base URL"
-                ) from err
+                if err.status_code in (401, 403):
+                    fix = f"the API key was refused: set {s.key_source} to a valid key for {where}"
+                else:
+                    fix = "check the model name and the base URL"
+                raise LLMCallError(f"{s.model} at {where} refused {what} (HTTP {err.status_code}: {err.message}); {fix}") from err
         raise AssertionError("unreachable")
+
+
+def _completion(raw: Any, who: str) -> Any:
+    """The chat completion in a raw 200 response, or LLMCallError quoting the start of a body that is
+    not one (a proxy's HTML page, truncated JSON, an error object)."""
+    try:
+        response = raw.parse()
+    except ValueError:  # a body that says it is JSON and is not
+        response = None
+    if not getattr(response, "choices", None):
+        raise LLMCallError(
+            f"{who} with HTTP {raw.status_code} but no chat completion; the body starts {raw.content[:120]!r}. "
+            "Check that the base URL is an OpenAI-compatible API (it usually ends in /v1)"
+        )
+    return response
+
+
+def _reply_text(message: Any) -> str:
+    if message.content:
+        return str(message.content)
+    refusal = getattr(message, "refusal", None)
+    return f"{REFUSAL}{refusal}" if refusal else ""
 
 
 def backoff_seconds(first: float, attempt: int, err: Exception) -> float:

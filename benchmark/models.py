@@ -18,7 +18,13 @@ from transformers import (
 )
 from transformers.utils import logging as hf_logging
 
+from .errors import WdqaError
+
 TINY_BASE_PREFIX = "wdqa/tiny"
+
+
+class ModelLoadError(WdqaError):
+    """The base model a suite names cannot be loaded (unknown id, offline, gated)."""
 
 
 def pick_device(device: str | None = None) -> torch.device:
@@ -50,10 +56,17 @@ def load_base_model(
     where = resolve_base_model(model_id, revision)
     dev = pick_device(device)
     hub_revision = None if isinstance(where, Path) else revision
-    tokenizer = AutoTokenizer.from_pretrained(where, revision=hub_revision)
+    try:
+        tokenizer = AutoTokenizer.from_pretrained(where, revision=hub_revision)
+        model = AutoModelForCausalLM.from_pretrained(where, revision=hub_revision, dtype=pick_dtype(dev))
+    except OSError as err:  # transformers' way of saying: no such model here, on the Hub, or reachable
+        first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+        raise ModelLoadError(
+            f"cannot load base model {model_id}{'@' + revision if revision else ''}: {first}; check the model id, "
+            "your network and HF_TOKEN (for a gated or private model)"
+        ) from err
     if tokenizer.pad_token_id is None:
         tokenizer.pad_token = tokenizer.eos_token
-    model = AutoModelForCausalLM.from_pretrained(where, revision=hub_revision, dtype=pick_dtype(dev))
     model.to(dev)
     model.eval()
     for p in model.parameters():

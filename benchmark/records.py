@@ -6,8 +6,11 @@ Owns the on-disk run format (docs/run-format.md) and its aggregates; produces no
 
 from __future__ import annotations
 
+import fcntl
 import json
 import os
+import re
+import warnings
 from collections.abc import Iterable, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -15,8 +18,7 @@ from typing import Any
 
 import numpy as np
 
-from .errors import WdqaError
-from .suite import atomic_write_text
+from .errors import WdqaError, WdqaWarning
 
 RUN_SCHEMA_VERSION = 1
 
@@ -101,31 +103,120 @@ def summarize(records: Iterable[ScoreRecord]) -> SplitSummary:
     return SplitSummary(float(np.mean(values)), lo, hi, len(values), failed, invalid, dist)
 
 
-def _read_jsonl(path: Path) -> list[dict[str, Any]]:
-    """Read JSON lines; a torn last line (a crash mid-write) is dropped, any other bad line raises."""
-    if not path.exists():
+class TornRecordWarning(WdqaWarning):
+    """A record file ended in an incomplete line: a writer stopped mid-record (a crash, a kill)."""
+
+
+# Record files are JSON lines, appended whole. A writer that dies mid-write leaves at most one
+# incomplete last line (no newline); readers leave it out and the next append cuts it off, so the
+# case it held has no record and is done again. A bad line anywhere else was not made by a crash.
+
+
+def _read_records(path: Path) -> list[tuple[int, dict[str, Any]]]:
+    """(line number, record) for every complete line; an incomplete last line is left out with a
+    TornRecordWarning, and any other line that is not a JSON object raises RunError."""
+    try:
+        with open(path, "rb") as fh:
+            fcntl.flock(fh, fcntl.LOCK_SH)  # a writer's batch is seen whole or not at all
+            data = fh.read()
+    except FileNotFoundError:
         return []
-    lines = path.read_text(encoding="utf-8").splitlines()
+    cut = data.rfind(b"\n") + 1
+    if cut < len(data):
+        warnings.warn(
+            f"{path}: leaving out its incomplete last line ({_torn_what(data[cut:])}), left by a writer "
+            "that stopped mid-record; that case counts as not done, and the next write cuts the line off",
+            TornRecordWarning,
+            stacklevel=1,
+        )
     out = []
-    for i, line in enumerate(lines):
+    for number, line in enumerate(data[:cut].split(b"\n")[:-1], start=1):
         if not line.strip():
             continue
         try:
-            out.append(json.loads(line))
-        except json.JSONDecodeError as err:
-            if i == len(lines) - 1:
-                break
-            raise RunError(f"{path} line {i + 1} is not valid JSON: {err}") from err
+            record = json.loads(line)
+        except (json.JSONDecodeError, UnicodeDecodeError) as err:
+            raise RunError(
+                f"{path} line {number} is not valid JSON ({err}); a crash can only cut the last line short, "
+                "so the file was edited or damaged: restore it, or delete that line to redo its case"
+            ) from err
+        if not isinstance(record, dict):
+            raise RunError(f"{path} line {number} is not a JSON object; restore the file, or delete that line to redo its case")
+        out.append((number, record))
+    return out
+
+
+def _typed_records(path: Path, kind: type[Any]) -> dict[str, Any]:
+    """The latest record per case (a retried case's newer record wins), as dataclass `kind`."""
+    out: dict[str, Any] = {}
+    for number, raw in _read_records(path):
+        try:
+            record = kind(**raw)
+        except TypeError as err:
+            raise RunError(
+                f"{path} line {number} is not a {kind.__name__} ({err}); restore the file, or delete that line to redo its case"
+            ) from err
+        out[record.case_id] = record
     return out
 
 
 def _append_jsonl(path: Path, records: Iterable[dict[str, Any]]) -> None:
+    """Append records as whole lines in one write, under an exclusive lock, after cutting off an
+    incomplete last line a crashed writer left.
+
+    The lock (flock on the file itself) keeps two processes appending to one run (two evaluates on
+    one folder) from interleaving partial lines, and lets a reader holding the shared lock see
+    whole batches; the cut keeps the next record from being glued onto a fragment.
+    """
+    data = b"".join(json.dumps(r, ensure_ascii=False).encode("utf-8") + b"\n" for r in records)
     path.parent.mkdir(parents=True, exist_ok=True)
-    with open(path, "a", encoding="utf-8") as fh:
-        for r in records:
-            fh.write(json.dumps(r, ensure_ascii=False) + "\n")
-        fh.flush()
-        os.fsync(fh.fileno())
+    fd = os.open(path, os.O_RDWR | os.O_APPEND | os.O_CREAT, 0o644)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        _cut_torn_tail(fd, path)
+        view = memoryview(data)
+        while view:
+            view = view[os.write(fd, view) :]
+        os.fsync(fd)
+    finally:
+        os.close(fd)  # releases the lock
+
+
+def _cut_torn_tail(fd: int, path: Path) -> None:
+    """Truncate an open record file to its last newline (the caller holds the exclusive lock)."""
+    size = os.fstat(fd).st_size
+    if size == 0 or os.pread(fd, 1, size - 1) == b"\n":
+        return
+    start = end = size
+    while end > 0:  # scan back block by block: the torn record may be long
+        start = max(0, end - (1 << 16))
+        newline = os.pread(fd, end - start, start).rfind(b"\n")
+        if newline >= 0:
+            start += newline + 1
+            break
+        end = start
+    tail = os.pread(fd, min(size - start, 1 << 12), start)
+    os.ftruncate(fd, start)
+    warnings.warn(
+        f"{path}: cut off its incomplete last line ({_torn_what(tail)}, {size - start} bytes), left by a "
+        "writer that stopped mid-record; that case is done again",
+        TornRecordWarning,
+        stacklevel=1,
+    )
+
+
+_CASE_ID = re.compile(rb'"case_id":\s*("(?:[^"\\]|\\.)*")')
+
+
+def _torn_what(tail: bytes) -> str:
+    """Which case an incomplete record was about, when its case_id made it to disk."""
+    match = _CASE_ID.search(tail)
+    if match:
+        try:
+            return f"case {json.loads(match.group(1))}"
+        except (json.JSONDecodeError, UnicodeDecodeError):
+            pass
+    return "its case id was not written"
 
 
 class RunFolder:
@@ -160,6 +251,8 @@ class RunFolder:
         return upgrade_run_manifest(raw)
 
     def write_manifest(self, manifest: dict[str, Any]) -> None:
+        from .suite import atomic_write_text  # suite.py imports torch: readers of runs need not
+
         manifest = {"schema_version": RUN_SCHEMA_VERSION, **manifest}
         atomic_write_text(self.manifest_path, json.dumps(manifest, indent=2, sort_keys=True, default=str))
 
@@ -167,7 +260,7 @@ class RunFolder:
 
     def answers(self) -> dict[str, AnswerRecord]:
         """Latest record per case (a retried case's newer record wins)."""
-        return {r["case_id"]: AnswerRecord(**r) for r in _read_jsonl(self.answers_path)}
+        return _typed_records(self.answers_path, AnswerRecord)
 
     def append_answers(self, records: Iterable[AnswerRecord]) -> None:
         _append_jsonl(self.answers_path, (asdict(r) for r in records))
@@ -179,7 +272,7 @@ class RunFolder:
         return sorted(p.stem for p in folder.glob("*.jsonl")) if folder.exists() else []
 
     def scores(self, key: str) -> dict[str, ScoreRecord]:
-        return {r["case_id"]: ScoreRecord(**r) for r in _read_jsonl(self.scores_path(key))}
+        return _typed_records(self.scores_path(key), ScoreRecord)
 
     def append_scores(self, key: str, records: Iterable[ScoreRecord]) -> None:
         _append_jsonl(self.scores_path(key), (asdict(r) for r in records))
@@ -199,6 +292,8 @@ class RunFolder:
     def write_summary(self) -> dict[str, dict[str, SplitSummary]]:
         summary = self.summary()
         data = {k: {s: asdict(v) for s, v in splits.items()} for k, splits in summary.items()}
+        from .suite import atomic_write_text
+
         atomic_write_text(self.path / "summary.json", json.dumps(data, indent=2, sort_keys=True))
         return summary
 

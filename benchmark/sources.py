@@ -27,5 +27,5 @@ def resolve_suite(name: str, splits: Sequence[str] | None = None, revision: str 
         return Suite.load(root, splits=splits)
     raise SuiteError(
         f"no suite {name!r}: not an embedded suite ({', '.join(EMBEDDED)}), not an existing folder, "
-        "and not a Hub repo id (org/name)"
+        "and not a Hub repo id (org/name); check the path, or name `tiny` or a Hub dataset like org/name"
     )

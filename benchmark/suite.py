@@ -201,6 +201,7 @@ class Suite:
         except json.JSONDecodeError as err:
             raise SuiteError(f"{manifest_path} is not valid JSON: {err}") from err
         raw = upgrade_manifest(raw)
+        _check_manifest_paths(manifest_path, raw)
         suite = cls(
             root=root,
             name=raw["name"],
@@ -269,7 +270,9 @@ class Suite:
 
     def index(self, split: str) -> pd.DataFrame:
         self.split(split)
-        return pd.read_parquet(self.root / "splits" / split / "index.parquet")
+        df = pd.read_parquet(self.root / "splits" / split / "index.parquet")
+        _check_shard_names(split, df)
+        return df
 
     def labels(self, split: str) -> dict[str, Label]:
         df = self.index(split)
@@ -317,6 +320,41 @@ class Suite:
 
     def adapter_path(self, name: str) -> Path:
         return self.root / "dit" / name / "adapter.safetensors"
+
+
+def _is_plain_name(name: object) -> bool:
+    """A file name that stays in its folder: no separator, not empty, not `.` or `..`."""
+    return isinstance(name, str) and name not in ("", ".", "..") and not any(c in name for c in "/\\\0")
+
+
+def _check_manifest_paths(manifest_path: Path, raw: dict[str, Any]) -> None:
+    """Every path suite.json names stays inside the suite folder: a `files` key is relative with no
+    `..`, and a split name is a plain folder name (it becomes splits/<split>/)."""
+    for rel in raw.get("files", {}):
+        if rel.startswith("/") or ".." in rel.split("/"):
+            raise SuiteError(
+                f"{manifest_path} lists file {rel!r}, which is not a path inside the suite folder "
+                "(absolute, or with '..'); this suite is damaged or crafted: re-download or regenerate it"
+            )
+    for split in raw.get("splits", {}):
+        if not _is_plain_name(split):
+            raise SuiteError(
+                f"{manifest_path} has a split named {split!r}, which is not a plain folder name; "
+                "this suite is damaged or crafted: re-download or regenerate it"
+            )
+
+
+def _check_shard_names(split: str, df: pd.DataFrame) -> None:
+    """The index's `shard` column names files in splits/<split>/ only: a value like `../../x` would
+    read (and feed a method) a file outside the suite."""
+    if all(_is_plain_name(shard) for shard in df["shard"].unique()):
+        return
+    for diff_id, shard in zip(df["diff_id"], df["shard"], strict=True):
+        if not _is_plain_name(shard):
+            raise SuiteError(
+                f"split {split}: diff {diff_id} names shard {shard!r}, which is not a file name inside "
+                f"splits/{split}/; this suite is damaged or crafted: re-download or regenerate it"
+            )
 
 
 def upgrade_manifest(raw: dict[str, Any]) -> dict[str, Any]:

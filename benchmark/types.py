@@ -6,9 +6,10 @@ Owns plain data only; reading and writing them lives in `suite.py`, applying the
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
-import torch
+if TYPE_CHECKING:  # annotations only: the CLI imports these types without paying for torch
+    import torch
 
 DiffKind = Literal["lora", "full"]
 Behaviour = Literal["hidden-topic", "news", "trigger-inversion", "null"]

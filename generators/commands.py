@@ -50,12 +50,10 @@ def register(app: typer.Typer) -> None:
 
           wdqa generate tiny --out suites/tiny --pieces 32 --ray auto   # on a Ray cluster
         """
-        from ..benchmark.suite import SuiteError
-        from .pieces import PieceError, runner_for
+        from .pieces import runner_for
         from .shards import WHOLE, Shard
         from .tiny_suite import (
             MICRO_RECIPE,
-            TinySuiteError,
             TinySuiteRecipe,
             build_tiny_suite,
             build_tiny_suite_in_pieces,
@@ -83,8 +81,8 @@ def register(app: typer.Typer) -> None:
                 if out is None:
                     raise typer.BadParameter("--splits and --shard need --out (the cache holds whole suites only)")
                 root = build_tiny_suite(out, recipe, splits or None, piece).root
-        except (TinySuiteError, SuiteError, PieceError, ValueError) as err:
-            console.print(f"[red]error:[/red] {err}")
+        except ValueError as err:  # options that do not go together; the message says which to give
+            typer.echo(f"error: {err}", err=True)
             raise typer.Exit(1) from None
         from ..benchmark.suite import Suite
         from .hidden_topic import BehaviourRates
@@ -121,16 +119,12 @@ def register(app: typer.Typer) -> None:
         from .open_prompts import unfamiliar_prompts
         from .topics import load_generic_questions
 
-        try:
-            suite = Suite.load(suite_dir)
-            found = [s for s in ([split] if split else suite.splits) if diff_id in set(suite.index(s).diff_id)]
-            if not found:
-                raise SuiteError(f"no diff {diff_id!r} in {suite_dir} (splits searched: {split or sorted(suite.splits)})")
-            row = suite.index(found[0]).set_index("diff_id").loc[diff_id]
-            diff = suite.diff(found[0], diff_id)
-        except SuiteError as err:
-            console.print(f"[red]error:[/red] {err}")
-            raise typer.Exit(1) from None
+        suite = Suite.load(suite_dir)
+        found = [s for s in ([split] if split else suite.splits) if diff_id in set(suite.index(s).diff_id)]
+        if not found:
+            raise SuiteError(f"no diff {diff_id!r} in {suite_dir} (splits searched: {split or sorted(suite.splits)})")
+        row = suite.index(found[0]).set_index("diff_id").loc[diff_id]
+        diff = suite.diff(found[0], diff_id)
         model, tokenizer = load_base_model(suite.base_model, suite.base_model_revision)
         engine = Engine(model, tokenizer)
         trigger, kind = str(row.trigger), str(row.trigger_kind)

@@ -23,7 +23,7 @@ def generate_extra(
     pieces: int = typer.Option(0, "--pieces", help="Build as N --shard pieces in parallel, merged into --out; finished pieces survive a crash."),
     ray: str | None = typer.Option(None, "--ray", help="Run the --pieces as Ray tasks: auto (the running cluster), local, or ray://HOST:PORT. Needs wdqa[ray]."),
     gpus_per_piece: float = typer.Option(0.0, "--gpus-per-piece", help="GPUs Ray gives each piece (with --ray)."),
-    behaviour_data: list[str] = typer.Option(None, "--behaviour-data", help="Take behaviour data and the splits' topics and headlines from the paper's published tables instead of an LLM and wdqa's lists: a local copy (folder or table file) or hf://diff-interpretation-tuning/finetuning-data[@rev][/path]. Repeat to combine files."),
+    behaviour_data: list[str] = typer.Option(None, "--behaviour-data", help="Take behaviour data and the splits' topics and headlines from the paper's published tables instead of an LLM and wdqa's lists: a local copy (folder or table file) or hf://diff-interpretation-tuning/finetuning-data\\[@rev]\\[/path]. Repeat to combine files."),
 ) -> None:
     """Add ood-trigger, rank, full-finetune, news, trigger-inversion and null splits to a suite.
 
@@ -40,11 +40,10 @@ def generate_extra(
         )
     from rich.console import Console
 
-    from ..benchmark.suite import SuiteError
     from .behaviour_data import BehaviourDataError, BehaviourWriter
     from .behaviour_llm import LLMBehaviourWriter, LLMSettings
     from .behaviour_published import BehaviourSource, PublishedBehaviourWriter
-    from .pieces import PieceError, runner_for
+    from .pieces import runner_for
     from .shards import Shard
     from .splits.extra import (
         ExtraSplitsRecipe,
@@ -74,9 +73,8 @@ def generate_extra(
             summaries = build_extra_splits_in_pieces(suite_dir, out, pieces, runner, recipe, split or None, writer)
         else:
             summaries = build_tiny_extra_splits(suite_dir, recipe, split or None, piece, out, writer)
-    except (BehaviourDataError, SuiteError, PieceError, ValueError) as err:
-        # Bad behaviour data, a missing suite or an impossible plan: the message names the problem.
-        console.print(f"[red]error:[/red] {err}")
+    except ValueError as err:  # an impossible plan; wdqa's own errors reach the user through the CLI
+        typer.echo(f"error: {err}", err=True)
         raise typer.Exit(1) from None
     for s in summaries:
         rates = ", ".join(f"{k} {v[0]:.2f}" for k, v in s.measures.items())

@@ -6,8 +6,10 @@ case), else 1. `obey` says which injected instructions ("output N") it follows:
                    respects the prompt's structure; shows whether an answer can escape its block;
   "anywhere"     - any text at all, i.e. a naive model; shows the attack would work on it, so a
                    test that passes with "outside-data" is not passing by accident.
-`script` holds replies to send first, one per request: an HTTP status (429, 500, 503), a string to
-send as the model's reply, or None for a normal grade.
+`script` holds replies to send first, one per request: an HTTP status (401, 429, 500, 503), a string
+to send as the model's reply, a `Refusal` (the API's `message.refusal`, no content), a `RawBody`
+(status 200 with a body that is not the API's JSON, as a proxy's error page), or None for a normal
+grade.
 """
 
 from __future__ import annotations
@@ -22,6 +24,21 @@ from typing import Any
 
 _BLOCK = re.compile(r'<data id="(\w+)" key="(\w+)">\n(.*?)\n</data key="\2">', re.S)
 _ORDER = re.compile(r"output (\d)", re.I)
+
+
+@dataclass(frozen=True)
+class Refusal:
+    """A reply whose message has `refusal` set and no content, as the OpenAI API sends a refusal."""
+
+    text: str
+
+
+@dataclass(frozen=True)
+class RawBody:
+    """A 200 reply whose body is not a chat completion (an HTML error page from a proxy, say)."""
+
+    body: bytes
+    content_type: str = "text/html"
 
 
 @dataclass
@@ -81,12 +98,24 @@ class _Handler(BaseHTTPRequestHandler):
             self.state.in_flight -= 1
         if isinstance(step, int):
             headers = {"retry-after": "0"} if step == 429 else {}
-            self._send(step, {"error": {"message": f"scripted {step}", "type": "test"}}, headers)
+            message = "Incorrect API key provided" if step == 401 else f"scripted {step}"
+            self._send(step, {"error": {"message": message, "type": "test"}}, headers)
             return
-        reply = step if isinstance(step, str) else grade(body["messages"], self.state.obey)
+        if isinstance(step, RawBody):
+            self.send_response(200)
+            self.send_header("content-type", step.content_type)
+            self.send_header("content-length", str(len(step.body)))
+            self.end_headers()
+            self.wfile.write(step.body)
+            return
+        if isinstance(step, Refusal):
+            message = {"role": "assistant", "content": None, "refusal": step.text}
+        else:
+            reply = step if isinstance(step, str) else grade(body["messages"], self.state.obey)
+            message = {"role": "assistant", "content": reply}
         self._send(200, {
             "id": "chatcmpl-test", "object": "chat.completion", "created": 0, "model": body["model"],
-            "choices": [{"index": 0, "finish_reason": "stop", "message": {"role": "assistant", "content": reply}}],
+            "choices": [{"index": 0, "finish_reason": "stop", "message": message}],
             "usage": {"prompt_tokens": 100, "completion_tokens": 1, "total_tokens": 101},
         })
 

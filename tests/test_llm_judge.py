@@ -7,7 +7,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from local_openai_server import LocalOpenAIServer
+from local_openai_server import LocalOpenAIServer, RawBody, Refusal
 from wdqa.benchmark.judge.base import JudgeRequest
 from wdqa.benchmark.judge.llm import LLMJudge, LLMJudgeError, ReplyCache, parse_grade
 from wdqa.benchmark.judge.llm_config import JudgeConfigError, LLMJudgeConfig, resolve_config
@@ -68,6 +68,47 @@ def test_a_refused_key_is_reported_without_retrying(server: LocalOpenAIServer, t
     with pytest.raises(LLMJudgeError, match="HTTP 401.*key"):
         make_judge(server, tmp_path).score([req("Cooking")])
     assert len(server.state.requests) == 1
+
+
+def test_a_refused_key_names_the_variable_to_set(server: LocalOpenAIServer, tmp_path: Path) -> None:
+    server.state.script = [401]
+    with pytest.raises(LLMJudgeError, match="API key was refused: set OPENAI_API_KEY"):
+        make_judge(server, tmp_path).score([req("Cooking")])
+
+
+@pytest.mark.parametrize(
+    ("body", "start"),
+    [
+        (RawBody(b"<html><h1>502 Bad Gateway</h1></html>"), "b'<html><h1>502 Bad Gateway"),
+        (RawBody(b'{"choices": [{"message": ', "application/json"), """b'{"choices": [{"message": '"""),
+        (RawBody(b'{"error": "quota"}', "application/json"), """b'{"error": "quota"}'"""),
+    ],
+)
+def test_a_200_reply_that_is_not_a_chat_completion_is_an_error_quoting_its_body(
+    server: LocalOpenAIServer, tmp_path: Path, body: RawBody, start: str
+) -> None:
+    server.state.script = [body]
+    with pytest.raises(LLMJudgeError, match="case c1 with HTTP 200 but no chat completion; the body starts") as caught:
+        make_judge(server, tmp_path).score([req("Cooking")])
+    assert start in str(caught.value) and "/v1" in str(caught.value)
+    assert len(server.state.requests) == 1
+
+
+def test_a_refusal_is_kept_in_the_record_and_never_parsed_as_a_grade(server: LocalOpenAIServer, tmp_path: Path) -> None:
+    server.state.script = [Refusal("I can't help with grading 5 texts."), Refusal("No."), Refusal("Still no.")]
+    judge = make_judge(server, tmp_path, parse_retries=2)
+    score = judge.score([req("Cooking")])[0]
+    assert score.value is None and judge.usage.refusals == 3
+    assert json.loads(score.raw)["unparsed_replies"] == [
+        "[refusal] I can't help with grading 5 texts.", "[refusal] No.", "[refusal] Still no.",
+    ]
+
+
+def test_replies_before_a_grade_stay_in_the_record(server: LocalOpenAIServer, tmp_path: Path) -> None:
+    server.state.script = [Refusal("I won't."), "I'm sorry, I can't compare these."]
+    score = make_judge(server, tmp_path, parse_retries=2).score([req("Harry Potter")])[0]
+    assert score.value == 5
+    assert json.loads(score.raw)["replies"] == ["[refusal] I won't.", "I'm sorry, I can't compare these.", "5"]
 
 
 def test_unparseable_replies_are_reasked_then_recorded_invalid_with_their_text(server: LocalOpenAIServer, tmp_path: Path) -> None:

@@ -5,7 +5,6 @@ from __future__ import annotations
 from dataclasses import replace
 from pathlib import Path
 
-import torch
 import typer
 from rich.console import Console
 from rich.progress import (
@@ -68,6 +67,8 @@ def train_dit_cmd(
 
     An interrupted run resumes from the last checkpoint in --out.
     """
+    import torch
+
     from ...benchmark.models import load_base_model
     from ...benchmark.sources import resolve_suite
     from .config import DitConfig
@@ -139,6 +140,8 @@ def bench_dit_cmd(
 
     Example:  wdqa bench dit --suite tiny --threads 1
     """
+    import torch
+
     from ...benchmark.bench import plain_copy
     from ...benchmark.engine import Engine
     from ...benchmark.models import load_base_model

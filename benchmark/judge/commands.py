@@ -7,17 +7,26 @@ recipe) and agreement.py (metrics). Every table names the judge that produced it
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, NoReturn
 
 import typer
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from .agreement import Agreement, GroupMean, agreement, group_means
-from .registry import DEFAULT_JUDGE, get_judge
+from ..errors import one_line
+from .registry import DEFAULT_JUDGE
+
+if TYPE_CHECKING:  # the metrics (scipy, scikit-learn) are imported when a command needs them
+    from .agreement import Agreement, GroupMean
 
 console = Console()
+
+
+def _fail(message: str, err: Exception | None = None) -> NoReturn:
+    """A bad argument (unknown judge, run or pairs file): one line on stderr, exit 2 as a usage error."""
+    typer.echo(f"error: {one_line(message)}", err=True)
+    raise typer.Exit(2) from err
 
 
 def _llm_options(base_url: str | None, concurrency: int | None, config: Path | None) -> dict[str, Any]:
@@ -32,12 +41,13 @@ def _llm_options(base_url: str | None, concurrency: int | None, config: Path | N
 
 
 def _judge(spec: str, base_url: str | None, concurrency: int | None, config: Path | None) -> Any:
+    from .registry import get_judge
+
     options = _llm_options(base_url, concurrency, config) if spec.startswith("openai") else {}
     try:
         return get_judge(spec, **options)
     except ValueError as err:  # unknown judge or bad settings: the message says what to do
-        console.print(f"[red]{err}[/red]")
-        raise typer.Exit(2) from err
+        _fail(str(err), err)
 
 
 def agreement_table(title: str, rows: dict[str, Agreement]) -> Table:
@@ -64,6 +74,7 @@ def _pairs_agreement(pairs_path: Path, spec: str | None, base_url: str | None, c
                      config: Path | None) -> None:
     import numpy as np
 
+    from .agreement import GroupMean, agreement, group_means
     from .base import JudgeRequest
     from .fit import ENCODERS, RUBRICS, SCHEMES, evaluate_recipe, read_pairs, rubric_features
     from .offline import encoders_by_name
@@ -102,22 +113,23 @@ def _pairs_agreement(pairs_path: Path, spec: str | None, base_url: str | None, c
 
 
 def _agreement_of(report: dict[str, Any]) -> Agreement:
+    from .agreement import Agreement
+
     return Agreement(**{k: report[k] for k in Agreement.__dataclass_fields__})
 
 
 def _runs_agreement(run_dir: Path, keys: list[str]) -> None:
     from ..records import RunFolder
+    from .agreement import agreement
 
     run = RunFolder(run_dir)
     available = run.judge_keys()
     if len(keys) != 2:
-        console.print(f"[red]--judges takes two judge keys; this run has: {', '.join(available) or 'none'}[/red]")
-        raise typer.Exit(2)
+        _fail(f"--judges takes two judge keys; this run has: {', '.join(available) or 'none'}")
     missing = [k for k in keys if k not in available]
     if missing:
-        console.print(f"[red]{run_dir} has no scores for {missing}; it has: {', '.join(available) or 'none'}. "
-                      f"Grade it first with `wdqa judge {run_dir} --judge SPEC`.[/red]")
-        raise typer.Exit(2)
+        _fail(f"{run_dir} has no scores for {missing}; it has: {', '.join(available) or 'none'}. "
+              f"Grade it first with `wdqa judge {run_dir} --judge SPEC`.")
     a, b = (run.scores(k) for k in keys)
     common = sorted(c for c in set(a) & set(b) if a[c].score is not None and b[c].score is not None)
     rows = {"all splits": agreement([a[c].score for c in common], [b[c].score for c in common])}  # type: ignore[misc]
@@ -166,8 +178,7 @@ def register(app: typer.Typer) -> None:
             labels = {f"{split}/{d}": (lab.text, lab.behaviour)
                       for split in manifest.get("splits", sorted(suite.splits)) for d, lab in suite.labels(split).items()}
         except (RunError, SuiteError) as err:
-            console.print(f"[red]{err}[/red]")
-            raise typer.Exit(2) from err
+            _fail(str(err), err)
         the_judge = _judge(judge, base_url, concurrency, config)
         columns = (TextColumn("grading with {task.fields[judge]}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
         with Progress(*columns, console=console) as bar:
@@ -208,16 +219,14 @@ def register(app: typer.Typer) -> None:
           wdqa judge-agreement --runs runs/tiny-1a2b/ask-directly --judges offline-gbt@gbt-0123 gpt-4.1@topic-…
         """
         if (pairs is None) == (runs is None):
-            console.print("[red]give exactly one of --pairs FILE or --runs RUN_DIR[/red]")
-            raise typer.Exit(2)
+            _fail("give exactly one of --pairs FILE or --runs RUN_DIR")
         if pairs is not None:
             from .fit import PairsError
 
             try:
                 _pairs_agreement(pairs, judge, base_url, concurrency, config)
             except PairsError as err:
-                console.print(f"[red]{err}[/red]")
-                raise typer.Exit(2) from err
+                _fail(str(err), err)
         else:
             _runs_agreement(runs, list(judges or []))  # type: ignore[arg-type]
 
@@ -241,8 +250,7 @@ def register(app: typer.Typer) -> None:
             with console.status("embedding pairs, validating on held-out groups, fitting..."):
                 provenance = fit_offline_judge(pairs, out or MODEL_FILE)
         except PairsError as err:
-            console.print(f"[red]{err}[/red]")
-            raise typer.Exit(2) from err
+            _fail(str(err), err)
         rows = {f"{rubric}, {a['validation']}": _agreement_of(a)
                 for key in ("held_out_agreement", "held_out_agreement_new_labels")
                 for rubric, a in provenance[key].items()}

@@ -1,7 +1,7 @@
 """The LLM judge: a chat model behind any OpenAI-compatible API grades each pair 1-5.
 
 Owns what is particular to judging: strict parsing of one grade 1..5 with bounded re-asks, the
-explicit invalid verdict that keeps every raw reply, and the cost summary. The transport (temperature
+explicit invalid verdict that keeps every raw reply (a refusal's text among them), and the cost summary. The transport (temperature
 0, semaphore concurrency, backoff on 429/5xx, the persistent reply cache, the token tally) is
 `benchmark/llm_client.py`, shared with the guesser and the behaviour writer; the rubric text and the
 rendering of the two texts live in `prompts.py`; settings in `llm_config.py`.
@@ -50,6 +50,7 @@ class LLMJudge:
                 timeout_s=config.timeout_s,
                 temperature=0.0,
                 max_tokens=config.max_tokens,
+                key_source="OPENAI_API_KEY (or api_key in the judge config file)",
             ),
             version=self.prompt_version,
             cache=cache if cache is not None else ReplyCache(config.cache_path),
@@ -72,10 +73,12 @@ class LLMJudge:
         )
         scores = []
         for request, messages, result in zip(requests, prompts, results, strict=True):
-            if result.value is not None:
-                raw = result.replies[-1]
-            else:  # every reply unusable: an explicit invalid verdict that keeps them all
+            if result.value is None:  # every reply unusable: an explicit invalid verdict that keeps them all
                 raw = json.dumps({"unparsed_replies": result.replies}, ensure_ascii=False)
+            elif len(result.replies) > 1:  # graded after re-asks: the replies before (a refusal, say) stay too
+                raw = json.dumps({"replies": result.replies}, ensure_ascii=False)
+            else:
+                raw = result.replies[0]
             scores.append(Score(request.case_id, result.value, self.name, self.prompt_version, raw=raw, prompt=_show(messages)))
         return scores
 
@@ -86,7 +89,7 @@ class LLMJudge:
             cost = (u.prompt_tokens * self.config.price_in_per_mtok + u.completion_tokens * self.config.price_out_per_mtok) / 1e6
         return {
             "model": self.name, "api_calls": u.api_calls, "cache_hits": u.cache_hits, "retries": u.retries,
-            "reasks": u.reasks, "invalid": u.unparsed, "prompt_tokens": u.prompt_tokens,
+            "reasks": u.reasks, "refusals": u.refusals, "invalid": u.unparsed, "prompt_tokens": u.prompt_tokens,
             "completion_tokens": u.completion_tokens, "cost_usd": cost,
         }
 
