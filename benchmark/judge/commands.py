@@ -66,7 +66,7 @@ def _pairs_agreement(pairs_path: Path, spec: str | None, base_url: str | None, c
 
     from .base import JudgeRequest
     from .fit import ENCODERS, RUBRICS, SCHEMES, evaluate_recipe, read_pairs, rubric_features
-    from .offline import encoders_by_name
+    from .offline import encoder_spelling, encoders_by_name
 
     pairs = read_pairs(pairs_path)
     rows: dict[str, Agreement] = {}
@@ -76,8 +76,9 @@ def _pairs_agreement(pairs_path: Path, spec: str | None, base_url: str | None, c
         encoders = encoders_by_name(ENCODERS)
         with console.status("embedding pairs and fitting held-out models..."):
             features = rubric_features(pairs, encoders)
+            spelling = encoder_spelling(encoders)
             for scheme in SCHEMES:
-                for rubric, report in evaluate_recipe(features, scheme).items():
+                for rubric, report in evaluate_recipe(features, scheme, spelling).items():
                     rows[f"{rubric}, {report['validation']}"] = _agreement_of(report)
                     if scheme == SCHEMES[0]:
                         means += [GroupMean(**g) for g in report["groups"]]
