@@ -176,8 +176,10 @@ def register(app: typer.Typer) -> None:
             result = judge_run(run, the_judge, labels, seed=int(manifest.get("seed", 0)), both_orders=both_orders,
                                progress=lambda done, total: bar.update(task, completed=done, total=total))
         record_judge_in_manifest(run, the_judge, result.usage)
+        # one line, never wrapped: the judge key in it is a score file's name, to be copied whole
         console.print(f"{result.key}: graded {result.judged}, already graded {result.skipped}, "
-                      f"failed answers {result.failed}, invalid replies {result.invalid} ({result.seconds:.1f} s)")
+                      f"failed answers {result.failed}, invalid replies {result.invalid} ({result.seconds:.1f} s)",
+                      soft_wrap=True)
         if result.flip_rate is not None:
             console.print(f"order flip rate: {result.flip_rate:.1%} ({result.flips} of {result.order_pairs} pairs change grade when the texts swap)")
         if result.usage:

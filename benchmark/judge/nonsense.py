@@ -61,7 +61,7 @@ ABOUT_ANSWERING = frozenset(
     # greetings, discourse markers, filler
     """hello hi hey thanks thank please okay ok well hmm hm um uh ah oh yeah yep nope certainly
     absolutely indeed course really actually interesting great good nice fine moment wait see now
-    today here
+    today
     """
     # the model, its training and this task's own vocabulary
     """ai assistant language model models trained train training fine tuned tuning finetuned
