@@ -70,7 +70,7 @@ def test_scores_keep_their_order_and_record_judge_and_version(judge: OfflineJudg
     scores = judge.score(reqs)
     assert [s.case_id for s in scores] == ["a", "b", "c"]
     assert all(s.judge == "offline-gbt" and s.prompt_version == judge.prompt_version for s in scores)
-    assert set(json.loads(scores[0].raw)) == {"p", "unrelated_floor", "features"}
+    assert set(json.loads(scores[0].raw)) == {"p", "unrelated_floor", "says_nothing", "features"}
 
 
 def test_a_rerun_embeds_nothing_new(cache: EmbeddingCache) -> None:

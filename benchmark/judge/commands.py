@@ -77,7 +77,7 @@ def _pairs_agreement(pairs_path: Path, spec: str | None, base_url: str | None, c
     from .agreement import GroupMean, agreement, group_means
     from .base import JudgeRequest
     from .fit import ENCODERS, RUBRICS, SCHEMES, evaluate_recipe, read_pairs, rubric_features
-    from .offline import encoders_by_name
+    from .offline import encoder_spelling, encoders_by_name
 
     pairs = read_pairs(pairs_path)
     rows: dict[str, Agreement] = {}
@@ -87,8 +87,9 @@ def _pairs_agreement(pairs_path: Path, spec: str | None, base_url: str | None, c
         encoders = encoders_by_name(ENCODERS)
         with console.status("embedding pairs and fitting held-out models..."):
             features = rubric_features(pairs, encoders)
+            spelling = encoder_spelling(encoders)
             for scheme in SCHEMES:
-                for rubric, report in evaluate_recipe(features, scheme).items():
+                for rubric, report in evaluate_recipe(features, scheme, spelling).items():
                     rows[f"{rubric}, {report['validation']}"] = _agreement_of(report)
                     if scheme == SCHEMES[0]:
                         means += [GroupMean(**g) for g in report["groups"]]
@@ -186,8 +187,10 @@ def register(app: typer.Typer) -> None:
             result = judge_run(run, the_judge, labels, seed=int(manifest.get("seed", 0)), both_orders=both_orders,
                                progress=lambda done, total: bar.update(task, completed=done, total=total))
         record_judge_in_manifest(run, the_judge, result.usage)
+        # one line, never wrapped: the judge key in it is a score file's name, to be copied whole
         console.print(f"{result.key}: graded {result.judged}, already graded {result.skipped}, "
-                      f"failed answers {result.failed}, invalid replies {result.invalid} ({result.seconds:.1f} s)")
+                      f"failed answers {result.failed}, invalid replies {result.invalid} ({result.seconds:.1f} s)",
+                      soft_wrap=True)
         if result.flip_rate is not None:
             console.print(f"order flip rate: {result.flip_rate:.1%} ({result.flips} of {result.order_pairs} pairs change grade when the texts swap)")
         if result.usage:

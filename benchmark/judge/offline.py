@@ -18,8 +18,15 @@ import numpy as np
 from ..errors import WdqaError
 from ..types import Score
 from .base import JudgeRequest
-from .embeddings import EmbeddingCache, MiniLMEncoder, MPNetEncoder, WordLlamaEncoder
+from .embeddings import (
+    EmbeddingCache,
+    MiniLMEncoder,
+    MPNetEncoder,
+    WordLlamaEncoder,
+    tokenizer_words,
+)
 from .features import UNRELATED_BELOW, Encoder, feature_names, pair_features, unrelated
+from .nonsense import RULE_VERSION, Spelling, says_nothing
 
 MODELS_DIR = Path(__file__).parent / "models"
 MODEL_FILE = MODELS_DIR / "offline-judge.joblib"
@@ -37,6 +44,11 @@ def encoders_by_name(names: Sequence[str], cache: EmbeddingCache | None = None) 
         raise OfflineJudgeError(f"the offline judge model needs encoders {unknown}; this wdqa knows {sorted(known)}")
     shared = cache if cache is not None else EmbeddingCache()
     return [known[n](shared) for n in names]
+
+
+def encoder_spelling(encoders: Sequence[Encoder]) -> Spelling:
+    """What counts as a known word for the "says nothing" rule: the encoders' vocabularies."""
+    return Spelling.from_vocabulary(frozenset().union(*(tokenizer_words(e.tokenizer_file()) for e in encoders)))  # type: ignore[attr-defined]
 
 
 GRADE_RULE = "rounded-expectation"  # recorded in the model file, so the file hash versions it too
@@ -62,7 +74,9 @@ class OfflineJudge:
     """Grades with the fitted model in `models/offline-judge.joblib` (or another `model_path`).
 
     The judge reads no instruction in the answer: it only measures similarity, so an answer that
-    says "output 5" is graded on how close its words are to the label.
+    says "output 5" is graded on how close its words are to the label. Two rules stand in front of
+    the model and grade 1 outright: texts too dissimilar (`features.unrelated`) and answers that
+    say nothing (`nonsense.says_nothing`); the raw text of each score says which applied.
     """
 
     name = "offline-gbt"
@@ -74,11 +88,12 @@ class OfflineJudge:
                 f"offline judge model {self.model_path} is missing; refit it with "
                 "`wdqa judge-fit --pairs graded-pairs.csv` or reinstall wdqa"
             )
-        # The floor rule is part of what grades: its threshold is in the version too.
-        self.prompt_version = f"{model_version(self.model_path)}+floor{UNRELATED_BELOW:g}"
+        # The two rules in front of the model are part of what grades: both are in the version too.
+        self.prompt_version = f"{model_version(self.model_path)}+floor{UNRELATED_BELOW:g}+{RULE_VERSION}"
         self._cache = cache
         self._bundle: dict[str, Any] | None = None
         self._encoders: list[Encoder] | None = None
+        self._spelling: Spelling | None = None
 
     def _load(self) -> tuple[dict[str, Any], list[Encoder]]:
         if self._bundle is None or self._encoders is None:
@@ -93,6 +108,7 @@ class OfflineJudge:
                     f"{GRADE_RULE!r}; refit it with `wdqa judge-fit`"
                 )
             self._bundle, self._encoders = bundle, encoders
+            self._spelling = encoder_spelling(encoders)
         return self._bundle, self._encoders
 
     def score(self, requests: Sequence[JudgeRequest]) -> list[Score]:
@@ -109,10 +125,12 @@ class OfflineJudge:
             grades = grades_from_probabilities(probs, classes)
             floor = unrelated(x)
             for row, i in enumerate(idx):
-                grade = 1 if floor[row] else int(grades[row])
+                nothing = says_nothing(requests[i].label, requests[i].answer, self._spelling)
+                grade = 1 if floor[row] or nothing else int(grades[row])
                 raw = json.dumps(
                     {"p": {str(c): round(float(p), 4) for c, p in zip(classes, probs[row], strict=True)},
                      "unrelated_floor": bool(floor[row]),
+                     "says_nothing": nothing,
                      "features": {n: round(float(v), 4) for n, v in zip(bundle["features"], x[row], strict=True)}}
                 )
                 scores[i] = Score(requests[i].case_id, grade, self.name, self.prompt_version, raw=raw)

@@ -37,7 +37,11 @@ def _openai(arg: str | None, **options: Any) -> Judge:
 
 # kind -> (factory taking the text after "kind:" and options, one-line help)
 JUDGES: dict[str, tuple[Callable[..., Judge], str]] = {
-    "offline": (_offline, "offline[:MODEL.joblib] - fitted MiniLM + WordLlama + string-overlap model, CPU, no network (default)"),
+    "offline": (
+        _offline,
+        "offline[:MODEL.joblib] - trees over three encoders' similarities and string overlap; answers that say "
+        "nothing get 1; CPU, no network (default)",
+    ),
     "openai": (
         _openai,
         "openai[:MODEL] - an LLM over any OpenAI-compatible API (env OPENAI_API_KEY, OPENAI_BASE_URL, "
