@@ -6,6 +6,7 @@ from collections.abc import Callable
 
 from ..benchmark.method import Method
 from .asking import base_question, generated_story, twenty_questions_method
+from .controls import empty_answer, fixed_answer
 from .dit.method import dit_baseline
 from .guesser import Guesser, get_guesser
 
@@ -18,6 +19,9 @@ BASELINES: dict[str, Callable[[Guesser], Method]] = {
     "20-questions+trigger": lambda g: twenty_questions_method(oracle=True, guesser=g),
     "generated-story": lambda g: generated_story(guesser=g),
     "dit": lambda g: dit_baseline(),  # the suite's published adapter; `dit:NAME` or `dit:PATH` picks another
+    # Controls that interpret nothing: what a score must beat to mean anything.
+    "empty-answer": lambda g: empty_answer(),
+    "fixed-answer": lambda g: fixed_answer(),
 }
 
 # The baselines `wdqa evaluate` runs beside a method unless told otherwise (cheap, black-box).
