@@ -91,10 +91,25 @@ class MultiDiffLinear(nn.Module):
         return y
 
 
+def decoder_prefix(model: nn.Module) -> str:
+    """Qualified name of the language model's decoder (`model`, or `model.language_model` in a
+    multimodal Gemma-3), from `get_decoder()`; "" for a module that has none."""
+    get_decoder = getattr(model, "get_decoder", None)
+    decoder = get_decoder() if callable(get_decoder) else None
+    if decoder is None or decoder is model:
+        return ""
+    return next((name for name, module in model.named_modules() if module is decoder), "")
+
+
 def linear_module_names(model: nn.Module, targets: Sequence[str] = TARGET_MODULES) -> list[str]:
-    """Names of the linear layers a diff may touch (PEFT's `target_modules` matching by suffix)."""
+    """Names of the linear layers a diff may touch: the language model's, matched by suffix as
+    PEFT's `target_modules` is. A vision tower or projector is never selected, even where its layers
+    share the names (SigLIP's q_proj/k_proj/v_proj in Gemma-3)."""
+    root = decoder_prefix(model)
     names = []
     for name, module in model.named_modules():
+        if root and not name.startswith(root + "."):
+            continue
         if isinstance(module, (nn.Linear, MultiDiffLinear)) and name.split(".")[-1] in targets:
             names.append(name)
     return names
