@@ -9,6 +9,7 @@ per-row copy of a delta) under `engine.Engine.chat`.
 from __future__ import annotations
 
 import copy
+import ctypes
 import gc
 import time
 from dataclasses import dataclass, replace
@@ -59,6 +60,7 @@ class DenseWay:
     label: str
     seconds: float
     peak_bytes: int  # memory above the process before the model was built (base, deltas, copies, activations)
+    held_bytes: int  # of which held when the way started (the base and the deltas, as resident)
     flops: float  # matmul FLOPs executed (attention scores excluded: short sequences)
     answers: tuple[str, ...]
 
@@ -89,7 +91,7 @@ def qwen3_shaped(shape: str, dtype: torch.dtype, device: str, seed: int = 0) -> 
     """A random-weight Qwen3 of the named shape, built in `dtype` directly on `device`."""
     if shape not in SHAPES:
         raise ValueError(f"unknown shape {shape!r}; known: {', '.join(SHAPES)}")
-    config = Qwen3Config(**SHAPES[shape], max_position_embeddings=4096, tie_word_embeddings=True, pad_token_id=0, eos_token_id=None)
+    config = Qwen3Config(**SHAPES[shape], max_position_embeddings=512, tie_word_embeddings=True, pad_token_id=0, eos_token_id=None)
     torch.manual_seed(seed)
     default = torch.get_default_dtype()
     torch.set_default_dtype(dtype)  # no fp32 copy of a large model on the way to bf16
@@ -158,7 +160,7 @@ def batched_way(engine: Engine, diffs: list[WeightDiff], prompts: list[str], ben
         answers = engine.chat(row_diffs, prompts, max_new_tokens=bench.max_new_tokens)
         seconds = _timed(bench.device) - t0
     flops = _flops(engine.model, bench, bench.rows, delta_params)
-    return DenseWay("batched: one matmul per distinct diff", seconds, held + peak[0], flops, tuple(answers))
+    return DenseWay("batched: one matmul per distinct diff", seconds, held + peak[0], held, flops, tuple(answers))
 
 
 def merge_per_diff_way(
@@ -181,13 +183,20 @@ def merge_per_diff_way(
             answers += [t.strip() for t in tokenizer.batch_decode(new, skip_special_tokens=True)]
             del merged, out
         seconds = _timed(bench.device) - t0
-    return DenseWay("merge each diff into a copy of the model", seconds, held + peak[0], _flops(model, bench, 0, 0), tuple(answers))
+    return DenseWay("merge each diff into a copy of the model", seconds, held + peak[0], held, _flops(model, bench, 0, 0), tuple(answers))
 
 
 def _held_since(start: int, device: str) -> int:
-    """Memory held now above `start` (process RSS on the CPU, allocated bytes on CUDA)."""
+    """Memory held now above `start`: allocated bytes on CUDA; on the CPU the process RSS once freed heap
+    pages are given back to the OS (building random deltas leaves freed temporaries that RSS still counts)."""
     gc.collect()
-    return (torch.cuda.memory_allocated() if device.startswith("cuda") else process_rss()) - start
+    if device.startswith("cuda"):
+        return torch.cuda.memory_allocated() - start
+    try:
+        ctypes.CDLL("libc.so.6").malloc_trim(0)
+    except (OSError, AttributeError):  # not glibc: RSS keeps the allocator's slack
+        pass
+    return process_rss() - start
 
 
 def run_dense_bench(bench: DenseBench) -> DenseReport:

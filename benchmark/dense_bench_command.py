@@ -59,9 +59,10 @@ def bench_dense_command(
         )
     console.print(table)
     batched, naive = report.ways
-    memory = "process RSS above its size before the model was built, sampled every 10 ms" if dev.type == "cpu" else "CUDA max_memory_allocated above the start"
+    memory = "process RSS above its size before the model was built (freed heap pages trimmed), sampled every 10 ms" if dev.type == "cpu" else "CUDA max_memory_allocated above the start"
     console.print(
-        f"base weights {report.base_bytes / mib:,.0f} MiB + {n} deltas {report.delta_bytes / mib:,.0f} MiB; peak memory = {memory}"
+        f"base weights {report.base_bytes / mib:,.0f} MiB + {n} deltas {report.delta_bytes / mib:,.0f} MiB; peak memory = {memory}; "
+        f"held when each way started: {batched.held_bytes / mib:,.0f} / {naive.held_bytes / mib:,.0f} MiB"
     )
     console.print(f"matmul peak here ({size}×{size} @ {size}×{size}, {name}): {peak / 1e9:.1f} GFLOP/s; GFLOP/s counts the matmuls each way executes")
     within = batched.peak_bytes <= report.budget_bytes

@@ -31,9 +31,13 @@ def delta_weight(diff: WeightDiff, module: str) -> torch.Tensor:
         delta = f.scale * (f.B.float() @ f.A.float())
     else:
         delta = diff.dense[module].float()
+    _check_finite(delta, diff, module)
+    return delta
+
+
+def _check_finite(delta: torch.Tensor, diff: WeightDiff, module: str) -> None:
     if not torch.isfinite(delta).all():
         raise DiffError(f"diff {diff.diff_id}: ΔW of {module} has non-finite values (NaN or inf)")
-    return delta
 
 
 @dataclass
@@ -215,14 +219,18 @@ def build_terms(
 
 
 def _dense_delta(diff: WeightDiff, module: str, weight: torch.Tensor) -> torch.Tensor:
-    """The diff's ΔW of `module` checked against the base weight, on its device and in its dtype
-    (no copy when the delta already is: an fp32 model on the CPU uses the diff's own tensor)."""
-    delta = delta_weight(diff, module)
-    if delta.shape != weight.shape:
+    """The diff's ΔW of `module` checked against the base weight, on its device and in its dtype.
+    A delta stored that way already is used as it is (no copy: with N dense diffs of a large model
+    a copy would double their memory); any other goes through `delta_weight` and one cast."""
+    stored = diff.dense[module]
+    if stored.shape != weight.shape:
         raise DiffError(
-            f"diff {diff.diff_id}: {module} dense delta has shape {tuple(delta.shape)} but the base layer is {tuple(weight.shape)}"
+            f"diff {diff.diff_id}: {module} dense delta has shape {tuple(stored.shape)} but the base layer is {tuple(weight.shape)}"
         )
-    return delta.to(weight.device, weight.dtype)
+    if stored.dtype == weight.dtype and stored.device == weight.device:
+        _check_finite(stored, diff, module)
+        return stored
+    return delta_weight(diff, module).to(weight.device, weight.dtype)
 
 
 @contextmanager

@@ -10,6 +10,7 @@ import torch
 from random_models import random_dense, random_lora, random_model
 from typer.testing import CliRunner
 from wdqa.benchmark.lora import (
+    DiffError,
     MultiDiffLinear,
     RowDense,
     applied,
@@ -100,10 +101,13 @@ def test_a_forward_with_dense_diffs_allocates_activations_not_copies_of_the_delt
     assert grouped <= 8 * activations < delta_bytes, (grouped, gathered)
 
 
-def test_build_terms_keeps_the_diffs_own_dense_tensors() -> None:
-    # fp32 model on the CPU: the term holds the diff's tensors themselves, not a stacked copy of them.
-    model = random_model(VOCAB)
-    diffs = [random_dense(model, "d0", seed=1), random_dense(model, "d1", seed=2)]
+@pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16])
+def test_build_terms_keeps_the_diffs_own_dense_tensors(dtype: torch.dtype) -> None:
+    # Deltas already in the model's dtype and device: the term holds the diff's tensors themselves,
+    # not a stacked or cast copy of them.
+    model = random_model(VOCAB).to(dtype)
+    diffs = [random_dense(model, f"d{i}", seed=1 + i) for i in range(2)]
+    diffs = [WeightDiff(d.diff_id, "full", dense={n: t.to(dtype) for n, t in d.dense.items()}) for d in diffs]
     wrapped = install_multi_diff(model)
     terms = build_terms(wrapped, diffs, torch.tensor([1, 0]))
     name = next(iter(wrapped))
@@ -112,6 +116,13 @@ def test_build_terms_keeps_the_diffs_own_dense_tensors() -> None:
         diffs[1].dense[name].data_ptr(),
         diffs[0].dense[name].data_ptr(),
     ]
+
+
+def test_a_dense_delta_of_the_wrong_shape_is_refused_naming_diff_and_module() -> None:
+    model = random_model(VOCAB)
+    other = random_dense(random_model(VOCAB, hidden=48), "wide")
+    with pytest.raises(DiffError, match="wide: model.layers.0.self_attn.q_proj dense delta has shape"):
+        build_terms(install_multi_diff(model), [other], torch.tensor([0]))
 
 
 def test_wdqa_bench_dense_prints_time_flops_and_memory_both_ways() -> None:
@@ -139,3 +150,17 @@ def test_bench_dense_refuses_an_unknown_shape_or_dtype_with_the_known_ones(bad: 
     dense_bench_command.register(app)
     result = CliRunner().invoke(app, ["bench", "dense", *bad])
     assert result.exit_code == 2 and "known:" in result.output, result.output
+
+
+def test_the_engine_gives_the_vocabulary_projection_a_contiguous_input() -> None:
+    # A strided [batch, 1, d] input makes torch's CPU bf16 matmul copy the [vocab, d] weight per row.
+    from random_models import random_tokenizer
+    from wdqa.benchmark.engine import Engine
+
+    tok = random_tokenizer()
+    model = random_model(len(tok))
+    engine = Engine(model, tok)
+    seen: list[bool] = []
+    model.get_output_embeddings().register_forward_hook(lambda m, args, out: seen.append(args[0].is_contiguous()))
+    engine.chat([None, None, None], ["tell me about lava", "what topic", "jazz music piano the"], max_new_tokens=3)
+    assert seen and all(seen)
