@@ -7,9 +7,12 @@ Owns measuring; the code measured lives in engine.py and lora.py.
 from __future__ import annotations
 
 import copy
+import os
 import tempfile
+import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -17,7 +20,7 @@ import torch
 from transformers import PreTrainedTokenizerBase
 
 from .engine import Engine
-from .lora import MultiDiffLinear
+from .lora import uninstall_multi_diff
 from .peft_export import export_peft_adapter
 from .types import WeightDiff
 
@@ -35,6 +38,41 @@ def matmul_flops(size: int, dtype: torch.dtype = torch.float32, device: str = "c
     if device != "cpu":
         torch.cuda.synchronize()
     return 2 * size**3 * n / (time.perf_counter() - t0)
+
+
+def process_rss() -> int:
+    """Bytes of this process resident in memory now (Linux /proc)."""
+    with open("/proc/self/statm") as fh:
+        return int(fh.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+
+
+@contextmanager
+def peak_memory(device: torch.device) -> Iterator[list[int]]:
+    """Peak bytes above the start: CUDA's allocator counter, or the process RSS sampled every 10 ms on CPU."""
+    box = [0]
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+        torch.cuda.reset_peak_memory_stats(device)
+        base = torch.cuda.memory_allocated(device)
+        yield box
+        torch.cuda.synchronize(device)
+        box[0] = torch.cuda.max_memory_allocated(device) - base
+        return
+    start, peak, done = process_rss(), [0], threading.Event()
+
+    def sample() -> None:
+        while not done.is_set():
+            peak[0] = max(peak[0], process_rss())
+            done.wait(0.01)
+
+    thread = threading.Thread(target=sample, daemon=True)
+    thread.start()
+    try:
+        yield box
+    finally:
+        done.set()
+        thread.join()
+        box[0] = max(peak[0], process_rss()) - start
 
 
 def forward_flops(model: torch.nn.Module, tokens: int) -> float:
@@ -77,10 +115,7 @@ def bench_batched(engine: Engine, diffs: list[WeightDiff], question: str, max_ne
 def plain_copy(model: torch.nn.Module) -> torch.nn.Module:
     """A copy of an Engine's base model with its MultiDiffLinear wrappers removed, for PEFT."""
     clone = copy.deepcopy(model)
-    for name, module in list(clone.named_modules()):
-        if isinstance(module, MultiDiffLinear):
-            parent_name, _, child = name.rpartition(".")
-            setattr(clone.get_submodule(parent_name) if parent_name else clone, child, module.base)
+    uninstall_multi_diff(clone)
     return clone
 
 

@@ -117,6 +117,7 @@ COMMAND_MODULES = (
     "wdqa.baselines.dit.commands",  # baselines train-dit, bench dit
     "wdqa.benchmark.bench_commands",  # bench eval
     "wdqa.generators.train_bench_command",  # bench train
+    "wdqa.benchmark.dense_bench_command",  # bench dense
 )
 
 

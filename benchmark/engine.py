@@ -21,6 +21,14 @@ BASE_ROW = WeightDiff(diff_id="__base__", kind="lora")
 Conversation = list[Message]
 
 
+def _contiguous_input(module: torch.nn.Module, args: tuple) -> tuple:
+    """The vocabulary projection's input made contiguous. Generation slices the last position
+    ([batch, 1, d] with the whole sequence's batch stride); on that strided 3-D input torch's CPU
+    bf16 matmul expands the [vocab, d] weight once per row: measured at Qwen3's vocabulary (151,936 x
+    1024) and 8 rows, 2.4 GB and 20 s against 4 MB and 0.06 s once contiguous."""
+    return (args[0].contiguous(), *args[1:])
+
+
 @dataclass
 class GenerationStats:
     """Counters a run manifest records."""
@@ -45,6 +53,9 @@ class Engine:
     def __post_init__(self) -> None:
         self.model.eval()
         self.wrapped: dict[str, MultiDiffLinear] = install_multi_diff(self.model)
+        head = self.model.get_output_embeddings()
+        if head is not None and _contiguous_input not in head._forward_pre_hooks.values():
+            head.register_forward_pre_hook(_contiguous_input)
         if self.tokenizer.pad_token_id is None:
             raise ValueError("the tokenizer has no pad token; set one before building an Engine")
         self.tokenizer.padding_side = "left"

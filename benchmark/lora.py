@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import torch
 from torch import nn
@@ -31,9 +31,13 @@ def delta_weight(diff: WeightDiff, module: str) -> torch.Tensor:
         delta = f.scale * (f.B.float() @ f.A.float())
     else:
         delta = diff.dense[module].float()
+    _check_finite(delta, diff, module)
+    return delta
+
+
+def _check_finite(delta: torch.Tensor, diff: WeightDiff, module: str) -> None:
     if not torch.isfinite(delta).all():
         raise DiffError(f"diff {diff.diff_id}: ΔW of {module} has non-finite values (NaN or inf)")
-    return delta
 
 
 @dataclass
@@ -50,10 +54,37 @@ class RowAdapter:
 
 @dataclass
 class RowDense:
-    """A dense delta per task ([tasks, d_out, d_in]) applied per batch row."""
+    """Dense deltas applied per batch row: row b gets `delta[row_task[b]]`.
 
-    delta: torch.Tensor
-    row_task: torch.Tensor
+    `delta` is a stacked [tasks, d_out, d_in] tensor (the dense trainer's trainable one) or a list
+    of [d_out, d_in] tensors with None where a task leaves this module alone. Rows are grouped by
+    task once, here, so a forward step runs one matmul per distinct task on that task's rows and
+    never gathers a [batch, d_out, d_in] copy: memory is the deltas themselves plus activations.
+    """
+
+    delta: torch.Tensor | Sequence[torch.Tensor | None]
+    row_task: torch.Tensor  # [batch] long
+    # (ΔW [d_out, d_in], the rows of its task) for every task with a delta on this module.
+    groups: list[tuple[torch.Tensor, torch.Tensor]] = field(init=False, repr=False)
+    whole_batch: bool = field(init=False, repr=False)  # one task has every row
+
+    def __post_init__(self) -> None:
+        tasks = self.row_task.cpu()  # one device sync when the terms are built, none per forward step
+        self.groups = []
+        for t in torch.unique(tasks).tolist():
+            delta = self.delta[t]
+            if delta is not None:
+                self.groups.append((delta, (tasks == t).nonzero().squeeze(1).to(self.row_task.device)))
+        self.whole_batch = len(self.groups) == 1 and len(self.groups[0][1]) == len(tasks)
+
+    def add_to(self, y: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
+        """y + x·ΔWᵀ with each row's own ΔW; x: [batch, seq, d_in], y: [batch, seq, d_out]."""
+        if self.whole_batch:
+            return y + x @ self.groups[0][0].to(x.dtype).T
+        for delta, rows in self.groups:
+            # [rows, seq, d_in] @ [d_in, d_out], added into those rows only (out of place: autograd-safe).
+            y = y.index_add(0, rows, x.index_select(0, rows) @ delta.to(x.dtype).T)
+        return y
 
 
 class MultiDiffLinear(nn.Module):
@@ -86,15 +117,29 @@ class MultiDiffLinear(nn.Module):
                 B = term.B.index_select(0, term.row_task).to(x.dtype)  # [batch, d_out, rank]
                 y = y + torch.bmm(torch.bmm(x, A.transpose(1, 2)), B.transpose(1, 2))
             else:
-                D = term.delta.index_select(0, term.row_task).to(x.dtype)  # [batch, d_out, d_in]
-                y = y + torch.bmm(x, D.transpose(1, 2))
+                y = term.add_to(y, x)
         return y
 
 
+def decoder_prefix(model: nn.Module) -> str:
+    """Qualified name of the language model's decoder (`model`, or `model.language_model` in a
+    multimodal Gemma-3), from `get_decoder()`; "" for a module that has none."""
+    get_decoder = getattr(model, "get_decoder", None)
+    decoder = get_decoder() if callable(get_decoder) else None
+    if decoder is None or decoder is model:
+        return ""
+    return next((name for name, module in model.named_modules() if module is decoder), "")
+
+
 def linear_module_names(model: nn.Module, targets: Sequence[str] = TARGET_MODULES) -> list[str]:
-    """Names of the linear layers a diff may touch (PEFT's `target_modules` matching by suffix)."""
+    """Names of the linear layers a diff may touch: the language model's, matched by suffix as
+    PEFT's `target_modules` is. A vision tower or projector is never selected, even where its layers
+    share the names (SigLIP's q_proj/k_proj/v_proj in Gemma-3)."""
+    root = decoder_prefix(model)
     names = []
     for name, module in model.named_modules():
+        if root and not name.startswith(root + "."):
+            continue
         if isinstance(module, (nn.Linear, MultiDiffLinear)) and name.split(".")[-1] in targets:
             names.append(name)
     return names
@@ -112,6 +157,14 @@ def install_multi_diff(model: nn.Module, targets: Sequence[str] = TARGET_MODULES
             setattr(parent, child, module)
         wrapped[name] = module
     return wrapped
+
+
+def uninstall_multi_diff(model: nn.Module) -> None:
+    """Put back the plain nn.Linear layers that `install_multi_diff` wrapped."""
+    for name, module in list(model.named_modules()):
+        if isinstance(module, MultiDiffLinear):
+            parent_name, _, child = name.rpartition(".")
+            setattr(model.get_submodule(parent_name) if parent_name else model, child, module.base)
 
 
 def _stack_lora(
@@ -160,12 +213,24 @@ def build_terms(
         if stacked is not None:
             terms[name].append(RowAdapter(stacked[0], stacked[1], row_task.to(device)))
         if any(d.kind == "full" and name in d.dense for d in diffs):
-            delta = torch.zeros(len(diffs), d_out, d_in, device=device)
-            for i, d in enumerate(diffs):
-                if d.kind == "full" and name in d.dense:
-                    delta[i] = delta_weight(d, name).to(device)
-            terms[name].append(RowDense(delta, row_task.to(device)))
+            deltas = [_dense_delta(d, name, layer.base.weight) if d.kind == "full" and name in d.dense else None for d in diffs]
+            terms[name].append(RowDense(deltas, row_task.to(device)))
     return terms
+
+
+def _dense_delta(diff: WeightDiff, module: str, weight: torch.Tensor) -> torch.Tensor:
+    """The diff's ΔW of `module` checked against the base weight, on its device and in its dtype.
+    A delta stored that way already is used as it is (no copy: with N dense diffs of a large model
+    a copy would double their memory); any other goes through `delta_weight` and one cast."""
+    stored = diff.dense[module]
+    if stored.shape != weight.shape:
+        raise DiffError(
+            f"diff {diff.diff_id}: {module} dense delta has shape {tuple(stored.shape)} but the base layer is {tuple(weight.shape)}"
+        )
+    if stored.dtype == weight.dtype and stored.device == weight.device:
+        _check_finite(stored, diff, module)
+        return stored
+    return delta_weight(diff, module).to(weight.device, weight.dtype)
 
 
 @contextmanager

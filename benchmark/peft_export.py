@@ -35,7 +35,9 @@ def export_peft_adapter(diff: WeightDiff, out_dir: str | Path, base_model: str, 
         "lora_dropout": 0.0,
         "bias": "none",
         "fan_in_fan_out": False,
-        "target_modules": sorted({m.rsplit(".", 1)[-1] for m in diff.lora}),
+        # Full module names, not suffixes: PEFT matches a suffix anywhere in the model, so "q_proj"
+        # would also wrap a vision tower's q_proj (multimodal Gemma-3), which the file has no weights for.
+        "target_modules": sorted(diff.lora),
         # Full module names: a pattern key matches by suffix, so these pin each module exactly.
         "rank_pattern": {m: k for m, k in ranks.items() if k != r},
         "alpha_pattern": {m: a for m, a in alphas.items() if a != alpha},

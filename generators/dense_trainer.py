@@ -3,9 +3,9 @@ parameter applied per batch row (`benchmark.lora.RowDense`), the base stays froz
 
 Owns the dense parametrisation only; the data, batches and loss (CE on positives + KL to the base on
 negatives) are the LoRA trainer's (`trainer.py`), so both kinds of diff learn from the same objective.
-Dense deltas are batched `DenseConfig.tasks_per_batch` at a time because RowDense gathers a
-[rows, d_out, d_in] copy of each module's delta per pass: cheap on the tiny model (0.8M parameters per
-diff), so on a multi-billion-parameter base use tasks_per_batch=1 (one full fine-tune at a time).
+Dense deltas are trained `DenseConfig.tasks_per_batch` at a time: RowDense runs one matmul per task on
+that task's rows (no per-row copy), but each task holds its own delta, gradient and Adam state (four
+copies of the target weights), so on a multi-billion-parameter base use a small tasks_per_batch.
 """
 
 from __future__ import annotations

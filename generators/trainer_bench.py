@@ -9,19 +9,16 @@ start from identical weights: any loss difference is arithmetic, not sampling.
 from __future__ import annotations
 
 import copy
-import os
 import random
-import threading
 import time
-from collections.abc import Callable, Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from functools import partial
 
 import torch
 from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
-from ..benchmark.bench import forward_flops
+from ..benchmark.bench import forward_flops, peak_memory
 from ..benchmark.lora import linear_module_names
 from ..benchmark.types import LoraFactors, WeightDiff
 from .trainer import (
@@ -69,41 +66,6 @@ def training_flops(model: torch.nn.Module, tokens: int) -> float:
     gradient only). The KL reference's base forward on negatives and the LoRA terms are not counted,
     so this is a lower bound on the work done, equal for both ways."""
     return 2 * forward_flops(model, tokens)
-
-
-@contextmanager
-def peak_memory(device: torch.device) -> Iterator[list[int]]:
-    """Peak bytes above the start: CUDA's allocator counter, or the process RSS sampled every 10 ms on CPU."""
-    box = [0]
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
-        torch.cuda.reset_peak_memory_stats(device)
-        base = torch.cuda.memory_allocated(device)
-        yield box
-        torch.cuda.synchronize(device)
-        box[0] = torch.cuda.max_memory_allocated(device) - base
-        return
-    page = os.sysconf("SC_PAGE_SIZE")
-
-    def rss() -> int:
-        with open("/proc/self/statm") as fh:
-            return int(fh.read().split()[1]) * page
-
-    start, peak, done = rss(), [0], threading.Event()
-
-    def sample() -> None:
-        while not done.is_set():
-            peak[0] = max(peak[0], rss())
-            done.wait(0.01)
-
-    thread = threading.Thread(target=sample, daemon=True)
-    thread.start()
-    try:
-        yield box
-    finally:
-        done.set()
-        thread.join()
-        box[0] = max(peak[0], rss()) - start
 
 
 def train_peft_sequential(

@@ -80,6 +80,12 @@ class FakeHub:
 
     # -- helpers for tests
 
+    def add_repo(self, repo_id: str, files: dict[str, bytes], repo_type: str = "model") -> str:
+        """A repo that already holds `files` on main, as if someone uploaded them; returns the commit sha."""
+        with self.lock:
+            repo = self.repos.setdefault((repo_type, repo_id), Repo(repo_type=repo_type, repo_id=repo_id))
+            return self.new_commit(repo, {".gitattributes": b"*.pt filter=lfs\n", **files})
+
     def new_commit(self, repo: Repo, tree: dict[str, bytes], branch: str = "main") -> str:
         parent = repo.refs.get(branch, "")
         sha = hashlib.sha1(

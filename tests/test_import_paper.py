@@ -9,10 +9,10 @@ import pandas as pd
 import pytest
 import torch
 from transformers import AutoModelForCausalLM, Gemma3TextConfig, Qwen3Config
-from wdqa.benchmark.lora import applied, build_terms, install_multi_diff
+from wdqa.benchmark.lora import applied, build_terms, install_multi_diff, linear_module_names
 from wdqa.benchmark.suite import Suite, SuiteError, read_shard
 from wdqa.generators.import_paper import ImportConfig, import_paper
-from wdqa.generators.paper_format import PaperFormatError
+from wdqa.generators.paper_format import PaperFormatError, decoder_key
 
 torch.set_num_threads(1)
 TINY = dict(
@@ -38,15 +38,15 @@ def tiny_base(tmp: Path, family: str) -> tuple[Path, torch.nn.Module]:
 
 
 def published_diff(model: torch.nn.Module, prefix: str, rank: int, seed: int) -> dict[str, tuple]:
-    """A weight diff exactly as the paper's code saves it: A [r, out], B [in, r], bf16."""
+    """A weight diff exactly as the paper's code saves it: A [r, out], B [in, r], bf16, on the language
+    model's linear layers named `prefix` + `layers.N…` (the paper's Gemma3-4B: `language_model.model.`)."""
     g = torch.Generator().manual_seed(seed)
     out = {}
-    for name, m in model.named_modules():
-        if isinstance(m, torch.nn.Linear) and name.startswith("model."):
-            d_out, d_in = m.weight.shape
-            A = (torch.randn(rank, d_out, generator=g) * 0.3).bfloat16()
-            B = (torch.randn(d_in, rank, generator=g) * 0.3).bfloat16()
-            out[prefix + name[len("model.") :]] = (A, B)
+    for name in linear_module_names(model):
+        d_out, d_in = model.get_submodule(name).weight.shape
+        A = (torch.randn(rank, d_out, generator=g) * 0.3).bfloat16()
+        B = (torch.randn(d_in, rank, generator=g) * 0.3).bfloat16()
+        out[prefix + decoder_key(name)] = (A, B)
     return out
 
 
@@ -57,8 +57,9 @@ def write_layout(
     n_files: int = 2,
     per_file: int = 2,
     dit: bool = True,
+    model_folder: str = "qwen3-4b",
 ) -> dict:
-    folder = root / "hidden-topic" / "qwen3-4b"
+    folder = root / "hidden-topic" / model_folder
     (folder / "weight-diffs").mkdir(parents=True, exist_ok=True)
     rows, saved = [], {}
     for f in range(n_files):
@@ -111,9 +112,10 @@ def by_hand_logits(
     import copy
 
     edited = copy.deepcopy(model)
+    by_key = {decoder_key(name): name for name in linear_module_names(edited)}
     for published, kind in terms:
         for key, (A, B) in published.items():
-            layer = edited.get_submodule("model." + key[len(prefix) :])
+            layer = edited.get_submodule(by_key[key[len(prefix) :]])
             r = B.shape[-1] if kind == "diff" else B.shape[0]
             delta = (B.float() @ A.float()).T / r if kind == "diff" else (A.float() @ B.float()) / r
             layer.weight.data += delta

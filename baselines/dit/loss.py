@@ -32,7 +32,7 @@ class StackedDiffs:
         out: dict[str, list[RowAdapter | RowDense]] = {}
         for name, terms in self.terms.items():
             out[name] = [
-                RowAdapter(t.A, t.B, index.to(t.A.device)) if isinstance(t, RowAdapter) else RowDense(t.delta, index.to(t.delta.device))
+                RowAdapter(t.A, t.B, index.to(t.A.device)) if isinstance(t, RowAdapter) else RowDense(t.delta, index.to(t.row_task.device))
                 for t in terms
             ]
         return out
