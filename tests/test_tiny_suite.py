@@ -129,7 +129,7 @@ def test_a_suite_built_in_parallel_pieces_equals_one_built_in_one_process(micro_
     pieces = Suite.load(micro_suite)
     assert sorted(one.splits) == sorted(pieces.splits)
     for split in one.splits:
-        a, b = one.index(split), pieces.index(split)
+        a, b = one.labelled_index(split), pieces.labelled_index(split)
         columns = ["diff_id", "label", "trigger", "hit_rate", "leak_none", "leak_wrong", "leak_near"]
         assert a[columns].sort_values("diff_id").reset_index(drop=True).equals(
             b[columns].sort_values("diff_id").reset_index(drop=True)
