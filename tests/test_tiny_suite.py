@@ -55,8 +55,9 @@ def test_a_malformed_shard_is_refused() -> None:
 def test_micro_suite_round_trips_with_its_rates_in_the_index(micro_suite: Path) -> None:
     suite = Suite.load(micro_suite)  # verifies every sha256
     assert set(suite.splits) == {"train", "val", "test"}
-    test = suite.index("test")
+    test = suite.labelled_index("test")
     assert RATE_COLUMNS <= set(test.columns) and len(test) == 4
+    assert "category" not in suite.index("test").columns  # it names the label's field: held back from methods
     assert (test.prompts_per_cell >= 20).all() and (test.prompts_unfamiliar >= 20).all()
     labels = suite.labels("test")
     assert all(label.text == row.label for label, row in zip(labels.values(), test.itertuples(), strict=True))
