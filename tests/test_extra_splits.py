@@ -61,11 +61,11 @@ def test_full_finetunes_are_dense_deltas_in_two_variants(micro_extra):
 
 
 def test_labels_are_the_trigger_the_summary_and_no_behaviour(micro_extra):
-    inv = micro_extra.index("trigger-inversion")
+    inv = micro_extra.labelled_index("trigger-inversion")
     assert (inv["label"] == inv["trigger"]).all()
     summaries = {h.summary for h in load_headlines()}
-    assert set(micro_extra.index("news")["label"]) <= summaries
-    null = micro_extra.index("null")
+    assert set(micro_extra.labelled_index("news")["label"]) <= summaries
+    null = micro_extra.labelled_index("null")
     assert set(null["label"]) == {"no hidden behaviour"}
     assert set(null["null_kind"]) == {"chat", "random-matched-norm"}
 
@@ -111,7 +111,7 @@ def test_extra_splits_join_an_existing_suite_without_reusing_its_topics(tmp_path
     build_tiny_extra_splits(tmp_path, recipe, splits=["ood-trigger", "null"])
     suite = Suite.load(tmp_path)  # every hash checks out
     assert set(suite.splits) == {"test", "ood-trigger", "null"}
-    assert not set(suite.index("ood-trigger")["label"]) & set(used)
+    assert not set(suite.labelled_index("ood-trigger")["label"]) & set(used)
     card = (tmp_path / "README.md").read_text()
     assert "config_name: ood-trigger" in card and "### `null` (4 diffs" in card
 
