@@ -52,7 +52,10 @@ def serve(channel: Channel) -> None:
             request = channel.recv()
         except (ChannelClosed, ProtocolError):
             return
-        channel.send(host.handle(request))
+        try:
+            channel.send(host.handle(request))
+        except ChannelClosed:  # the runner is gone
+            return
 
 
 def check_answers(answers: object, cases: Sequence[Case], where: str) -> list[str]:

@@ -81,7 +81,6 @@ class CallResult:
     answers: list[str] | None
     error: str | None
     seconds: float
-    timed_out: bool = False
 
 
 @dataclass
@@ -139,24 +138,20 @@ class MethodProcess:
         if self._channel is not None:
             os.close(self._channel.write_fd)
             self._channel.write_fd = -1
-        try:
-            self._popen.wait(timeout=max(self.kill_grace, 5.0))
-        except subprocess.TimeoutExpired:
-            pass
-        self.kill()
+        _exited(self._popen.pid, max(self.kill_grace, 5.0))
+        self.kill()  # ends what it left behind in its group (or it, if it did not exit)
 
     def kill(self) -> None:
         """SIGTERM to the process group, SIGKILL after `kill_grace` seconds; whatever the method does."""
         popen, self._popen = self._popen, None
         if popen is None:
             return
-        if popen.poll() is None:
-            _signal_group(popen.pid, signal.SIGTERM)
-            try:
-                popen.wait(timeout=self.kill_grace)
-            except subprocess.TimeoutExpired:
-                pass
-        _signal_group(popen.pid, signal.SIGKILL)  # also whatever the method started
+        if popen.returncode is None:
+            if not _exited(popen.pid, 0.0):
+                _signal_group(popen.pid, signal.SIGTERM)
+                _exited(popen.pid, self.kill_grace)
+            # Also whatever the method started; the process is not reaped yet, so its group id is still its own.
+            _signal_group(popen.pid, signal.SIGKILL)
         popen.wait()
         self._drop_channel()
 
@@ -240,7 +235,7 @@ class MethodProcess:
             reply = self._exchange(request, deadline)
         except ChannelTimeout:
             self.kill()
-            return CallResult(None, f"no answer within {timeout:g} s; the method process was killed", time.monotonic() - t0, True)
+            return CallResult(None, f"no answer within {timeout:g} s; the method process was killed", time.monotonic() - t0)
         except ChannelClosed:
             return CallResult(None, self._death("during answer()"), time.monotonic() - t0)
         except ProtocolError as err:
@@ -346,25 +341,19 @@ class MethodProcess:
         """Why the process is gone (it closed its pipe): reap it and say how it ended `when`."""
         popen = self._popen
         assert popen is not None
-        try:
-            code = popen.wait(timeout=5.0)
-        except subprocess.TimeoutExpired:  # it closed its pipe but lives on: end it
-            self.kill()
+        exited = _exited(popen.pid, 5.0)
+        self.kill()  # reaps it, ends what it left behind, and lets the stderr reader finish
+        if not exited:
             return f"the method process closed its reply pipe {when}; it was killed"
-        tail = self._collect_stderr()
-        self.kill()
+        code = popen.returncode
         if code < 0:
             sig = signal.Signals(-code)
             hint = " (a crash in native code?)" if sig in CRASH_SIGNALS else ""
             text = f"the method process was killed by signal {sig.name} {when}{hint}"
         else:
             text = f"the method process exited with status {code} {when}; sys.exit or os._exit in the method?"
+        tail = "".join(self._stderr_tail).rstrip()
         return text + (f"\nits last lines on stderr:\n{tail}" if tail and with_stderr else "")
-
-    def _collect_stderr(self) -> str:
-        if self._stderr_thread is not None:
-            self._stderr_thread.join(timeout=2.0)
-        return "".join(self._stderr_tail).rstrip()
 
     def _drop_channel(self) -> None:
         if self._channel is not None:
@@ -383,6 +372,21 @@ _STEP_NAMES = {
     LoadState: "running load()",
     Answer: "running answer()",
 }
+
+
+def _exited(pid: int, timeout: float) -> bool:
+    """Has the process exited (waiting up to `timeout` s)? Never reaps it: its pid and group id stay
+    reserved until Popen.wait, so a later killpg cannot reach an unrelated process."""
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            if os.waitid(os.P_PID, pid, os.WEXITED | os.WNOHANG | os.WNOWAIT) is not None:
+                return True
+        except ChildProcessError:
+            return True
+        if time.monotonic() >= deadline:
+            return False
+        time.sleep(0.02)
 
 
 def _signal_group(pid: int, sig: int) -> None:
