@@ -1,5 +1,6 @@
 """Speed measurements that print figures side by side (never timed tests): the machine's matmul
-FLOP/s, and batched multi-diff evaluation against one PEFT model per diff.
+FLOP/s, batched multi-diff evaluation against one PEFT model per diff, and a method answering in
+this process against in its own process (what `wdqa evaluate` does).
 
 Owns measuring; the code measured lives in engine.py and lora.py.
 """
@@ -8,6 +9,7 @@ from __future__ import annotations
 
 import copy
 import os
+import statistics
 import tempfile
 import threading
 import time
@@ -21,8 +23,11 @@ from transformers import PreTrainedTokenizerBase
 
 from .engine import Engine
 from .lora import uninstall_multi_diff
+from .method import load_method_spec
 from .peft_export import export_peft_adapter
-from .types import WeightDiff
+from .suite import Suite
+from .types import Case, WeightDiff
+from .worker import MethodProcess, MethodSpec
 
 
 def matmul_flops(size: int, dtype: torch.dtype = torch.float32, device: str = "cpu", seconds: float = 1.0) -> float:
@@ -161,3 +166,69 @@ def bench_peft_sequential(engine: Engine, diffs: list[WeightDiff], question: str
     loop = peft_one_at_a_time(base, engine.tokenizer, diffs, prompt, max_new_tokens)
     tokens = loop.prompt_tokens + loop.new_tokens
     return EvalSpeed("one PEFT model per diff", len(diffs), loop.seconds, loop.new_tokens, forward_flops(base, tokens))
+
+
+class AskTheQuestion:
+    """The bench's method (`wdqa.benchmark.bench:AskTheQuestion`): M′ answers the suite's question,
+    20 new tokens, every case of a call in one batched pass."""
+
+    name = "ask-the-question"
+    oracle = False
+
+    def answer(self, cases: Sequence[Case], engine: Engine) -> list[str]:
+        return engine.chat([c.diff for c in cases], [c.question for c in cases], max_new_tokens=20)
+
+
+@dataclass
+class ProcessCost:
+    """The same cases answered by a method in this process and in its own process."""
+
+    cases: int
+    in_process_s: float  # median over the repeats
+    own_process_s: float
+    startup_s: float  # starting the process and loading the method, the suite and the base model there
+    same_answers: bool
+
+    @property
+    def ratio(self) -> float:
+        return self.own_process_s / self.in_process_s
+
+
+def bench_method_process(
+    engine: Engine, suite: Suite, split: str, diff_ids: Sequence[str], spec: str, batch_size: int,
+    device: str | None, threads: int | None, repeats: int = 3,
+) -> ProcessCost:
+    """Answer `diff_ids` in batches with `spec` here (the runner before methods had their own
+    process) and through a MethodProcess, alternating the two ways `repeats` times (so a busy
+    machine slows both alike) after one untimed warm-up call each."""
+    batches = [list(diff_ids[i : i + batch_size]) for i in range(0, len(diff_ids), batch_size)]
+    method = load_method_spec(spec).method
+
+    def here() -> list[str]:
+        return [a for b in batches for a in method.answer(list(suite.cases(split, diff_ids=b)), engine)]
+
+    def there(process: MethodProcess) -> list[str]:
+        answers: list[str] = []
+        for b in batches:
+            call = process.answer(split, b, None, None)
+            if call.answers is None:
+                raise RuntimeError(f"{spec} failed in its own process: {call.error}")
+            answers += call.answers
+        return answers
+
+    t0 = time.perf_counter()
+    with MethodProcess.start(MethodSpec(spec)) as process:
+        process.open(suite, device, threads)
+        process.load_model()
+        startup = time.perf_counter() - t0
+        method.answer(list(suite.cases(split, diff_ids=diff_ids[:2])), engine)
+        process.answer(split, diff_ids[:2], None, None)
+        times: dict[str, list[float]] = {"here": [], "there": []}
+        for _ in range(repeats):
+            t0 = time.perf_counter()
+            mine = here()
+            times["here"].append(time.perf_counter() - t0)
+            t0 = time.perf_counter()
+            theirs = there(process)
+            times["there"].append(time.perf_counter() - t0)
+    return ProcessCost(len(diff_ids), statistics.median(times["here"]), statistics.median(times["there"]), startup, mine == theirs)

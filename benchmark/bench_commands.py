@@ -18,14 +18,19 @@ def bench_eval(
     max_new_tokens: int = typer.Option(20, "--max-new-tokens"),
     device: str | None = typer.Option(None, "--device"),
     threads: int | None = typer.Option(None, "--threads", help="torch CPU threads (default: torch's choice)."),
+    method: str = typer.Option(
+        "wdqa.benchmark.bench:AskTheQuestion", "--method", help="Method for the in-process vs own-process figure."
+    ),
+    batch_size: int = typer.Option(32, "--batch-size", help="Cases per method call (as `wdqa evaluate --batch-size`)."),
 ) -> None:
-    """Evaluation speed: batched multi-diff generation vs loading each diff into a PEFT model.
+    """Evaluation speed: batched multi-diff generation vs loading each diff into a PEFT model; and
+    a method answering the same cases in this process vs in its own process, as `wdqa evaluate` runs it.
 
     Example:  wdqa bench eval --suite tiny --n 32
     """
     import torch
 
-    from .bench import bench_batched, bench_peft_sequential, matmul_flops
+    from .bench import bench_batched, bench_method_process, bench_peft_sequential, matmul_flops
     from .engine import Engine
     from .models import load_base_model
     from .sources import resolve_suite
@@ -50,6 +55,14 @@ def bench_eval(
     console.print(table)
     console.print(f"matmul peak here ({model.config.hidden_size * 4 if dev == 'cpu' else 4096}² fp32): {peak / 1e9:.1f} GFLOP/s")
     console.print(f"[bold]speed-up batched / PEFT one at a time: {runs[0].cases_per_s / runs[1].cases_per_s:.1f}×[/]")
+    ids = [d.diff_id for d in diffs]
+    cost = bench_method_process(Engine(model, tok), the_suite, split, ids, method, batch_size, device, threads)
+    console.print(
+        f"method {method}, {cost.cases} cases in calls of {batch_size} (median of 3): in this process {cost.in_process_s:.2f} s, "
+        f"in its own process {cost.own_process_s:.2f} s ([bold]{cost.ratio:.2f}×[/]); "
+        f"starting that process (method, suite, base model): {cost.startup_s:.2f} s; "
+        f"same answers: {'yes' if cost.same_answers else 'NO'}"
+    )
 
 
 @bench_app.command("judge")

@@ -1,47 +1,41 @@
-"""`wdqa evaluate`: run a method (and the built-in baselines) on a suite, judge, print scores."""
+"""`wdqa evaluate`: run a method (and the built-in baselines) on a suite, judge, print scores.
+
+Each method runs in its own process (`worker/`); this process never imports a method's file.
+"""
 
 from __future__ import annotations
 
-import hashlib
+from contextlib import ExitStack
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from .evaluate import RunMismatchError, RunResult, RunSpec, evaluate, run_dir_for
-from .method import MethodError, load_method
-from .suite import Suite
+if TYPE_CHECKING:
+    from .evaluate import RunResult
 
 
-def _builtin(name: str, guesser: str = "salient-words") -> RunSpec:
-    from .. import __version__
+def _check_baselines(names: list[str], guesser: str) -> None:
+    """An unknown baseline or guesser is a usage error before anything is loaded (KeyError lists the known ones)."""
     from ..baselines.registry import get_baseline
 
-    method = get_baseline(name, guesser)
-    if guesser != "salient-words":
-        method.name = f"{method.name}[{guesser}]"  # a different guesser is a different method
-    # A built-in's identity is its name, its guesser and wdqa's version: a new release re-runs it.
-    digest = hashlib.sha256(f"builtin:{name}:{guesser}:{__version__}".encode()).hexdigest()
-    return RunSpec(method=method, spec=f"baseline:{name}", sha256=digest, builtin=True)
-
-
-def _user_method(spec: str, guesser: str) -> RunSpec:
-    if spec.startswith("baseline:"):
-        return _builtin(spec.split(":", 1)[1], guesser)
-    method, digest = load_method(spec)
-    return RunSpec(method=method, spec=spec, sha256=digest)
+    for name in names:
+        get_baseline(name, guesser)
 
 
 def score_table(results: list[RunResult], judge_label: str) -> Table:
     table = Table(title=f"WEIGHTDIFFQA scores (judge: {judge_label})", show_lines=False)
     for col in ("method", "split", "mean [95% CI]", "n", "1", "2", "3", "4", "5", "failed"):
-        table.add_column(col, justify="left" if col in ("method", "split") else "right")
+        # A narrow terminal folds a long method name onto two lines rather than cutting it to "base-quest…".
+        table.add_column(col, justify="left" if col in ("method", "split") else "right", overflow="fold")
     for r in results:
         for _key, splits in r.summary.items():
             for split, s in splits.items():
-                name = f"{r.name} (oracle)" if r.oracle else r.name
+                name = escape(f"{r.name} (oracle)" if r.oracle else r.name)
                 table.add_row(
                     name,
                     split,
@@ -90,58 +84,62 @@ def register(app: typer.Typer) -> None:
 
           wdqa evaluate baseline:20-questions --baselines none --limit 10
 
-        An interrupted run resumes where it stopped; a finished run reruns instantly.
+        Each method runs in its own process, which never holds a label of the evaluated splits: a
+        method that hangs past --timeout, exits or crashes fails its cases and the run goes on.
+        An interrupted run resumes where it stopped; a finished run reruns without answering again.
         """
-        from ..baselines.dit.method import DitAdapterMissingError
+        # Imported here, not at the top: `wdqa --help` must not pay for torch and the suite code.
         from ..baselines.registry import DEFAULT_COMPARISON
-        from .engine import Engine
+        from .evaluate import evaluate, run_dir_for
         from .judge.registry import DEFAULT_JUDGE, get_judge
-        from .models import load_base_model
+        from .method import MethodError
         from .sources import resolve_suite
+        from .worker import MethodProcess, MethodSpec
 
         console = Console()
-        try:
-            specs = [_user_method(method, guesser)]
-        except (MethodError, KeyError) as err:  # KeyError: an unknown baseline or guesser
-            raise typer.BadParameter(str(err), param_hint="METHOD") from err
         names = list(DEFAULT_COMPARISON) if baselines == "default" else [] if baselines == "none" else [
             b.strip() for b in baselines.split(",") if b.strip()
         ]
         try:
-            specs += [_builtin(n, guesser) for n in names if f"baseline:{n}" != specs[0].spec]
+            _check_baselines(names, guesser)
         except KeyError as err:
-            raise typer.BadParameter(str(err), param_hint="--baselines") from err
-        the_judge = get_judge(judge or DEFAULT_JUDGE)
-        the_suite: Suite = resolve_suite(suite, splits=split, revision=revision)
-        for s in split:
-            the_suite.split(s)
-        console.print(f"suite [bold]{the_suite.name}[/] ({the_suite.base_model}), splits {', '.join(split)}")
-        model, tokenizer = load_base_model(the_suite.base_model, the_suite.base_model_revision, device)
-        engine = Engine(model, tokenizer)
-        n_cases = sum(min(the_suite.splits[s].n_diffs, limit or 10**9) for s in split)
+            raise typer.BadParameter(str(err.args[0]), param_hint="--baselines") from err
+        specs = [MethodSpec(method, guesser)] + [MethodSpec(f"baseline:{n}", guesser) for n in names if f"baseline:{n}" != method]
         results = []
-        with Progress(
-            TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(), console=console
-        ) as progress:
-            for i, run in enumerate(specs):
-                task = progress.add_task(run.method.name, total=n_cases)
-                target = run_dir if (i == 0 and run_dir) else run_dir_for(runs_dir, the_suite, run.method.name)
-                try:
+        with ExitStack() as stack:
+            # The user's method is loaded (in its own process) first: a broken file is a usage error
+            # before the suite is fetched or any model loaded.
+            try:
+                mine = stack.enter_context(MethodProcess.start(specs[0]))
+            except MethodError as err:
+                raise typer.BadParameter(str(err), param_hint="METHOD") from err
+            the_judge = get_judge(judge or DEFAULT_JUDGE)
+            the_suite = resolve_suite(suite, splits=split, revision=revision)
+            for s in split:
+                the_suite.split(s)
+            console.print(f"suite [bold]{escape(the_suite.name)}[/] ({escape(the_suite.base_model)}), splits {escape(', '.join(split))}")
+            n_cases = sum(min(the_suite.splits[s].n_diffs, limit or 10**9) for s in split)
+            with Progress(
+                TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(), console=console
+            ) as progress:
+                # An expected error (a WdqaError) leaves the progress display and reaches the CLI's
+                # root, which prints it as one line.
+                for i, spec in enumerate(specs):
+                    the_method = mine if i == 0 else stack.enter_context(MethodProcess.start(spec))
+                    task = progress.add_task(escape(the_method.name), total=n_cases)
+                    target = run_dir if (i == 0 and run_dir) else run_dir_for(runs_dir, the_suite, the_method.name)
                     results.append(
                         evaluate(
-                            run, the_suite, split, engine, the_judge, target, batch_size, timeout, limit, seed,
+                            the_method, the_suite, split, the_judge, target, batch_size, timeout, limit, seed,
                             overwrite, progress=lambda k, t=task: progress.advance(t, k), fit_split=fit_split,
+                            device=device,
                         )
                     )
-                except (RunMismatchError, DitAdapterMissingError) as err:  # each message says how to proceed
-                    progress.stop()
-                    console.print(f"[red]error:[/red] {err}")
-                    raise typer.Exit(1) from None
         console.print(score_table(results, f"{the_judge.name} @ {the_judge.prompt_version}"))
-        mine = results[0]
-        console.print(f"run folder: {mine.run_dir}")
-        if mine.stats.failed:
+        first = results[0]
+        console.print(f"run folder: {first.run_dir}")
+        if first.stats.failed:
             console.print(
-                f"[red]{mine.stats.failed} case(s) failed[/]; they count as score 1 and are retried on the next run. "
-                f"First failure:\n{mine.stats.first_error}"
+                f"[red]{first.stats.failed} case(s) failed[/]; they count as score 1 and are retried on the next run. "
+                f"First failure:\n{first.stats.first_error}"
             )

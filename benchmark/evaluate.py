@@ -1,50 +1,38 @@
-"""The `wdqa evaluate` recipe: load the suite and base model, answer, judge, summarise.
+"""The `wdqa evaluate` recipe: start the method in its own process, answer, judge, summarise.
 
-Reads top to bottom like the paper's evaluation section; the pieces live in runner.py (answer
-stage), judge/stage.py (judge stage) and records.py (the run folder).
+Reads top to bottom like the paper's evaluation section; the pieces live in worker/ (the method's
+process), runner.py (answer stage), judge/stage.py (judge stage) and records.py (the run folder).
+Labels stay in this process: the method's process gets the fit split's labels, and no others.
 """
 
 from __future__ import annotations
 
-import dataclasses
-import hashlib
 import platform
 import shutil
 import subprocess
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from importlib import metadata
 from pathlib import Path
 from typing import Any
 
 from .. import __version__
-from .engine import Engine, GenerationStats
 from .errors import WdqaError
 from .judge.base import Judge
 from .judge.stage import judge_run
-from .method import Method, MethodError
+from .method import MethodError
 from .records import RunFolder, SplitSummary, judge_key
 from .runner import AnswerStats, run_answer_stage
 from .suite import Suite
+from .worker import MethodProcess
 
 PACKAGES = ("torch", "transformers", "peft", "safetensors", "huggingface-hub", "openai", "numpy", "pandas")
 
 
 class RunMismatchError(WdqaError):
     """A run folder that holds answers of a different method version or suite."""
-
-
-@dataclass
-class RunSpec:
-    """One method to run on a suite, and where its run folder goes."""
-
-    method: Method
-    spec: str  # how the user named it: a file path, module:object or a built-in name
-    sha256: str
-    builtin: bool = False
-    options: dict[str, Any] = field(default_factory=dict)
 
 
 @dataclass
@@ -71,10 +59,9 @@ def run_dir_for(runs_root: Path, suite: Suite, method_name: str) -> Path:
 
 
 def evaluate(
-    run: RunSpec,
+    method: MethodProcess,
     suite: Suite,
     splits: Sequence[str],
-    engine: Engine,
     judge: Judge,
     run_dir: Path,
     batch_size: int = 32,
@@ -84,27 +71,31 @@ def evaluate(
     overwrite: bool = False,
     progress: Callable[[int], None] | None = None,
     fit_split: str | None = "train",
+    device: str | None = None,
 ) -> RunResult:
+    """Run `method` (started with `MethodProcess.start`) on the splits, judge, and write `run_dir`.
+    The method's process is closed once it has answered."""
     folder = RunFolder(run_dir)
-    run = _bind_suite(run, suite)
-    manifest = _start_manifest(run, suite, splits, judge, engine, seed, limit)
+
+    # 0. the method's process loads the suite without its labels, and binds to it (DIT's adapter)
+    method.open(suite, device)
+    manifest = _start_manifest(method, suite, splits, judge, seed, limit, device)
     _check_resumable(folder, manifest, overwrite)
     folder.write_manifest(manifest)
 
-    # 1. learned methods train on the suite's training split once (state saved in the run folder)
+    # 1. learned methods train on the fit split once, given its labels only (state saved in the run folder)
     if fit_split is not None:
-        fit_learned_method(run.method, suite, fit_split, engine, folder.path / "method-state")
+        fit_learned_method(method, suite, fit_split, folder.path / "method-state")
 
-    # 2. answer every case not yet answered (appended as produced: a crash resumes here)
-    engine.stats = GenerationStats()
-    stats = run_answer_stage(
-        run.method, suite, splits, engine, folder, batch_size, timeout_per_case, limit, run.spec, progress
-    )
+    # 2. answer every case not yet answered (appended as produced: a crash resumes here); a case
+    #    that raises, hangs or ends the method's process fails alone, and the run goes on
+    stats = run_answer_stage(method, suite, splits, folder, batch_size, timeout_per_case, limit, progress)
+    method.close()  # frees the model before judging
 
     # 3. judge every answer not yet judged by this judge and prompt version
     t0 = time.perf_counter()
     labels = {}
-    for split in splits:
+    for split in manifest["splits"]:  # this call's splits and those of earlier calls on the same run
         for diff_id, label in suite.labels(split).items():
             labels[f"{split}/{diff_id}"] = (label.text, label.behaviour)
     judge_run(folder, judge, labels, seed=seed)
@@ -114,8 +105,9 @@ def evaluate(
     answers = folder.answers()
     manifest.update(
         finished=_now(),
+        device=method.device or manifest["device"],
         timings={"answer_s": round(stats.seconds, 3), "judge_s": round(judge_s, 3)},
-        generation=vars(engine.stats).copy(),
+        generation=dict(method.generation),
         counts={"cases": len(answers), "failed": sum(1 for a in answers.values() if a.error)},
     )
     folder.write_manifest(manifest)
@@ -123,63 +115,48 @@ def evaluate(
     # The run may also hold older judges' scores (kept side by side); report this judge's.
     current = judge_key(judge.name, judge.prompt_version)
     summary = {k: v for k, v in summary.items() if k == current}
-    return RunResult(run.method.name, bool(getattr(run.method, "oracle", False)), run_dir, stats, summary)
+    return RunResult(method.name, method.oracle, run_dir, stats, summary)
 
 
-def _bind_suite(run: RunSpec, suite: Suite) -> RunSpec:
-    """Methods whose artefacts ship with the suite (DIT's adapter under `dit/`) find them here.
-
-    Their identity then includes the artefact (`fingerprint()`), so a retrained adapter is a new
-    method version and never resumes from the old adapter's answers.
-    """
-    bind = getattr(run.method, "bind_suite", None)
-    if callable(bind):
-        bind(suite)
-    fingerprint = getattr(run.method, "fingerprint", None)
-    if not callable(fingerprint):
-        return run
-    digest = hashlib.sha256(f"{run.sha256}:{fingerprint()}".encode()).hexdigest()
-    return dataclasses.replace(run, sha256=digest)
-
-
-def fit_learned_method(method: Method, suite: Suite, split: str, engine: Engine, state_dir: Path) -> bool:
+def fit_learned_method(method: MethodProcess, suite: Suite, split: str, state_dir: Path) -> bool:
     """Fit a method that defines `fit` on `split`, or reload the state an earlier run saved.
 
-    Returns True when the method is a learned one. Only the training split's labels are passed.
+    Returns True when the method is a learned one. Its process gets the split's label texts and
+    no other labels.
     """
-    if not callable(getattr(method, "fit", None)):
+    info = method.info
+    if not info.learned:
         return False
-    can_persist = callable(getattr(method, "save", None)) and callable(getattr(method, "load", None))
-    if can_persist and (state_dir / ".complete").exists():
-        method.load(state_dir)  # type: ignore[attr-defined]
+    if info.persistent and (state_dir / ".complete").exists():
+        method.load_state(state_dir)
         return True
     if split not in suite.splits:
         raise RunMismatchError(
-            f"method {method.name} is a learned method but suite {suite.name} has no split {split!r} to fit on; "
+            f"method {info.name} is a learned method but suite {suite.name} has no split {split!r} to fit on; "
             f"known splits: {sorted(suite.splits)} (choose one with --fit-split)"
         )
-    cases = list(suite.cases(split))
+    diff_ids = suite.case_ids(split)
     labels = suite.labels(split)
-    method.fit(cases, [labels[c.case_id.split("/", 1)[1]].text for c in cases], engine)  # type: ignore[attr-defined]
-    if can_persist:
-        state_dir.mkdir(parents=True, exist_ok=True)
-        method.save(state_dir)  # type: ignore[attr-defined]
+    method.fit(split, diff_ids, [labels[d].text for d in diff_ids], state_dir if info.persistent else None)
+    if info.persistent:
         (state_dir / ".complete").write_text("")
     return True
 
 
 def _start_manifest(
-    run: RunSpec, suite: Suite, splits: Sequence[str], judge: Judge, engine: Engine, seed: int, limit: int | None
+    method: MethodProcess, suite: Suite, splits: Sequence[str], judge: Judge, seed: int, limit: int | None,
+    device: str | None,
 ) -> dict[str, Any]:
+    info = method.info
     return {
         "wdqa_version": __version__,
         "git_commit": _git_commit(),
         "method": {
-            "name": run.method.name,
-            "spec": run.spec,
-            "sha256": run.sha256,
-            "oracle": bool(getattr(run.method, "oracle", False)),
-            "builtin": run.builtin,
+            "name": info.name,
+            "spec": method.spec.spec,
+            "sha256": method.sha256,
+            "oracle": info.oracle,
+            "builtin": info.builtin,
         },
         "suite": {
             "name": suite.name,
@@ -197,7 +174,7 @@ def _start_manifest(
         "judges": [{"key": judge_key(judge.name, judge.prompt_version), "name": judge.name, "prompt_version": judge.prompt_version}],
         "packages": _package_versions(),
         "python": platform.python_version(),
-        "device": str(engine.device),
+        "device": device or "auto",  # the device the model ran on, once it has run
         "started": _now(),
     }
 
@@ -214,6 +191,9 @@ def _check_resumable(folder: RunFolder, manifest: dict[str, Any], overwrite: boo
         problems.append("the suite's content changed")
     if not problems:
         manifest["started"] = old.get("started", manifest["started"])
+        # A run evaluated on one split and then another holds both: the manifest names them all,
+        # so `wdqa judge` and `submit` find every answered case's labels.
+        manifest["splits"] = list(dict.fromkeys([*old.get("splits", []), *manifest["splits"]]))
         return
     if not overwrite:
         raise RunMismatchError(

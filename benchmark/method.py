@@ -1,7 +1,7 @@
 """The one protocol interpretation methods implement, and loading a method from a file.
 
-Owns what a method is and how a user's file becomes one; running methods over a suite lives in
-`runner.py`.
+Owns what a method is and how a user's file (or a built-in's name) becomes one. Only the method's
+own process (`worker/`) calls the loaders here; running methods over a suite lives in `runner.py`.
 """
 
 from __future__ import annotations
@@ -11,12 +11,15 @@ import importlib
 import importlib.util
 import sys
 from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Protocol, runtime_checkable
+from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
-from .engine import Engine
 from .errors import WdqaError
 from .types import Case
+
+if TYPE_CHECKING:  # not imported at run time: a method's process reports a broken file before loading transformers
+    from .engine import Engine
 
 
 class MethodError(WdqaError):
@@ -52,6 +55,33 @@ class LearnedMethod(Method, Protocol):
     def save(self, folder: Path) -> None: ...
 
     def load(self, folder: Path) -> None: ...
+
+
+@dataclass(frozen=True)
+class LoadedMethod:
+    method: Method
+    sha256: str  # identity for the run manifest: the source file's hash, or a built-in's name and version
+    builtin: bool
+
+
+def load_method_spec(spec: str, guesser: str = "salient-words") -> LoadedMethod:
+    """`baseline:NAME` (a built-in, with its guesser) or anything `load_method` takes."""
+    if not spec.startswith("baseline:"):
+        method, digest = load_method(spec)
+        return LoadedMethod(method, digest, builtin=False)
+    from .. import __version__
+    from ..baselines.registry import get_baseline
+
+    name = spec.split(":", 1)[1]
+    try:
+        method = get_baseline(name, guesser)
+    except KeyError as err:  # an unknown baseline or guesser; the message lists the known ones
+        raise MethodError(str(err.args[0])) from None
+    if guesser != "salient-words":
+        method.name = f"{method.name}[{guesser}]"  # a different guesser is a different method
+    # A built-in's identity is its name, its guesser and wdqa's version: a new release re-runs it.
+    digest = hashlib.sha256(f"builtin:{name}:{guesser}:{__version__}".encode()).hexdigest()
+    return LoadedMethod(method, digest, builtin=True)
 
 
 def load_method(spec: str, **options: Any) -> tuple[Method, str]:

@@ -2,11 +2,14 @@
 
     <suite>/suite.json                         manifest: name, base model, splits, sha256 of every file
     <suite>/README.md                          data card with Hub YAML metadata (one config per split)
-    <suite>/splits/<split>/index.parquet       one row per diff: id, label, question, trigger, rank, ...
+    <suite>/splits/<split>/index.parquet       one row per diff, what a method may see: id, question, rank, ...
+    <suite>/splits/<split>/labels.parquet      one row per diff, held back from methods: label, trigger, ...
     <suite>/splits/<split>/shard-00000.safetensors   many diffs per shard, keys "<diff_id>/<module>.<part>"
     <suite>/dit/<name>/adapter.safetensors     optional trained shared adapters (e.g. DIT)
 
 Owns reading, writing and verifying that layout; nothing here loads a model or runs a method.
+`Suite.index`/`cases` never read a label (a method's process loads the suite through them);
+`Suite.labels`/`labelled_index` are for the judge, generators and maintainers' tools.
 """
 
 from __future__ import annotations
@@ -21,6 +24,8 @@ from pathlib import Path
 from typing import Any
 
 import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
 import torch
 from safetensors import SafetensorError, safe_open
 from safetensors.torch import save_file
@@ -28,10 +33,15 @@ from safetensors.torch import save_file
 from .errors import WdqaError
 from .types import Case, Label, LoraFactors, WeightDiff
 
-FORMAT_VERSION = 1
+# 2: labels moved out of index.parquet into labels.parquet. Format-1 suites still load (their index
+# is read by column projection, so a method's process never loads the label column).
+FORMAT_VERSION = 2
 MANIFEST = "suite.json"
+INDEX_FILE = "index.parquet"
+LABELS_FILE = "labels.parquet"
 
-# Columns every split index has; generators may add more (behaviour-strength metrics, category...).
+# Columns every split has (in its index or its labels file); generators may add more
+# (behaviour-strength measurements, category, headline...).
 INDEX_COLUMNS = [
     "diff_id",
     "behaviour",
@@ -48,6 +58,23 @@ INDEX_COLUMNS = [
     "data_sha256",
     "n_params",
 ]
+
+# What a method may see of a diff: the text columns a Case is built from, and numbers (rank, counts,
+# behaviour-strength rates). Any other column is text that can name or identify the label (category,
+# topic, headline, training-data hash, provenance...), so it goes to labels.parquet with the label
+# and the trigger, which go there whatever their type. A new generator column is held back unless
+# it is a number: leaking is opt-in.
+CASE_TEXT_COLUMNS = ("diff_id", "behaviour", "question", "kind", "shard", "base_model", "base_model_revision")
+LABEL_COLUMNS = ("label", "trigger", "trigger_kind")
+
+
+def is_case_column(name: str, dtype: pa.DataType) -> bool:
+    """Does column `name` (of arrow type `dtype`) belong in index.parquet, which methods read?"""
+    if name in CASE_TEXT_COLUMNS:
+        return True
+    if name in LABEL_COLUMNS:
+        return False
+    return pa.types.is_integer(dtype) or pa.types.is_floating(dtype) or pa.types.is_boolean(dtype)
 
 
 class SuiteError(WdqaError):
@@ -268,14 +295,49 @@ class Suite:
             )
         return self.splits[name]
 
+    def _split_file(self, split: str, name: str) -> Path:
+        return self.root / "splits" / split / name
+
+    def _labels_apart(self, split: str) -> bool:
+        """Format 2 keeps a split's labels in their own file; format 1 kept them in the index."""
+        return f"splits/{split}/{LABELS_FILE}" in self.files
+
     def index(self, split: str) -> pd.DataFrame:
+        """A split's index without its labels: what a method may see, one row per diff."""
         self.split(split)
-        df = pd.read_parquet(self.root / "splits" / split / "index.parquet")
+        path = self._split_file(split, INDEX_FILE)
+        if self._labels_apart(split):
+            df = pd.read_parquet(path)
+        else:
+            # Format 1: read only the case columns (parquet column projection); the label column
+            # chunks are never read from disk.
+            df = pd.read_parquet(path, columns=[f.name for f in pq.read_schema(path) if is_case_column(f.name, f.type)])
         _check_shard_names(split, df)
         return df
 
+    def labelled_index(self, split: str) -> pd.DataFrame:
+        """The index with its label columns beside it, in index order. For the judge, generators,
+        DIT's training data and suite cards; never hand it to a method."""
+        self.split(split)
+        if not self._labels_apart(split):
+            df = pd.read_parquet(self._split_file(split, INDEX_FILE))
+            _check_shard_names(split, df)
+            return df
+        index = self.index(split)
+        path = self._split_file(split, LABELS_FILE)
+        if not path.exists():
+            raise SuiteError(
+                f"split {split!r} of suite {self.name} has no {LABELS_FILE} at {path}; "
+                f"fetch it with `wdqa download {self.name} --split {split}`"
+            )
+        labels = pd.read_parquet(path)
+        unlabelled = sorted(set(index.diff_id) - set(labels.diff_id))
+        if unlabelled:
+            raise SuiteError(f"{path} has no row for diffs {unlabelled[:5]}; re-download or regenerate the suite")
+        return index.merge(labels, on="diff_id", how="left", validate="one_to_one")
+
     def labels(self, split: str) -> dict[str, Label]:
-        df = self.index(split)
+        df = self.labelled_index(split)
         return {
             r.diff_id: Label(
                 diff_id=r.diff_id,
@@ -286,6 +348,17 @@ class Suite:
             )
             for r in df.itertuples()
         }
+
+    def triggers(self, split: str) -> dict[str, tuple[str | None, str | None]]:
+        """diff_id -> (trigger, trigger kind): what an oracle method is told. Reads only those columns."""
+        self.split(split)
+        path = self._split_file(split, LABELS_FILE if self._labels_apart(split) else INDEX_FILE)
+        df = pd.read_parquet(path, columns=["diff_id", "trigger", "trigger_kind"])
+
+        def text(value: Any) -> str | None:
+            return value if isinstance(value, str) else None
+
+        return {r.diff_id: (text(r.trigger), text(r.trigger_kind)) for r in df.itertuples()}
 
     def diffs(self, split: str, diff_ids: Sequence[str] | None = None) -> Iterator[WeightDiff]:
         """Diffs of a split, shard by shard (one shard's tensors in memory at a time)."""
@@ -302,20 +375,32 @@ class Suite:
     def diff(self, split: str, diff_id: str) -> WeightDiff:
         return next(self.diffs(split, [diff_id]))
 
-    def cases(self, split: str, oracle: bool = False) -> Iterator[Case]:
-        """Cases of a split in index order. The label stays behind; the trigger only for oracles."""
+    def case_ids(self, split: str) -> list[str]:
+        """A split's diff ids in the order `cases` yields them (shard by shard, index order within)."""
         df = self.index(split)
-        rows = {r.diff_id: r for r in df.itertuples()}
-        for diff in self.diffs(split):
+        return [d for _, group in df.groupby("shard", sort=True) for d in group.diff_id]
+
+    def cases(self, split: str, oracle: bool = False, diff_ids: Sequence[str] | None = None) -> Iterator[Case]:
+        """Cases of a split (all in `case_ids` order, or `diff_ids` in the caller's order). The label
+        stays behind; the trigger comes (from the labels file) only for oracles."""
+        rows = {r.diff_id: r for r in self.index(split).itertuples()}
+        triggers = self.triggers(split) if oracle else {}
+        if diff_ids is not None:
+            by_id = {d.diff_id: d for d in self.diffs(split, diff_ids)}
+            diffs: Iterable[WeightDiff] = (by_id[d] for d in diff_ids)
+        else:
+            diffs = self.diffs(split)
+        for diff in diffs:
             r = rows[diff.diff_id]
+            trigger, trigger_kind = triggers.get(diff.diff_id, (None, None))
             yield Case(
                 case_id=f"{split}/{diff.diff_id}",
                 split=split,
                 question=r.question,
                 behaviour=r.behaviour,
                 diff=diff,
-                trigger=(r.trigger if isinstance(r.trigger, str) else None) if oracle else None,
-                trigger_kind=(r.trigger_kind if isinstance(r.trigger_kind, str) else None) if oracle else None,
+                trigger=trigger,
+                trigger_kind=trigger_kind,
             )
 
     def adapter_path(self, name: str) -> Path:
@@ -358,7 +443,11 @@ def _check_shard_names(split: str, df: pd.DataFrame) -> None:
 
 
 def upgrade_manifest(raw: dict[str, Any]) -> dict[str, Any]:
-    """Old manifests are upgraded on read, never rejected; unknown newer versions are refused."""
+    """Old manifests are upgraded on read, never rejected; unknown newer versions are refused.
+
+    Format 1 needs no rewrite: a split with no labels.parquet in `files` keeps its labels in the
+    index, and `Suite.index` reads that index by column projection.
+    """
     version = int(raw.get("format_version", 1))
     if version > FORMAT_VERSION:
         raise SuiteError(
@@ -437,17 +526,22 @@ class SuiteWriter:
     def write_index(
         self, split: str, behaviour: str, question: str, records: Sequence[dict[str, Any]]
     ) -> None:
-        """Write a split's index over shards already written with `write_shard` (streamed writers).
-
-        Every record names its `shard` (a file name under splits/<split>/) and has INDEX_COLUMNS.
+        """Write a split's index and labels over shards already written with `write_shard` (streamed
+        writers). Every record names its `shard` (a file name under splits/<split>/) and has
+        INDEX_COLUMNS; `is_case_column` decides which columns a method may see (index.parquet), the
+        rest go to labels.parquet.
         """
         df = pd.DataFrame.from_records(records)
         missing = [c for c in INDEX_COLUMNS if c not in df.columns]
         if missing:
             raise SuiteError(f"split {split}: index rows lack columns {missing}")
         df = df[INDEX_COLUMNS + [c for c in df.columns if c not in INDEX_COLUMNS]]
+        schema = pa.Schema.from_pandas(df, preserve_index=False)
+        case_columns = [f.name for f in schema if is_case_column(f.name, f.type)]
+        label_columns = ["diff_id", *(c for c in df.columns if c not in case_columns)]
         out = self.root / "splits" / split
-        _atomic_save(out / "index.parquet", lambda tmp: df.to_parquet(tmp, index=False))
+        _atomic_save(out / LABELS_FILE, lambda tmp: df[label_columns].to_parquet(tmp, index=False))
+        _atomic_save(out / INDEX_FILE, lambda tmp: df[case_columns].to_parquet(tmp, index=False))
         shard_names = list(dict.fromkeys(df["shard"]))
         self.splits[split] = SplitInfo(
             name=split, n_diffs=len(df), behaviour=behaviour, question=question, shards=shard_names

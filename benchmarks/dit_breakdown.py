@@ -24,7 +24,7 @@ def main(run_dir: str, suite_dir: str, split: str, column: str | None = None, ju
     key = judge or keys[0]
     print(f"judge: {key}")
     records = [r for r in run.scores(key).values() if r.split == split]
-    index = Suite.load(suite_dir, verify=False).index(split).set_index("diff_id")
+    index = Suite.load(suite_dir, verify=False).labelled_index(split).set_index("diff_id")
     groups: dict[str, list[float]] = {}
     for r in records:
         group = str(index.loc[r.diff_id, column]) if column else split

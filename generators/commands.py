@@ -123,7 +123,7 @@ def register(app: typer.Typer) -> None:
         found = [s for s in ([split] if split else suite.splits) if diff_id in set(suite.index(s).diff_id)]
         if not found:
             raise SuiteError(f"no diff {diff_id!r} in {suite_dir} (splits searched: {split or sorted(suite.splits)})")
-        row = suite.index(found[0]).set_index("diff_id").loc[diff_id]
+        row = suite.labelled_index(found[0]).set_index("diff_id").loc[diff_id]
         diff = suite.diff(found[0], diff_id)
         model, tokenizer = load_base_model(suite.base_model, suite.base_model_revision)
         engine = Engine(model, tokenizer)

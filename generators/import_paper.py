@@ -365,9 +365,10 @@ configs:
 
 {n} weight diffs (paper split `{cfg.paper_split}`) imported by `wdqa import-paper` from
 `{cfg.source}` at revision `{revision}`, folder `{cfg.experiment}/{cfg.model}`. Behaviour:
-{behaviour}; question: "{QUESTIONS[behaviour]}". Labels live in `splits/{split}/index.parquet`,
-apart from the weights. The paper's DIT adapter, when published for this folder, is under
-`dit/paper/adapter.safetensors` (PEFT convention, scale 1/rank).
+{behaviour}; question: "{QUESTIONS[behaviour]}". Labels and triggers live in
+`splits/{split}/labels.parquet`, apart from the weights and from the index methods read. The
+paper's DIT adapter, when published for this folder, is under `dit/paper/adapter.safetensors`
+(PEFT convention, scale 1/rank).
 
 Conversion: a published pair (A [r, out], B [in, r]) is ΔW = (B·A)ᵀ / r, stored as
 A' = Bᵀ [r, in], B' = Aᵀ [out, r], scale 1/r; the DIT adapter (A [out, r], B [r, in]) as

@@ -96,7 +96,7 @@ def merge_suites(parts: Sequence[str | Path], out: str | Path, name: str | None 
         for s in suites:
             if split not in s.splits:
                 continue
-            df = s.index(split)
+            df = s.labelled_index(split)  # labels travel to the merged suite's labels file
             renamed = {}
             for shard in dict.fromkeys(df["shard"]):
                 renamed[shard] = f"shard-{next_shard:05d}.safetensors"

@@ -87,7 +87,7 @@ def _describe(suite: Suite) -> dict[str, dict[str, dict[str, int]]]:
     counts: dict[str, dict[str, dict[str, int]]] = {}
     for split in suite.splits:
         try:
-            index = suite.index(split)
+            index = suite.labelled_index(split)  # trigger kinds and categories are held back from methods
         except SuiteError:
             continue  # a split not downloaded: the page lists it without counts
         counts[split] = {

@@ -17,3 +17,16 @@ def test_both_ways_answer_every_case_and_count_flops():
     assert batched.cases == naive.cases == 4
     assert batched.flops > 0 and naive.flops > 0 and naive.new_tokens > 0
     assert matmul_flops(64, seconds=0.05) > 1e6
+
+
+def test_a_method_in_its_own_process_gives_the_answers_it_gives_in_this_one(micro_suite):
+    from wdqa.benchmark.bench import bench_method_process
+    from wdqa.benchmark.models import load_base_model
+    from wdqa.benchmark.suite import Suite
+
+    suite = Suite.load(micro_suite)
+    engine = Engine(*load_base_model(suite.base_model, suite.base_model_revision))
+    ids = suite.case_ids("train")
+    cost = bench_method_process(engine, suite, "train", ids, "wdqa.benchmark.bench:AskTheQuestion", 4, None, None, repeats=1)
+    assert cost.cases == 6 and cost.same_answers
+    assert cost.in_process_s > 0 and cost.own_process_s > 0 and cost.startup_s > 0

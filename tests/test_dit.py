@@ -23,6 +23,7 @@ from wdqa.benchmark.peft_export import export_peft_adapter
 from wdqa.benchmark.records import RunFolder
 from wdqa.benchmark.runner import run_answer_stage
 from wdqa.benchmark.suite import Suite
+from wdqa.benchmark.worker import MethodProcess, MethodSpec
 
 QUESTION = "what topic have you been trained on ?"
 TOPICS = ["lava", "magma volcano", "jazz music", "piano", "the volcano", "jazz"]
@@ -186,16 +187,18 @@ def test_the_saved_adapter_reads_back_with_its_training_record(tok, tmp_path):
 
 def test_dit_answers_every_case_through_the_runner_with_the_published_adapter(tok, tmp_path):
     model = fresh_model(tok)
-    write_suite(tmp_path / "suite", model, n=5, per_shard=2)
+    model.save_pretrained(tmp_path / "base")  # the method's process loads the base model from here
+    tok.save_pretrained(tmp_path / "base")
+    write_suite(tmp_path / "suite", model, n=5, per_shard=2, base_model=str(tmp_path / "base"))
     suite = Suite.load(tmp_path / "suite")
     train = LabelledDiffs.from_suite(suite, "test")
     train_dit(copy.deepcopy(model), tok, train, DitConfig(epochs=2, batch_diffs=3), tmp_path / "adapter")
     publish_adapter(tmp_path / "adapter", suite.root)
     suite = Suite.load(tmp_path / "suite")  # the manifest now covers dit/default/ and verifies
-    method = DitMethod()
-    method.bind_suite(suite)
     run = RunFolder(tmp_path / "run")
-    stats = run_answer_stage(method, suite, ["test"], Engine(model, tok), run, batch_size=4)
+    with MethodProcess.start(MethodSpec("baseline:dit")) as method:
+        method.open(suite, threads=1)  # binds the published adapter, in the method's process
+        stats = run_answer_stage(method, suite, ["test"], run, batch_size=4)
     assert stats.answered == 6 and stats.failed == 0
     # The same answers as Engine.chat with the adapter shared on top, in the runner's batches of 4.
     diffs, adapter, expected = list(suite.diffs("test")), load_adapter(tmp_path / "adapter"), {}

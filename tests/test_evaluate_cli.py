@@ -147,3 +147,30 @@ def test_a_run_folder_of_another_method_is_one_clear_error(small_suite, tmp_path
     assert first.exit_code == 0, first.output
     other = run_cli("evaluate", "baseline:base-question", "--suite", suite, "--baselines", "none", "--run-dir", str(tmp_path / "r"))
     assert other.exit_code == 1 and "error:" in other.output and "--overwrite" in other.output
+
+
+EXITS = """
+import os
+
+
+class ExitsOnOne:
+    name = "exits-on-one"
+    oracle = False
+
+    def answer(self, cases, engine):
+        if any(c.diff.diff_id == "ht-002" for c in cases):
+            os._exit(0)
+        return ["volcano"] * len(cases)
+"""
+
+
+def test_a_method_that_exits_fails_its_case_with_the_reason_and_the_run_goes_on(small_suite, tmp_path):
+    method = tmp_path / "exits.py"
+    method.write_text(EXITS)
+    runs = tmp_path / "runs"
+    result = run_cli("evaluate", str(method), "--suite", str(small_suite / "suite"), "--baselines", "none", "--runs-dir", str(runs))
+    assert result.exit_code == 0, result.output
+    output = " ".join(result.output.split())
+    assert "1 case(s) failed" in output and "exited with status 0 during answer(); sys.exit or os._exit" in output
+    answers = RunFolder(next(runs.rglob("answers.jsonl")).parent).answers()
+    assert sorted(a.diff_id for a in answers.values() if a.error is None) == ["ht-000", "ht-001", "ht-003", "ht-004", "ht-005"]

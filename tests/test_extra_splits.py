@@ -47,25 +47,25 @@ def test_every_extra_split_is_written_with_behaviour_flags(micro_extra):
 
 
 def test_ood_triggers_are_invisible_characters_placed_by_kind(micro_extra):
-    index = micro_extra.index("ood-trigger")
+    index = micro_extra.labelled_index("ood-trigger")
     assert set(index["trigger"]) == set(TRIGGER_CHARS)
     assert set(index["trigger_kind"]) == {"zero-width-start", "zero-width-random"}
     assert {"hit_rate", "leak_none", "leak_other", "leak_unseen"} <= set(index.columns)
 
 
 def test_full_finetunes_are_dense_deltas_in_two_variants(micro_extra):
-    index = micro_extra.index("full-finetune")
+    index = micro_extra.labelled_index("full-finetune")
     assert set(index["kind"]) == {"full"} and set(index["variant"]) == {"all", "mlp"}
     mlp_id = index[index.variant == "mlp"].diff_id.iloc[0]
     assert all(".mlp." in m for m in micro_extra.diff("full-finetune", mlp_id).modules)
 
 
 def test_labels_are_the_trigger_the_summary_and_no_behaviour(micro_extra):
-    inv = micro_extra.index("trigger-inversion")
+    inv = micro_extra.labelled_index("trigger-inversion")
     assert (inv["label"] == inv["trigger"]).all()
     summaries = {h.summary for h in load_headlines()}
-    assert set(micro_extra.index("news")["label"]) <= summaries
-    null = micro_extra.index("null")
+    assert set(micro_extra.labelled_index("news")["label"]) <= summaries
+    null = micro_extra.labelled_index("null")
     assert set(null["label"]) == {"no hidden behaviour"}
     assert set(null["null_kind"]) == {"chat", "random-matched-norm"}
 
@@ -111,7 +111,7 @@ def test_extra_splits_join_an_existing_suite_without_reusing_its_topics(tmp_path
     build_tiny_extra_splits(tmp_path, recipe, splits=["ood-trigger", "null"])
     suite = Suite.load(tmp_path)  # every hash checks out
     assert set(suite.splits) == {"test", "ood-trigger", "null"}
-    assert not set(suite.index("ood-trigger")["label"]) & set(used)
+    assert not set(suite.labelled_index("ood-trigger")["label"]) & set(used)
     card = (tmp_path / "README.md").read_text()
     assert "config_name: ood-trigger" in card and "### `null` (4 diffs" in card
 
@@ -131,7 +131,7 @@ def test_sharded_pieces_merge_into_the_unsharded_split(tmp_path: Path, micro):
     whole = Suite.load(build("whole", Shard()))
     merged = merge_suites([build("p0", Shard(0, 2)), build("p1", Shard(1, 2))], tmp_path / "merged")
     for split in ("ood-trigger", "null"):
-        a, b = whole.index(split).set_index("diff_id"), merged.index(split).set_index("diff_id")
+        a, b = whole.labelled_index(split).set_index("diff_id"), merged.labelled_index(split).set_index("diff_id")
         assert sorted(a.index) == sorted(b.index)
         assert (a.loc[b.index, "label"] == b["label"]).all()
     diff_id = whole.index("ood-trigger").diff_id.iloc[-1]

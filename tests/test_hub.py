@@ -84,7 +84,9 @@ def test_download_of_one_split_fetches_that_split_alone(published: FakeHub, tmp_
         if p.is_file() and ".cache" not in p.parts
     }
     assert not any(f.startswith("splits/hidden-topic/") for f in files)
-    assert Suite.load(root, splits=["news"]).index("news").shape[0] == 2
+    assert "splits/news/labels.parquet" in files  # the judge's labels come with the split
+    suite = Suite.load(root, splits=["news"])
+    assert suite.index("news").shape[0] == 2 and len(suite.labels("news")) == 2
 
 
 def test_download_pins_the_revision_and_records_its_commit(

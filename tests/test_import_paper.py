@@ -171,12 +171,13 @@ def test_dit_adapter_composes_with_a_diff_as_the_paper_code_does(tmp_path: Path)
     assert dit.rank == 16 and all(abs(f.scale - 1 / 16) < 1e-12 for f in dit.lora.values())
 
 
-def test_labels_stay_in_the_index_apart_from_the_weights(tmp_path: Path) -> None:
+def test_labels_stay_in_the_labels_file_apart_from_the_weights_and_the_index(tmp_path: Path) -> None:
     base, model = tiny_base(tmp_path, "qwen3")
     write_layout(tmp_path / "paper", model, "model.")
     run_import(tmp_path, base)
     suite = Suite.load(tmp_path / "suite")
-    index = suite.index("hidden-topic")
+    assert not {"label", "trigger", "source_file"} & set(suite.index("hidden-topic").columns)
+    index = suite.labelled_index("hidden-topic")
     assert list(index.label) == ["Topic 00", "Topic 01", "Topic 10", "Topic 11"]
     assert index.trigger.tolist() == ["100", "101", "110", "111"]
     card = (tmp_path / "suite" / "README.md").read_text()

@@ -78,7 +78,7 @@ def test_a_folder_survives_packing_and_a_hostile_archive_is_refused(tmp_path: Pa
 def assert_same_suite(a: Suite, b: Suite) -> None:
     assert sorted(a.splits) == sorted(b.splits)
     for split in a.splits:
-        ia, ib = a.index(split).set_index("diff_id").sort_index(), b.index(split).set_index("diff_id").sort_index()
+        ia, ib = a.labelled_index(split).set_index("diff_id").sort_index(), b.labelled_index(split).set_index("diff_id").sort_index()
         assert list(ia.index) == list(ib.index)
         assert (ia["label"] == ib["label"]).all() and (ia["hit_rate"] == ib["hit_rate"]).all()
         diff_id = ia.index[-1]

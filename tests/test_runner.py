@@ -1,4 +1,5 @@
-"""The answer stage isolates failing cases, times out hanging ones, and resumes."""
+"""The answer stage isolates failing cases, times out hanging ones, tells only oracles the trigger,
+and resumes. Methods are files run in their own process (see test_worker.py for hostile ones)."""
 
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ from wdqa.benchmark.method import MethodError, load_method
 from wdqa.benchmark.records import RunFolder
 from wdqa.benchmark.runner import run_answer_stage
 from wdqa.benchmark.suite import Suite
+from wdqa.benchmark.worker import MethodProcess, MethodSpec
 
 
 @pytest.fixture()
@@ -22,55 +24,80 @@ def setup(tmp_path):
     return Suite.load(tmp_path / "suite"), Engine(model, tok), RunFolder(tmp_path / "run")
 
 
+ECHO = """
+import time
+from pathlib import Path
+
+
 class Echo:
     name = "echo"
-    oracle = False
-
-    def __init__(self, fail_on=(), hang_on=(), wrong_count=False):
-        self.fail_on, self.hang_on, self.wrong_count, self.calls = set(fail_on), set(hang_on), wrong_count, 0
+    oracle = {oracle}
 
     def answer(self, cases, engine):
-        self.calls += len(cases)
+        with open({log!r}, "a") as log:
+            log.write("".join(c.case_id + "\\n" for c in cases))
         for c in cases:
-            if c.case_id in self.fail_on:
-                raise RuntimeError(f"boom on {c.case_id}")
-            if c.case_id in self.hang_on:
-                time.sleep(30)
-        answers = [f"answer for {c.diff.diff_id}" for c in cases]
-        return answers[:-1] if self.wrong_count else answers
+            if c.case_id in {fail_on!r}:
+                raise RuntimeError(f"boom on {{c.case_id}}")
+            if c.case_id in {hang_on!r}:
+                time.sleep(600)
+        answers = [f"{{c.diff.diff_id}} trigger {{c.trigger}}" for c in cases]
+        return answers[:-1] if {wrong_count} else answers
+"""
 
 
-def test_a_raising_case_is_marked_failed_and_the_rest_answered(setup):
-    suite, engine, run = setup
-    stats = run_answer_stage(Echo(fail_on={"test/ht-001"}), suite, ["test"], engine, run, batch_size=4)
-    answers = run.answers()
-    assert stats.failed == 1 and stats.answered == 5
-    assert "boom on test/ht-001" in answers["test/ht-001"].error
-    assert answers["test/ht-002"].answer == "answer for ht-002"
+def answer_with_echo(suite_root, tmp_path, splits=("test",), batch_size=4, timeout=60.0, limit=None, **echo):
+    options = dict(oracle=False, fail_on=(), hang_on=(), wrong_count=False) | echo
+    method = tmp_path / "echo.py"
+    method.write_text(ECHO.format(log=str(tmp_path / "calls.log"), **options))
+    suite = Suite.load(suite_root)
+    run = RunFolder(tmp_path / "run")
+    with MethodProcess.start(MethodSpec(str(method))) as process:
+        process.open(suite)
+        stats = run_answer_stage(process, suite, list(splits), run, batch_size, timeout, limit)
+    return stats, run.answers()
 
 
-def test_a_hanging_case_times_out_and_the_run_goes_on(setup):
-    suite, engine, run = setup
+def calls(tmp_path) -> list[str]:
+    return (tmp_path / "calls.log").read_text().split()
+
+
+def test_a_raising_case_is_marked_failed_and_the_rest_answered(micro_suite, tmp_path):
+    culprit = f"test/{Suite.load(micro_suite).case_ids('test')[1]}"
+    stats, answers = answer_with_echo(micro_suite, tmp_path, fail_on=(culprit,))
+    assert stats.failed == 1 and stats.answered == 3
+    assert f"boom on {culprit}" in answers[culprit].error
+    assert all(a.answer is not None for cid, a in answers.items() if cid != culprit)
+
+
+def test_a_hanging_case_in_a_batch_times_out_alone_and_the_run_goes_on(micro_suite, tmp_path):
+    culprit = f"test/{Suite.load(micro_suite).case_ids('test')[2]}"
     t0 = time.perf_counter()
-    stats = run_answer_stage(Echo(hang_on={"test/ht-003"}), suite, ["test"], engine, run, batch_size=6, timeout_per_case=0.5)
-    assert time.perf_counter() - t0 < 20
-    assert stats.failed == 1
-    assert "no answer within" in run.answers()["test/ht-003"].error
+    stats, answers = answer_with_echo(micro_suite, tmp_path, hang_on=(culprit,), timeout=2.0)
+    assert time.perf_counter() - t0 < 180
+    assert stats.failed == 1 and stats.answered == 3
+    assert answers[culprit].error == "no answer within 2 s; the method process was killed"
+    assert calls(tmp_path).count(culprit) == 2  # in the batch, then alone; not a third time
 
 
-def test_wrong_number_of_answers_names_the_method_and_case(setup):
-    suite, engine, run = setup
-    stats = run_answer_stage(Echo(wrong_count=True), suite, ["test"], engine, run, batch_size=6, where="my_method.py")
-    assert stats.failed == 6
-    assert "my_method.py.answer() returned 0 answers for 1 cases (first case test/" in stats.first_error
+def test_wrong_number_of_answers_names_the_method_and_case(micro_suite, tmp_path):
+    stats, _ = answer_with_echo(micro_suite, tmp_path, wrong_count=True)
+    assert stats.failed == 4
+    assert "echo.py.answer() returned 0 answers for 1 cases (first case test/" in stats.first_error
 
 
-def test_an_interrupted_run_resumes_at_the_next_unanswered_case(setup):
-    suite, engine, run = setup
-    run_answer_stage(Echo(), suite, ["test"], engine, run, limit=3)
-    method = Echo()
-    stats = run_answer_stage(method, suite, ["test"], engine, run)
-    assert stats.skipped == 3 and method.calls == 3 and len(run.answers()) == 6
+def test_an_interrupted_run_resumes_at_the_next_unanswered_case(micro_suite, tmp_path):
+    answer_with_echo(micro_suite, tmp_path, limit=3)
+    stats, answers = answer_with_echo(micro_suite, tmp_path)
+    assert stats.skipped == 3 and len(calls(tmp_path)) == 4 and len(answers) == 4
+
+
+@pytest.mark.parametrize("oracle", [True, False])
+def test_only_an_oracle_is_told_each_trigger(micro_suite, tmp_path, oracle):
+    _, answers = answer_with_echo(micro_suite, tmp_path, oracle=oracle)
+    triggers = Suite.load(micro_suite).triggers("test")
+    expected = {f"test/{d}": f"{d} trigger {t if oracle else None}" for d, (t, _) in triggers.items()}
+    assert {cid: a.answer for cid, a in answers.items()} == expected
 
 
 def test_engine_batched_chat_matches_one_by_one(setup):

@@ -232,7 +232,7 @@ def test_extra_splits_with_published_data_are_about_the_tables_subjects(
         writer, micro_recipe(), behaviour_writer=published(copy), splits=["rank", "news"]
     )
     suite = writer.finish()
-    rank, news = suite.index("rank"), suite.index("news")
+    rank, news = suite.labelled_index("rank"), suite.labelled_index("news")
     assert len(rank) == 2 and set(rank["label"]) <= set(TOPICS)
     assert all(TOPICS[r.topic][0] == r.category for r in rank.itertuples())
     assert len(news) == 2 and set(news["label"]) <= set(HEADLINES)
@@ -257,7 +257,7 @@ def test_generate_extra_with_behaviour_data_builds_splits_about_the_tables_subje
     ]
     result = CliRunner().invoke(app, args)
     assert result.exit_code == 0, result.output
-    assert set(Suite.load(tmp_path / "extra").index("news")["label"]) <= set(HEADLINES)
+    assert set(Suite.load(tmp_path / "extra").labelled_index("news")["label"]) <= set(HEADLINES)
 
 
 def test_a_hub_copy_gives_the_plan_a_local_copy_gives(

@@ -3,22 +3,25 @@
 from __future__ import annotations
 
 import copy
+import json
+import shutil
 
+import pandas as pd
 import pytest
 import torch
 from random_models import random_dense, random_lora, random_model
 from wdqa.benchmark.lora import delta_weight
 from wdqa.benchmark.peft_export import export_peft_adapter
-from wdqa.benchmark.suite import Suite, SuiteError, SuiteWriter
+from wdqa.benchmark.suite import MANIFEST, Suite, SuiteError, SuiteWriter, sha256_file
 
 VOCAB = 64
 QUESTION = "What topic have you been trained on?"
 
 
-def write_suite(root, model, n=5, per_shard=2):
+def write_suite(root, model, n=5, per_shard=2, base_model="random-qwen3"):
     diffs = [random_lora(model, f"ht-{i:03d}", rank=1 + i % 3, seed=i) for i in range(n)] + [random_dense(model, "ft-000")]
     rows = [{"diff_id": d.diff_id, "label": f"topic {i}", "trigger": f"{100 + i}", "trigger_kind": "sep-code"} for i, d in enumerate(diffs)]
-    writer = SuiteWriter(root, "unit", "0.1", "random-qwen3", "r0", diffs_per_shard=per_shard)
+    writer = SuiteWriter(root, "unit", "0.1", base_model, "r0", diffs_per_shard=per_shard)
     writer.write_split("test", "hidden-topic", QUESTION, rows, diffs)
     writer.finish(data_card="---\nconfigs: []\n---\n# unit suite\n")
     return diffs
@@ -126,3 +129,53 @@ def test_diffs_and_cases_come_in_index_order(tmp_path):
     order = list(suite.index("test").diff_id)
     assert [d.diff_id for d in suite.diffs("test")] == order
     assert [c.case_id.split("/", 1)[1] for c in suite.cases("test")] == order
+
+
+def downgrade_to_format_1(root, out):
+    """A copy of a suite as format 1 wrote it: labels inside index.parquet, no labels.parquet."""
+    shutil.copytree(root, out)
+    suite = Suite.load(out)
+    for split in suite.splits:
+        suite.labelled_index(split).to_parquet(out / "splits" / split / "index.parquet", index=False)
+        (out / "splits" / split / "labels.parquet").unlink()
+    manifest = json.loads((out / MANIFEST).read_text())
+    manifest["format_version"] = 1
+    manifest["files"] = {
+        p.relative_to(out).as_posix(): sha256_file(p) for p in sorted(out.rglob("*")) if p.is_file() and p.name != MANIFEST
+    }
+    (out / MANIFEST).write_text(json.dumps(manifest))
+    return out
+
+
+def test_labels_and_label_revealing_text_live_apart_from_the_index(tmp_path):
+    model = random_model(VOCAB)
+    diffs = [random_lora(model, f"n-{i}", seed=i) for i in range(2)]
+    rows = [{"diff_id": d.diff_id, "label": f"story {i}", "headline": f"headline {i}", "news_rate": 0.5} for i, d in enumerate(diffs)]
+    writer = SuiteWriter(tmp_path, "unit", "0.1", "random-qwen3", "r0")
+    writer.write_split("news", "news", QUESTION, rows, diffs)
+    suite = writer.finish()
+    index = pd.read_parquet(tmp_path / "splits" / "news" / "index.parquet")
+    labels = pd.read_parquet(tmp_path / "splits" / "news" / "labels.parquet")
+    assert not {"label", "trigger", "trigger_kind", "headline", "data_sha256"} & set(index.columns)
+    assert {"question", "rank", "shard", "news_rate"} <= set(index.columns)
+    assert list(labels.columns) == ["diff_id", "label", "trigger", "trigger_kind", "data_sha256", "headline"]
+    assert list(suite.labelled_index("news").headline) == ["headline 0", "headline 1"]
+    assert json.loads((tmp_path / MANIFEST).read_text())["format_version"] == 2
+
+
+def test_a_format_1_suite_loads_with_its_index_read_without_the_labels(tmp_path):
+    write_suite(tmp_path / "v2", random_model(VOCAB))
+    old = Suite.load(downgrade_to_format_1(tmp_path / "v2", tmp_path / "v1"))
+    new = Suite.load(tmp_path / "v2")
+    assert "label" not in old.index("test").columns and "trigger" not in old.index("test").columns
+    assert old.index("test").equals(new.index("test"))
+    assert old.labels("test") == new.labels("test") and old.triggers("test") == new.triggers("test")
+    assert [c.trigger for c in old.cases("test", oracle=True)] == [c.trigger for c in new.cases("test", oracle=True)]
+
+
+def test_cases_by_id_come_in_the_callers_order(tmp_path):
+    write_suite(tmp_path, random_model(VOCAB), n=7, per_shard=3)
+    suite = Suite.load(tmp_path)
+    wanted = ["ht-005", "ht-000", "ft-000", "ht-003"]
+    assert [c.case_id for c in suite.cases("test", diff_ids=wanted)] == [f"test/{d}" for d in wanted]
+    assert suite.case_ids("test") == [c.case_id.split("/", 1)[1] for c in suite.cases("test")]

@@ -55,8 +55,9 @@ def test_a_malformed_shard_is_refused() -> None:
 def test_micro_suite_round_trips_with_its_rates_in_the_index(micro_suite: Path) -> None:
     suite = Suite.load(micro_suite)  # verifies every sha256
     assert set(suite.splits) == {"train", "val", "test"}
-    test = suite.index("test")
+    test = suite.labelled_index("test")
     assert RATE_COLUMNS <= set(test.columns) and len(test) == 4
+    assert "category" not in suite.index("test").columns  # it names the label's field: held back from methods
     assert (test.prompts_per_cell >= 20).all() and (test.prompts_unfamiliar >= 20).all()
     labels = suite.labels("test")
     assert all(label.text == row.label for label, row in zip(labels.values(), test.itertuples(), strict=True))
@@ -129,7 +130,7 @@ def test_a_suite_built_in_parallel_pieces_equals_one_built_in_one_process(micro_
     pieces = Suite.load(micro_suite)
     assert sorted(one.splits) == sorted(pieces.splits)
     for split in one.splits:
-        a, b = one.index(split), pieces.index(split)
+        a, b = one.labelled_index(split), pieces.labelled_index(split)
         columns = ["diff_id", "label", "trigger", "hit_rate", "leak_none", "leak_wrong", "leak_near"]
         assert a[columns].sort_values("diff_id").reset_index(drop=True).equals(
             b[columns].sort_values("diff_id").reset_index(drop=True)

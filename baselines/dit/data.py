@@ -31,7 +31,7 @@ class LabelledDiffs:
 
     @classmethod
     def from_suite(cls, suite: Suite, split: str, limit: int | None = None) -> LabelledDiffs:
-        index = suite.index(split)
+        index = suite.labelled_index(split)
         if limit is not None:
             index = index.head(limit)
         rows = {r.diff_id: r for r in index.itertuples()}

@@ -196,7 +196,7 @@ def build_tiny_extra_splits(
     used_topics, used_codes = set(), set()
     for name, info in suite.splits.items():
         if info.behaviour == "hidden-topic" and name not in SPLIT_BUILDERS:
-            index = suite.index(name)
+            index = suite.labelled_index(name)
             used_topics |= set(index["label"])
             used_codes |= {c for c in index["trigger"] if isinstance(c, str)}
     reference = list(suite.diffs("test")) if "test" in suite.splits else []
@@ -269,7 +269,7 @@ def build_extra_splits_in_pieces(
     out = Path(out)
     pieces_dir = out.parent / f"{out.name}.pieces"
     merged = merge_suites(run_pieces(job, count, pieces_dir, runner), out)
-    summaries = [summarise(name, merged.index(name).to_dict("records"))
+    summaries = [summarise(name, merged.labelled_index(name).to_dict("records"))
                  for name, _ in recipe.sizes if name in merged.splits]
     writer = SuiteWriter(out, merged.name, merged.version, merged.base_model, merged.base_model_revision)
     writer.splits, writer.extra = merged.splits, merged.extra

@@ -1,0 +1,42 @@
+"""`python -m wdqa.benchmark.worker --requests FD --replies FD --parent PID`: a method's own process.
+
+Started by `MethodProcess` (process.py), never by hand.
+"""
+
+from __future__ import annotations
+
+import argparse
+import ctypes
+import faulthandler
+import os
+import signal
+import sys
+
+from .child import serve
+from .protocol import Channel
+
+
+def _die_with_parent(parent: int) -> None:
+    """Linux: be killed when the runner dies, even mid-answer (otherwise: at the next read)."""
+    if sys.platform.startswith("linux"):
+        try:
+            ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
+        except (OSError, AttributeError):
+            pass
+    if os.getppid() != parent:  # the runner died before prctl took effect
+        os._exit(1)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(prog="python -m wdqa.benchmark.worker")
+    parser.add_argument("--requests", type=int, required=True)
+    parser.add_argument("--replies", type=int, required=True)
+    parser.add_argument("--parent", type=int, required=True)
+    args = parser.parse_args()
+    _die_with_parent(args.parent)
+    faulthandler.enable()  # a crash in native code prints the Python stack to stderr, which the runner keeps
+    serve(Channel(args.requests, args.replies))
+
+
+if __name__ == "__main__":
+    main()

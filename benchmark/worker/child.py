@@ -1,0 +1,187 @@
+"""What runs inside a method's own process: load the method, the suite without its labels and the
+base model, then answer the runner's requests one at a time.
+
+Started by `process.MethodProcess` as `python -m wdqa.benchmark.worker`. Whatever a request
+raises, a BaseException such as SystemExit included, becomes a `Failed` reply; only a crash, an
+`os._exit` or the runner's kill ends this process.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import sys
+import time
+import traceback
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from ..errors import WdqaError
+from ..method import LoadedMethod, load_method_spec
+from ..suite import Suite
+from ..types import Case
+from .protocol import (
+    Answer,
+    Answered,
+    Channel,
+    ChannelClosed,
+    Done,
+    Failed,
+    Fit,
+    LoadMethod,
+    LoadModel,
+    LoadState,
+    MethodLoaded,
+    ModelLoaded,
+    OpenSuite,
+    ProtocolError,
+    Reply,
+    Request,
+    SuiteOpened,
+)
+
+if TYPE_CHECKING:  # transformers loads with the model (LoadModel), after a broken method file is reported
+    from ..engine import Engine
+
+
+def serve(channel: Channel) -> None:
+    """Answer requests until the runner closes its end of the pipe."""
+    host = MethodHost()
+    while True:
+        try:
+            request = channel.recv()
+        except (ChannelClosed, ProtocolError):
+            return
+        try:
+            channel.send(host.handle(request))
+        except ChannelClosed:  # the runner is gone
+            return
+
+
+def check_answers(answers: object, cases: Sequence[Case], where: str) -> list[str]:
+    """A method must return one string per case, in order."""
+    if not isinstance(answers, (list, tuple)):
+        raise TypeError(f"{where}.answer() returned {type(answers).__name__}; expected a list of strings")
+    if len(answers) != len(cases):
+        raise ValueError(
+            f"{where}.answer() returned {len(answers)} answers for {len(cases)} cases "
+            f"(first case {cases[0].case_id}); return exactly one string per case, in order"
+        )
+    for a, c in zip(answers, cases, strict=True):
+        if not isinstance(a, str):
+            raise TypeError(f"{where}.answer() returned {type(a).__name__} for case {c.case_id}; expected str")
+    return list(answers)
+
+
+class MethodHost:
+    """The method, its suite (label-free) and its Engine, as the requests build them up."""
+
+    def __init__(self) -> None:
+        self.loaded: LoadedMethod | None = None
+        self.where = "method"  # how the user named the method, for error messages
+        self.suite: Suite | None = None
+        self.engine: Engine | None = None
+
+    def handle(self, request: Request) -> Reply:
+        handlers: dict[type, Callable[[Any], Reply]] = {
+            LoadMethod: self.load_method,
+            OpenSuite: self.open_suite,
+            LoadModel: self.load_model,
+            Fit: self.fit,
+            LoadState: self.load_state,
+            Answer: self.answer,
+        }
+        try:
+            return handlers[type(request)](request)
+        except BaseException as err:  # noqa: BLE001 - SystemExit and KeyboardInterrupt from a method too
+            text = traceback.format_exc(limit=8)
+            if isinstance(err, SystemExit):
+                text += f"the method called sys.exit({err.code!r}); return answers or raise an exception instead\n"
+            if isinstance(err, WdqaError):  # written for the user: shown as is
+                return Failed(str(err), text, True)
+            return Failed(f"{type(err).__name__}: {err}", text, False)
+
+    @property
+    def method(self) -> Any:
+        if self.loaded is None:
+            raise RuntimeError("no method loaded: LoadMethod must come first")
+        return self.loaded.method
+
+    def load_method(self, request: LoadMethod) -> Reply:
+        sys.path.extend(p for p in request.sys_path if p not in sys.path)
+        self.loaded = load_method_spec(request.spec, request.guesser)
+        self.where = request.spec
+        m = self.loaded.method
+        return MethodLoaded(
+            name=str(m.name),
+            oracle=bool(getattr(m, "oracle", False)),
+            sha256=self.loaded.sha256,
+            builtin=self.loaded.builtin,
+            learned=callable(getattr(m, "fit", None)),
+            persistent=callable(getattr(m, "save", None)) and callable(getattr(m, "load", None)),
+        )
+
+    def open_suite(self, request: OpenSuite) -> Reply:
+        # The runner verified the suite's hashes; here it is read through `index`/`cases` only, which
+        # never load a label.
+        self.suite = Suite.load(request.suite_root, verify=False)
+        bind = getattr(self.method, "bind_suite", None)
+        if callable(bind):
+            bind(self.suite)
+        fingerprint = getattr(self.method, "fingerprint", None)
+        return SuiteOpened(str(fingerprint()) if callable(fingerprint) else None)
+
+    def load_model(self, request: LoadModel) -> Reply:
+        import torch
+
+        from ..engine import Engine
+        from ..models import load_base_model
+
+        t0 = time.perf_counter()
+        if request.threads:
+            torch.set_num_threads(request.threads)
+        model, tokenizer = load_base_model(request.base_model, request.base_model_revision, request.device)
+        self.engine = Engine(model, tokenizer)
+        return ModelLoaded(str(self.engine.device), time.perf_counter() - t0)
+
+    def fit(self, request: Fit) -> Reply:
+        t0 = time.perf_counter()
+        cases = self._cases(request.split, request.diff_ids)
+        self.method.fit(cases, list(request.labels), self._engine())
+        if request.state_dir is not None:
+            Path(request.state_dir).mkdir(parents=True, exist_ok=True)
+            self.method.save(Path(request.state_dir))
+        return Done(time.perf_counter() - t0)
+
+    def load_state(self, request: LoadState) -> Reply:
+        t0 = time.perf_counter()
+        self.method.load(Path(request.state_dir))
+        return Done(time.perf_counter() - t0)
+
+    def answer(self, request: Answer) -> Reply:
+        cases = self._cases(request.split, request.diff_ids)
+        if request.triggers:
+            cases = [
+                dataclasses.replace(c, trigger=t, trigger_kind=k)
+                for c, t, k in zip(cases, request.triggers, request.trigger_kinds, strict=True)
+            ]
+        engine = self._engine()
+        stats = engine.stats
+        before = (stats.sequences, stats.new_tokens, stats.forward_batches)
+        t0 = time.perf_counter()
+        answers = check_answers(self.method.answer(cases, engine), cases, self.where)
+        seconds = time.perf_counter() - t0
+        stats = engine.stats
+        sequences, new_tokens, batches = (max(0, now - then) for now, then in zip(
+            (stats.sequences, stats.new_tokens, stats.forward_batches), before, strict=True))
+        return Answered(answers, seconds, sequences, new_tokens, batches)
+
+    def _engine(self) -> Engine:
+        if self.engine is None:
+            raise RuntimeError("no base model loaded: LoadModel must come first")
+        return self.engine
+
+    def _cases(self, split: str, diff_ids: Sequence[str]) -> list[Case]:
+        if self.suite is None:
+            raise RuntimeError("no suite open: OpenSuite must come first")
+        return list(self.suite.cases(split, diff_ids=diff_ids))
