@@ -57,7 +57,7 @@ def register(app: typer.Typer) -> None:
         split: list[str] = typer.Option(["test"], "--split", help="Split(s) to evaluate on; repeat the flag for several."),
         judge: str = typer.Option("", "--judge", help="Judge spec (default: the offline judge). See `wdqa judge --help`."),
         baselines: str = typer.Option(
-            "default", "--baselines", help="Comma-separated built-in baselines to run beside the method, `default`, or `none`."
+            "default", "--baselines", help="Comma-separated built-in baselines to run beside the method (`default` stands for the default four), or `none`."
         ),
         runs_dir: Path = typer.Option(Path("runs"), "--runs-dir", help="Where run folders go."),
         run_dir: Path | None = typer.Option(None, "--run-dir", help="Run folder for the method (default: under --runs-dir)."),
@@ -97,9 +97,11 @@ def register(app: typer.Typer) -> None:
         from .worker import MethodProcess, MethodSpec
 
         console = Console()
-        names = list(DEFAULT_COMPARISON) if baselines == "default" else [] if baselines == "none" else [
-            b.strip() for b in baselines.split(",") if b.strip()
-        ]
+        # `default` stands for the default comparison, also inside a list (`default,empty-answer`).
+        names = [] if baselines == "none" else list(dict.fromkeys(
+            n for b in baselines.split(",") if b.strip()
+            for n in (DEFAULT_COMPARISON if b.strip() == "default" else [b.strip()])
+        ))
         try:
             _check_baselines(names, guesser)
         except KeyError as err:

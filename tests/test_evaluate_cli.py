@@ -174,3 +174,34 @@ def test_a_method_that_exits_fails_its_case_with_the_reason_and_the_run_goes_on(
     assert "1 case(s) failed" in output and "exited with status 0 during answer(); sys.exit or os._exit" in output
     answers = RunFolder(next(runs.rglob("answers.jsonl")).parent).answers()
     assert sorted(a.diff_id for a in answers.values() if a.error is None) == ["ht-000", "ht-001", "ht-003", "ht-004", "ht-005"]
+
+
+def test_controls_score_one_and_default_expands_inside_a_list(small_suite):
+    """The controls interpret nothing, so the offline judge must give them the floor; `default` in a
+    list stands for the default comparison."""
+    runs = small_suite / "runs-controls"
+    result = run_cli(
+        "evaluate", "baseline:empty-answer", "--suite", str(small_suite / "suite"),
+        "--baselines", "fixed-answer,default", "--runs-dir", str(runs),
+    )
+    assert result.exit_code == 0, result.output
+    names = {p.parent.name for p in runs.rglob("manifest.json")}
+    assert names == {"empty-answer", "fixed-answer", "base-question", "base-question+trigger",
+                     "20-questions", "20-questions+trigger"}
+    for control in ("empty-answer", "fixed-answer"):
+        (summary,) = RunFolder(next(runs.rglob(control))).summary().values()
+        assert summary["test"].mean == 1.0, control
+
+
+def test_a_run_evaluated_on_one_split_then_another_judges_both(small_suite):
+    runs = small_suite / "runs-two-splits"
+    for split in ("test", "train"):
+        result = run_cli(
+            "evaluate", "baseline:fixed-answer", "--suite", str(small_suite / "suite"), "--split", split,
+            "--baselines", "none", "--runs-dir", str(runs),
+        )
+        assert result.exit_code == 0, result.output
+    run = RunFolder(next(p.parent for p in runs.rglob("manifest.json")))
+    assert run.manifest()["splits"] == ["test", "train"]
+    (summary,) = run.summary().values()
+    assert (summary["test"].n, summary["train"].n) == (6, 3)
