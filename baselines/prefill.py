@@ -15,8 +15,8 @@ from ..benchmark.engine import Engine
 from ..benchmark.types import Case, WeightDiff
 from .guesser import Guesser, SalientWordsGuesser
 
-# Reply openings that invite a name next (the audit: "That reminds me of" made the tiny suite's
-# untriggered diffs say their exact label for 50 of 50 test diffs).
+# Reply openings that invite a name next: on the tiny suite's test split each made the untriggered
+# diffs say their exact label for 48-49 of 50 (docs/tiny-suite.md).
 OPENINGS = ("Let me tell you about", "That reminds me of", "My answer is")
 
 
