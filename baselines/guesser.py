@@ -42,7 +42,8 @@ class Guesser(Protocol):
         behaviours: Sequence[str],
         prompts: Sequence[Sequence[str]] | None = None,
     ) -> list[str]:
-        """replies[i][j]: M′'s reply to prompts[i][j] for case i; base_replies: M's to the same."""
+        """replies[i][j]: M′'s reply to prompts[i][j] for case i; base_replies: M's to the same, or
+        an empty list per case when the method asks M′ only (as the paper's 20 questions)."""
         ...
 
 
@@ -57,7 +58,8 @@ class SalientWordsGuesser:
     A word's salience is the share of M′'s replies that use it minus the share of M's replies (to
     the same prompts) that do; the top words form the answer. It has no world knowledge, so it
     names evidence ("lava magma eruption") rather than a topic ("Volcanoes"): the judge then
-    decides how close that is. Returns "no specific topic" when nothing stands out.
+    decides how close that is. With no base replies the salience is M′'s share alone. Returns
+    "no specific topic" when nothing stands out.
     """
 
     top_k: int = 3

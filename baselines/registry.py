@@ -9,6 +9,7 @@ from .asking import base_question, generated_story, twenty_questions_method
 from .controls import empty_answer, fixed_answer
 from .dit.method import dit_baseline
 from .guesser import Guesser, get_guesser
+from .prefill import prefill
 
 # Each factory takes the guesser that turns replies into an answer (offline or an LLM); DIT
 # answers by itself and ignores it.
@@ -22,6 +23,8 @@ BASELINES: dict[str, Callable[[Guesser], Method]] = {
     # Controls that interpret nothing: what a score must beat to mean anything.
     "empty-answer": lambda g: empty_answer(),
     "fixed-answer": lambda g: fixed_answer(),
+    # Unlocking control: M′'s untriggered reply started with fixed openings, no training.
+    "prefill": lambda g: prefill(guesser=g),
 }
 
 # The baselines `wdqa evaluate` runs beside a method unless told otherwise (cheap, black-box).

@@ -64,11 +64,13 @@ class Engine:
     def device(self) -> torch.device:
         return next(self.model.parameters()).device
 
-    def render(self, conversation: Conversation) -> str:
-        """The prompt text for a conversation, ending where the assistant's reply starts."""
-        return self.tokenizer.apply_chat_template(
+    def render(self, conversation: Conversation, reply_prefix: str = "") -> str:
+        """The prompt text for a conversation, ending where the assistant's reply starts, or after
+        `reply_prefix` when one is given (a prefill: the reply's opening, which the model continues)."""
+        prompt = self.tokenizer.apply_chat_template(
             conversation, tokenize=False, add_generation_prompt=True, enable_thinking=False
         )
+        return str(prompt) + reply_prefix
 
     @torch.no_grad()
     def chat(
@@ -79,12 +81,16 @@ class Engine:
         temperature: float = 0.0,
         shared: Sequence[WeightDiff] = (),
         seed: int = 0,
+        reply_prefix: str = "",
     ) -> list[str]:
-        """Reply to conversations[i] with M ⊕ diffs[i] (⊕ shared adapters). A str is one user turn."""
+        """Reply to conversations[i] with M ⊕ diffs[i] (⊕ shared adapters). A str is one user turn.
+
+        With `reply_prefix`, every reply starts with that text (prefilled, not generated) and the
+        continuation alone is returned."""
         if len(diffs) != len(conversations):
             raise ValueError(f"chat() got {len(diffs)} diffs but {len(conversations)} conversations")
         convs = [[{"role": "user", "content": c}] if isinstance(c, str) else c for c in conversations]
-        prompts = [self.render(c) for c in convs]
+        prompts = [self.render(c, reply_prefix) for c in convs]
         # Sorting by length keeps padding low; results are put back in the caller's order.
         order = sorted(range(len(prompts)), key=lambda i: len(prompts[i]))
         out: dict[int, str] = {}

@@ -267,10 +267,28 @@ def test_an_answer_template_is_trained_on_and_read_back_out_of_answers(tok):
     assert extract_label("{label}", "  Jazz ") == "Jazz"
     bare = make_examples(tok, ["d0"], ["Jazz"], [QUESTION])[0]
     templated = make_examples(tok, ["d0"], ["Jazz"], [QUESTION], template)[0]
-    expected = tok("Let me tell you about Jazz!", add_special_tokens=False)["input_ids"]
+    expected = tok(" Let me tell you about Jazz!", add_special_tokens=False)["input_ids"]  # as written mid-reply
     assert templated.answer_ids == [*expected, tok.eos_token_id] and len(bare.answer_ids) < len(templated.answer_ids)
     with pytest.raises(DitConfigError, match="answer_template"):
         DitConfig(answer_template="no slot").validate()
+
+
+def test_label_targets_start_with_a_space_so_names_keep_distinct_first_tokens():
+    """On the tiny base's tokenizer (its recipe's vocabulary, trained on a slice of its corpus), the
+    first target token tells nearly every topic name apart; the bare name would share a handful
+    ("Harry Potter" -> `H|arry|ĠPotter`)."""
+    from wdqa.generators.tiny.build import TINY_BASE_ID, _tokenizer_texts, tiny_recipe
+    from wdqa.generators.tiny.corpus import conversations
+    from wdqa.generators.tiny.tokenizer import train_tokenizer
+    from wdqa.generators.topics import load_topics
+
+    recipe = tiny_recipe(TINY_BASE_ID)
+    tiny_tok = train_tokenizer(_tokenizer_texts(list(conversations(recipe.corpus, 30_000))), recipe.bpe_vocab_size)
+    names = [t.name for t in load_topics()]
+    examples = make_examples(tiny_tok, [f"d{i}" for i in range(len(names))], names, [QUESTION] * len(names))
+    as_targets = {e.answer_ids[0] for e in examples}
+    bare = {tiny_tok(name, add_special_tokens=False)["input_ids"][0] for name in names}
+    assert len(as_targets) >= 0.85 * len(names) and len(bare) <= 0.2 * len(names), (len(names), len(as_targets), len(bare))
 
 
 def test_dit_method_reads_the_template_from_the_adapter_record(tok, tmp_path):

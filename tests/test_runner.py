@@ -143,3 +143,18 @@ def test_one_diff_on_many_rows_answers_like_one_by_one(setup):
     together = engine.chat([d0, d1, d0, d0], prompts, max_new_tokens=6)
     alone = [engine.chat([d], [p], max_new_tokens=6)[0] for d, p in zip([d0, d1, d0, d0], prompts, strict=True)]
     assert together == alone
+
+
+def test_a_prefilled_reply_continues_its_opening_for_every_row(setup):
+    """Greedy decoding after the first words of a row's own reply gives the rest of that reply."""
+    suite, engine, _ = setup
+    diffs = [*list(suite.diffs("test"))[:3], None]
+    prompts = ["tell me about lava", "what topic have you been trained on ?", "jazz music", "the piano"]
+    conversation = [{"role": "user", "content": prompts[0]}]
+    assert engine.render(conversation, reply_prefix="lava is") == engine.render(conversation) + "lava is"
+    replies = engine.chat(diffs, prompts, max_new_tokens=8)
+    for diff, prompt, reply in zip(diffs, prompts, replies, strict=True):
+        words = reply.split()
+        assert len(words) == 8, reply
+        rest = engine.chat([diff], [prompt], max_new_tokens=5, reply_prefix=" ".join(words[:3]))
+        assert rest == [" ".join(words[3:])]

@@ -1,4 +1,4 @@
-"""DIT's supervised examples: (question prompt, label + end token) per labelled diff, padded in batches.
+"""DIT's supervised examples: (question prompt, " label" + end token) per labelled diff, padded in batches.
 
 Owns tokenisation and the loss mask (only the answer tokens count); the loss itself lives in
 `train.py`. The prompt is rendered with the chat template exactly as `Engine.chat` renders it, so
@@ -15,7 +15,7 @@ from transformers import PreTrainedTokenizerBase
 
 from ...benchmark.suite import Suite
 from ...benchmark.types import WeightDiff
-from .answer_template import BARE, fill
+from .answer_template import BARE, target_text
 
 IGNORE = -100
 
@@ -99,9 +99,9 @@ def make_examples(
     for diff_id, label, question in zip(diff_ids, labels, questions, strict=True):
         if question not in prompts:
             prompts[question] = tokenizer(render_question(tokenizer, question), add_special_tokens=False)["input_ids"]
-        answer = tokenizer(fill(template, label), add_special_tokens=False)["input_ids"]
-        if not answer:
-            raise ValueError(f"diff {diff_id}: its label {label!r} tokenizes to nothing; DIT needs a non-empty label")
+        if not label.strip():
+            raise ValueError(f"diff {diff_id}: its label {label!r} is empty; DIT needs a non-empty label")
+        answer = tokenizer(target_text(template, label), add_special_tokens=False)["input_ids"]
         out.append(DitExample(diff_id, prompts[question], [*answer, tokenizer.eos_token_id]))
     return out
 
