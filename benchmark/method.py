@@ -79,9 +79,23 @@ def load_method_spec(spec: str, guesser: str = "salient-words") -> LoadedMethod:
         raise MethodError(str(err.args[0])) from None
     if guesser != "salient-words":
         method.name = f"{method.name}[{guesser}]"  # a different guesser is a different method
-    # A built-in's identity is its name, its guesser and wdqa's version: a new release re-runs it.
-    digest = hashlib.sha256(f"builtin:{name}:{guesser}:{__version__}".encode()).hexdigest()
+    # A built-in's identity is its name, its guesser, wdqa's version and the code that makes its
+    # answers: a changed baseline (or engine) never resumes from answers its older code gave.
+    digest = hashlib.sha256(f"builtin:{name}:{guesser}:{__version__}:{builtin_code_sha256()}".encode()).hexdigest()
     return LoadedMethod(method, digest, builtin=True)
+
+
+def builtin_code_sha256() -> str:
+    """One hash over the files that decide what a built-in baseline answers: the baselines package
+    (code, question lists, prompts) and the engine that runs M and M′."""
+    baselines = Path(importlib.import_module("wdqa.baselines").__file__ or "").parent
+    here = Path(__file__).resolve().parent
+    files = sorted(p for p in baselines.rglob("*") if p.is_file() and p.suffix in (".py", ".txt", ".jinja", ".json"))
+    files += [here / "engine.py", here / "lora.py", here / "triggers.py"]
+    h = hashlib.sha256()
+    for path in files:
+        h.update(path.name.encode() + b"\0" + path.read_bytes())
+    return h.hexdigest()
 
 
 def load_method(spec: str, **options: Any) -> tuple[Method, str]:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import json
 import shutil
 
 import pytest
@@ -318,5 +319,17 @@ def test_the_embedded_tiny_suite_trains_and_publishes_its_dit_adapter_on_first_u
         assert load_record(sibling / "dit" / "default")["config"]["null_diffs"] == 2
         Suite.load(sibling)  # the manifest was re-hashed with the adapter in it
         assert not [p for p in sibling.parent.iterdir() if p.name.startswith(".dit-training-")]
+        # An adapter an older wdqa published (bare-label targets: no target rule in its record) is
+        # retrained, not reused; a current one is reused as it is.
+        from wdqa.baselines.dit.tiny import ensure_tiny_dit
+
+        record_file = sibling / "dit" / "default" / "dit.json"
+        record = json.loads(record_file.read_text())
+        record_file.write_text(json.dumps({k: v for k, v in record.items() if k != "target_rule"}))
+        ensure_tiny_dit(Suite.load(sibling, verify=False))
+        assert load_record(sibling / "dit" / "default")["target_rule"] == "leading-space"
+        before = (sibling / "dit" / "default" / "adapter.safetensors").stat().st_mtime_ns
+        ensure_tiny_dit(Suite.load(sibling))
+        assert (sibling / "dit" / "default" / "adapter.safetensors").stat().st_mtime_ns == before
     finally:
         shutil.rmtree(sibling, ignore_errors=True)

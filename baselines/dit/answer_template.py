@@ -15,6 +15,11 @@ def fill(template: str, label: str) -> str:
     return template.replace("{label}", label.strip())
 
 
+# Recorded with every trained adapter: an adapter trained on targets of another form (bare labels,
+# before this rule) is not the recipe the docs measure, and the tiny suite's first-use adapter is retrained.
+TARGET_RULE = "leading-space"
+
+
 def target_text(template: str, label: str) -> str:
     """The text a model is trained to say, as it writes it mid-reply: one leading space.
 

@@ -7,6 +7,7 @@ first use. Other suites publish their adapters with `wdqa baselines train-dit --
 
 from __future__ import annotations
 
+import json
 import shutil
 import tempfile
 from pathlib import Path
@@ -33,16 +34,18 @@ def is_embedded_tiny(suite: Suite) -> bool:
 
 def ensure_tiny_dit(suite: Suite, name: str = "default") -> Path:
     """The suite's published adapter `dit/<name>/`, trained on its train split and published first
-    if missing. Training runs in a temporary folder, so an interrupted run leaves nothing behind."""
+    if missing or trained by another recipe (an older wdqa's). Training runs in a temporary folder,
+    so an interrupted run leaves nothing behind."""
     from ...benchmark.models import load_base_model
+    from .adapter import load_record
     from .data import LabelledDiffs
     from .publish import publish_adapter
     from .train import train_dit
 
     target = suite.adapter_path(name)
-    if Path(target).exists():
-        return Path(target)
     config = TINY_DIT_CONFIGS[suite.name]
+    if Path(target).exists() and _is_current(load_record(target), config):
+        return Path(target)
     model, tokenizer = load_base_model(suite.base_model, suite.base_model_revision)
     train = LabelledDiffs.from_suite(suite, "train")
     val = LabelledDiffs.from_suite(suite, "val", limit=config.eval_limit) if "val" in suite.splits else None
@@ -53,3 +56,11 @@ def ensure_tiny_dit(suite: Suite, name: str = "default") -> Path:
     finally:
         shutil.rmtree(work, ignore_errors=True)
     return Path(target)
+
+
+def _is_current(record: dict, config: DitConfig) -> bool:
+    """The published adapter was trained by this recipe: the same config and target form."""
+    from .answer_template import TARGET_RULE
+
+    as_saved = json.loads(json.dumps(config.to_dict()))  # the record went through JSON: tuples are lists
+    return record.get("config") == as_saved and record.get("target_rule") == TARGET_RULE

@@ -25,6 +25,7 @@ from ...benchmark.lora import install_multi_diff
 from ...benchmark.models import compiled_decoder
 from ...benchmark.types import WeightDiff
 from .adapter import DitAdapter, save_adapter
+from .answer_template import TARGET_RULE
 from .config import DitConfig
 from .data import LabelledDiffs, collate, make_examples
 from .loss import StackedDiffs, per_row_loss
@@ -209,6 +210,7 @@ def _record(
     return {
         "method": "dit",
         "config": config.to_dict(),
+        "target_rule": TARGET_RULE,
         "n_train_diffs": len(train),
         "train_diff_ids": [d.diff_id for d in train.diffs],
         "n_val_diffs": len(val) if val is not None else 0,
