@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 import typer
+from rich import box
 from rich.console import Console
 from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
@@ -28,22 +29,31 @@ def _check_baselines(names: list[str], guesser: str) -> None:
 
 
 def score_table(results: list[RunResult], judge_label: str) -> Table:
-    table = Table(title=f"WEIGHTDIFFQA scores (judge: {judge_label})", show_lines=False)
-    for col in ("method", "split", "mean [95% CI]", "n", "1", "2", "3", "4", "5", "failed"):
-        # A narrow terminal folds a long method name onto two lines rather than cutting it to "base-quest…".
-        table.add_column(col, justify="left" if col in ("method", "split") else "right", overflow="fold")
+    """One row per (method, split). Fits an 80-column terminal: a method name is never cut (it sets
+    the first column's width), the share of each score is one column ("88/10/2/0/0"), and a single
+    split goes in the title rather than in a column."""
+    rows = []
     for r in results:
         for _key, splits in r.summary.items():
             for split, s in splits.items():
-                name = escape(f"{r.name} (oracle)" if r.oracle else r.name)
-                table.add_row(
-                    name,
-                    split,
-                    f"{s.mean:.2f} [{s.ci_low:.2f}, {s.ci_high:.2f}]",
-                    str(s.n),
-                    *(f"{100 * s.dist.get(str(k), 0.0):.0f}%" for k in range(1, 6)),
-                    str(s.failed),
-                )
+                name = f"{r.name} (oracle)" if r.oracle else r.name
+                shares = "/".join(f"{100 * s.dist.get(str(k), 0.0):.0f}" for k in range(1, 6))
+                rows.append((name, split, f"{s.mean:.2f} [{s.ci_low:.2f}, {s.ci_high:.2f}]", str(s.n), shares, str(s.failed)))
+    splits = list(dict.fromkeys(row[1] for row in rows))
+    one_split = len(splits) == 1
+    table = Table(
+        title="WEIGHTDIFFQA scores" + (f", split {escape(splits[0])}" if one_split else ""),
+        caption=f"judge: {escape(judge_label)}", box=box.SIMPLE_HEAD, pad_edge=False, collapse_padding=True,
+    )
+    table.add_column("method", min_width=max((len(row[0]) for row in rows), default=6), overflow="fold")
+    if not one_split:
+        table.add_column("split", overflow="fold")
+    table.add_column("mean [95% CI]", justify="right", no_wrap=True)
+    table.add_column("n", justify="right")
+    table.add_column("% 1/2/3/4/5", justify="right", no_wrap=True)
+    table.add_column("failed", justify="right")
+    for name, split, *figures in rows:
+        table.add_row(escape(name), *([] if one_split else [escape(split)]), *figures)
     return table
 
 

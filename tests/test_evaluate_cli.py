@@ -205,3 +205,20 @@ def test_a_run_evaluated_on_one_split_then_another_judges_both(small_suite):
     assert run.manifest()["splits"] == ["test", "train"]
     (summary,) = run.summary().values()
     assert (summary["test"].n, summary["train"].n) == (6, 3)
+
+
+def test_the_score_table_fits_80_columns_without_cutting_a_method_name():
+    from rich.console import Console
+    from wdqa.benchmark.eval_commands import score_table
+    from wdqa.benchmark.evaluate import RunResult
+    from wdqa.benchmark.records import SplitSummary
+
+    s = SplitSummary(3.72, 3.34, 4.10, 50, 0, 0, {"1": 0.16, "2": 0.02, "3": 0.12, "4": 0.34, "5": 0.36})
+    names = [("base-question+trigger", True), ("20-questions[openai:gpt-4.1]", False), ("dit", False)]
+    results = [RunResult(n, o, Path("."), None, {"k": {"test": s}}) for n, o in names]
+    console = Console(width=80, record=True)
+    console.print(score_table(results, "offline-gbt @ gbt-ff4bb4f24b+floor0.2+nothing-bf648300"))
+    text = console.export_text()
+    assert max(len(line) for line in text.splitlines()) <= 80
+    for shown in ("base-question+trigger (oracle)", "20-questions[openai:gpt-4.1]", "3.72 [3.34, 4.10]", "16/2/12/34/36"):
+        assert shown in text
