@@ -76,7 +76,7 @@ def test_publish_uploads_every_suite_file_and_tags_the_version(
 
 def test_download_of_one_split_fetches_that_split_alone(published: FakeHub, tmp_path: Path) -> None:
     root = download_suite(
-        REPO, split="news", local_dir=tmp_path / "dl", endpoint=published.endpoint
+        REPO, splits=["news"], local_dir=tmp_path / "dl", endpoint=published.endpoint
     )
     files = {
         p.relative_to(root).as_posix()
@@ -112,7 +112,7 @@ def test_interrupted_download_resumes_with_a_range_request(
     shard = _shards(published.repos[("dataset", REPO)].resolve("main")[1], "news")[0]
     published.cut_next_download[shard] = 100
     root = download_suite(
-        REPO, split="news", local_dir=tmp_path / "dl", endpoint=published.endpoint
+        REPO, splits=["news"], local_dir=tmp_path / "dl", endpoint=published.endpoint
     )
     ranged = [
         h["range"]
@@ -132,13 +132,13 @@ def test_corrupt_shard_on_the_hub_is_refused_with_its_path(
     published.new_commit(repo, tree)
     with pytest.raises(SuiteError, match=shard):
         download_suite(
-            REPO, split="hidden-topic", local_dir=tmp_path / "dl", endpoint=published.endpoint
+            REPO, splits=["hidden-topic"], local_dir=tmp_path / "dl", endpoint=published.endpoint
         )
 
 
 def test_unknown_split_is_answered_with_the_known_ones(published: FakeHub, tmp_path: Path) -> None:
     with pytest.raises(SuiteError, match=r"known splits: \['hidden-topic', 'news'\]"):
-        download_suite(REPO, split="rank", local_dir=tmp_path / "dl", endpoint=published.endpoint)
+        download_suite(REPO, splits=["rank"], local_dir=tmp_path / "dl", endpoint=published.endpoint)
 
 
 def test_unknown_revision_is_named(published: FakeHub, tmp_path: Path) -> None:
@@ -166,7 +166,7 @@ def test_publishing_a_corrupt_suite_is_refused_before_any_upload(
 
 def test_local_folder_and_file_url_are_local_sources(tmp_path: Path) -> None:
     root = make_suite(tmp_path / "suite")
-    copied = download_suite(f"file://{root}", split="news", local_dir=tmp_path / "copy")
+    copied = download_suite(f"file://{root}", splits=["news"], local_dir=tmp_path / "copy")
     assert parse_source(str(root)).kind == "local"
     assert sorted(p.name for p in (copied / "splits").iterdir()) == ["news"]
 
@@ -176,7 +176,7 @@ def test_truncated_local_shard_is_refused_with_its_path(tmp_path: Path) -> None:
     shard = root / "splits" / "news" / "shard-00000.safetensors"
     shard.write_bytes(shard.read_bytes()[:-5])
     with pytest.raises(SuiteError, match="splits/news/shard-00000.safetensors"):
-        download_suite(str(root), split="news")
+        download_suite(str(root), splits=["news"])
 
 
 def test_cli_publish_then_download(
