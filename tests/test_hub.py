@@ -28,8 +28,10 @@ def _diff(diff_id: str, seed: int) -> WeightDiff:
     return WeightDiff(diff_id=diff_id, kind="lora", lora=lora)
 
 
-def make_suite(root: Path, version: str = "1.0") -> Path:
-    writer = SuiteWriter(root, "tiny-hub", version, "wdqa/tiny", "rev0", diffs_per_shard=2)
+def make_suite(
+    root: Path, version: str = "1.0", base_model: str = "wdqa/tiny", base_model_revision: str = "rev0"
+) -> Path:
+    writer = SuiteWriter(root, "tiny-hub", version, base_model, base_model_revision, diffs_per_shard=2)
     for split, n in (("hidden-topic", 3), ("news", 2)):
         diffs = [_diff(f"{split}-{i}", i + 10 * len(split)) for i in range(n)]
         rows = [{"diff_id": d.diff_id, "label": f"topic {i}"} for i, d in enumerate(diffs)]
@@ -151,6 +153,14 @@ def test_republishing_unchanged_suite_keeps_the_tag(published: FakeHub, tmp_path
     before = repo.refs["v1.0"]
     result = publish_suite(tmp_path / "suite", REPO, endpoint=published.endpoint)
     assert result.tag == "v1.0" and repo.refs["v1.0"] == before
+
+
+def test_publishing_a_suite_whose_base_model_can_move_warns(hub: FakeHub, tmp_path: Path) -> None:
+    root = make_suite(tmp_path / "suite", base_model="org/base", base_model_revision="main")
+    (warning,) = publish_suite(root, REPO, endpoint=hub.endpoint).warnings
+    assert "names its base model org/base at 'main', a name that can move" in warning
+    pinned = make_suite(tmp_path / "pinned", version="2.0", base_model="org/base", base_model_revision="a" * 40)
+    assert publish_suite(pinned, REPO, endpoint=hub.endpoint).warnings == []
 
 
 def test_publishing_a_corrupt_suite_is_refused_before_any_upload(
