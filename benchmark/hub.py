@@ -248,8 +248,10 @@ def _from_hub(
 
 
 def _check_splits_known(root: Path, splits: Sequence[str] | None) -> None:
+    if not splits:
+        return
     suite = Suite.load(root, verify=False)
-    for split in splits or ():
+    for split in splits:
         if split not in suite.splits:
             raise SuiteError(
                 f"suite {suite.name} has no split {split!r}; known splits: {sorted(suite.splits)}"

@@ -91,6 +91,14 @@ def test_download_of_one_split_fetches_that_split_alone(published: FakeHub, tmp_
     assert suite.index("news").shape[0] == 2 and len(suite.labels("news")) == 2
 
 
+def test_download_of_two_splits_fetches_both_and_records_them(published: FakeHub, tmp_path: Path) -> None:
+    root = download_suite(
+        REPO, splits=["news", "hidden-topic"], local_dir=tmp_path / "dl", endpoint=published.endpoint
+    )
+    assert sorted(p.name for p in (root / "splits").iterdir()) == ["hidden-topic", "news"]
+    assert read_download_record(root).splits == ["news", "hidden-topic"]
+
+
 def test_download_pins_the_revision_and_records_its_commit(
     published: FakeHub, tmp_path: Path
 ) -> None:
