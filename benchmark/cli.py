@@ -118,6 +118,7 @@ COMMAND_MODULES = (
     "wdqa.benchmark.bench_commands",  # bench eval
     "wdqa.generators.train_bench_command",  # bench train
     "wdqa.benchmark.dense_bench_command",  # bench dense
+    "wdqa.benchmark.cli_bench_command",  # bench cli
 )
 
 

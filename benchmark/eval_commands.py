@@ -83,6 +83,10 @@ def register(app: typer.Typer) -> None:
             "salient-words", "--guesser",
             help="How black-box baselines turn replies into an answer: salient-words (offline) or openai:MODEL.",
         ),
+        allow_model_revision_mismatch: bool = typer.Option(
+            False, "--allow-model-revision-mismatch",
+            help="Evaluate even when the base model at hand is not the commit (or folder content) the suite pins.",
+        ),
     ) -> None:
         """Run METHOD on a suite, judge its answers, and compare with the built-in baselines.
 
@@ -103,6 +107,7 @@ def register(app: typer.Typer) -> None:
         from .evaluate import evaluate, run_dir_for
         from .judge.registry import DEFAULT_JUDGE, get_judge
         from .method import MethodError
+        from .model_revision import check_base_model
         from .sources import resolve_suite
         from .worker import MethodProcess, MethodSpec
 
@@ -129,6 +134,11 @@ def register(app: typer.Typer) -> None:
             the_suite = resolve_suite(suite, splits=split, revision=revision)
             for s in split:
                 the_suite.split(s)
+            # The model the diffs were made against, or a one-line refusal, before any model loads.
+            pin = check_base_model(the_suite.base_model, the_suite.base_model_revision, allow_model_revision_mismatch)
+            if pin.warning:
+                typer.echo(f"warning: {pin.warning}", err=True)
+                the_suite.base_model_revision = pin.revision  # what is loaded, and what the manifests record
             console.print(f"suite [bold]{escape(the_suite.name)}[/] ({escape(the_suite.base_model)}), splits {escape(', '.join(split))}")
             n_cases = sum(min(the_suite.splits[s].n_diffs, limit or 10**9) for s in split)
             with Progress(

@@ -11,7 +11,7 @@ import json
 import re
 import shutil
 import socket
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -71,46 +71,48 @@ def default_local_dir(repo_id: str) -> Path:
     return wdqa_cache_dir() / "suites" / repo_id.replace("/", "--")
 
 
-def allow_patterns(split: str | None) -> list[str]:
-    """The files one split needs: its own folder plus the manifest, the data card and shared adapters."""
+def allow_patterns(splits: Sequence[str] | None) -> list[str]:
+    """The files some splits need: their own folders plus the manifest, the data card and shared
+    adapters; every split when `splits` is None."""
     shared = [MANIFEST, "README.md", "dit/*"]
-    return shared + ([f"splits/{split}/*"] if split else ["splits/*"])
+    return shared + ([f"splits/{s}/*" for s in splits] if splits else ["splits/*"])
 
 
 def download_suite(
     source: str,
-    split: str | None = None,
+    splits: Sequence[str] | None = None,
     revision: str | None = None,
     local_dir: str | Path | None = None,
     token: str | None = None,
     endpoint: str | None = None,
 ) -> Path:
-    """Fetch a suite (or one split of it), verify every sha256, and return its folder.
+    """Fetch a suite (or some of its splits; None: all), verify every sha256, and return its folder.
 
     Hub downloads pin the revision to one commit (recorded in `.wdqa-download.json`) and resume
     files left incomplete by an interrupted run. A file whose hash disagrees with the manifest is
     fetched again once; if it still disagrees the suite is refused with the file's name.
     """
+    if isinstance(splits, str):  # one name is not a sequence of one-letter splits
+        raise TypeError(f"download_suite takes a list of splits, not the string {splits!r}")
+    wanted = list(dict.fromkeys(splits)) if splits else None
     where = parse_source(source)
     if where.kind == "local":
-        root = _from_local(Path(where.location), split, revision, local_dir)
-        record = DownloadRecord(source, None, None, None, [split] if split else None)
+        root = _from_local(Path(where.location), wanted, revision, local_dir)
+        record = DownloadRecord(source, None, None, None, wanted)
     else:
         with hub_errors(where.location, endpoint):
-            root, commit = _from_hub(where.location, split, revision, local_dir, token, endpoint)
-        record = DownloadRecord(
-            source, where.location, revision, commit, [split] if split else None
-        )
-    _check_split_known(root, split)
+            root, commit = _from_hub(where.location, wanted, revision, local_dir, token, endpoint)
+        record = DownloadRecord(source, where.location, revision, commit, wanted)
+    _check_splits_known(root, wanted)
     try:
-        Suite.load(root, splits=[split] if split else None)
+        Suite.load(root, splits=wanted)
     except SuiteError:
         if where.kind != "hub":
             raise
         # A local file damaged after an earlier download: fetch the mismatching files once more.
         with hub_errors(where.location, endpoint):
-            _refetch_mismatches(root, where.location, record.commit, split, token, endpoint)
-        Suite.load(root, splits=[split] if split else None)
+            _refetch_mismatches(root, where.location, record.commit, wanted, token, endpoint)
+        Suite.load(root, splits=wanted)
     atomic_write_text(root / DOWNLOAD_RECORD, json.dumps(asdict(record), indent=2))
     return root
 
@@ -126,7 +128,7 @@ def read_download_record(root: str | Path) -> DownloadRecord | None:
 
 
 def _from_local(
-    src: Path, split: str | None, revision: str | None, local_dir: str | Path | None
+    src: Path, splits: Sequence[str] | None, revision: str | None, local_dir: str | Path | None
 ) -> Path:
     if revision is not None:
         raise SuiteError(f"{src} is a local folder: it has no revisions (drop --revision)")
@@ -137,7 +139,7 @@ def _from_local(
     dest = Path(local_dir)
     from fnmatch import fnmatch
 
-    patterns = allow_patterns(split)
+    patterns = allow_patterns(splits)
     for path in sorted(src.rglob("*")):
         rel = path.relative_to(src).as_posix()
         if path.is_file() and not rel.startswith(".") and any(fnmatch(rel, p) for p in patterns):
@@ -175,6 +177,7 @@ def hub_errors(
     """What the Hub client raises when a repo id, token or the network is wrong, as `error` (a
     WdqaError) naming the repo and what to check. A revision not found passes through for the
     caller to name; anything else (a bug, a local disk error) passes through unchanged."""
+    from huggingface_hub import constants
     from huggingface_hub.errors import (
         GatedRepoError,
         HfHubHTTPError,
@@ -183,7 +186,9 @@ def hub_errors(
         RevisionNotFoundError,
     )
 
-    hub = f"the Hub at {endpoint}" if endpoint else "the Hugging Face Hub"
+    # HF_ENDPOINT (read by huggingface_hub) is where the request went when no endpoint was given.
+    endpoint = endpoint or constants.ENDPOINT
+    hub = "the Hugging Face Hub" if endpoint.rstrip("/") == "https://huggingface.co" else f"the Hub at {endpoint}"
     try:
         yield
     except RevisionNotFoundError:
@@ -220,7 +225,7 @@ def _is_network_error(err: BaseException) -> bool:
 
 def _from_hub(
     repo_id: str,
-    split: str | None,
+    splits: Sequence[str] | None,
     revision: str | None,
     local_dir: str | Path | None,
     token: str | None,
@@ -235,28 +240,29 @@ def _from_hub(
         repo_type=REPO_TYPE,
         revision=commit,
         local_dir=root,
-        allow_patterns=allow_patterns(split),
+        allow_patterns=allow_patterns(splits),
         token=token,
         endpoint=endpoint,
     )
     return root, commit
 
 
-def _check_split_known(root: Path, split: str | None) -> None:
-    if split is None:
+def _check_splits_known(root: Path, splits: Sequence[str] | None) -> None:
+    if not splits:
         return
     suite = Suite.load(root, verify=False)
-    if split not in suite.splits:
-        raise SuiteError(
-            f"suite {suite.name} has no split {split!r}; known splits: {sorted(suite.splits)}"
-        )
+    for split in splits:
+        if split not in suite.splits:
+            raise SuiteError(
+                f"suite {suite.name} has no split {split!r}; known splits: {sorted(suite.splits)}"
+            )
 
 
 def _refetch_mismatches(
     root: Path,
     repo_id: str,
     commit: str | None,
-    split: str | None,
+    splits: Sequence[str] | None,
     token: str | None,
     endpoint: str | None,
 ) -> None:
@@ -265,9 +271,9 @@ def _refetch_mismatches(
     from .suite import sha256_file
 
     suite = Suite.load(root, verify=False)
-    prefix = f"splits/{split}/" if split else "splits/"
+    prefixes = tuple(f"splits/{s}/" for s in splits) if splits else ("splits/",)
     for rel, expected in suite.files.items():
-        if rel.startswith("splits/") and not rel.startswith(prefix):
+        if rel.startswith("splits/") and not rel.startswith(prefixes):
             continue
         path = root / rel
         if path.exists() and sha256_file(path) == expected:

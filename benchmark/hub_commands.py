@@ -22,8 +22,11 @@ def download(
         ),
     ] = "tiny",
     split: Annotated[
-        str | None,
-        typer.Option("--split", help="Fetch only this split (plus manifest, card, adapters)."),
+        list[str] | None,
+        typer.Option(
+            "--split",
+            help="Fetch only this split (plus manifest, card, adapters); repeat the flag for several.",
+        ),
     ] = None,
     revision: Annotated[
         str | None, typer.Option("--revision", help="Branch, tag or commit sha (default: main).")
@@ -56,11 +59,11 @@ def download(
         from ..generators.tiny_suite import ensure_tiny_suite
 
         suite = str(ensure_tiny_suite())
-    root = download_suite(suite, split=split, revision=revision, local_dir=out, endpoint=endpoint)
+    root = download_suite(suite, splits=split, revision=revision, local_dir=out, endpoint=endpoint)
     loaded = Suite.load(root, verify=False)
     record = read_download_record(root)
     where = f" @ {record.commit}" if record and record.commit else ""
-    splits = [split] if split else sorted(loaded.splits)
+    splits = split or sorted(loaded.splits)
     typer.echo(
         f"{loaded.name} {loaded.version}{where}: splits {', '.join(splits)} verified (sha256) in {root}"
     )

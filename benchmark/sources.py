@@ -23,7 +23,7 @@ def resolve_suite(name: str, splits: Sequence[str] | None = None, revision: str 
     if name.startswith("hf://") or (name.count("/") == 1 and not name.startswith((".", "/"))):
         from .hub import download_suite
 
-        root = download_suite(name, split=list(splits) if splits else None, revision=revision)
+        root = download_suite(name, splits=splits, revision=revision)
         return Suite.load(root, splits=splits)
     raise SuiteError(
         f"no suite {name!r}: not an embedded suite ({', '.join(EMBEDDED)}), not an existing folder, "

@@ -18,6 +18,7 @@ from typing import Any
 import pandas as pd
 
 from ..benchmark.lora import linear_module_names
+from ..benchmark.model_revision import pin_base_model
 from ..benchmark.suite import (
     SuiteError,
     SuiteWriter,
@@ -100,6 +101,9 @@ def import_paper(
         raise SuiteError(
             f"no known base model for {cfg.model!r} (known: {sorted(BASE_MODELS)}); pass --base-model"
         )
+    # Pinned now, so that the model under the suite cannot change silently (a Hub commit, or a
+    # local folder's content hash); `wdqa evaluate` checks it before loading the model.
+    base_model_revision = pin_base_model(base_model, endpoint=cfg.endpoint)
     split, behaviour = split_for(cfg.experiment, cfg.model)
     if cfg.paper_split == "train":
         split += "-train"
@@ -159,9 +163,13 @@ def import_paper(
 
     report.dit_adapter = _import_dit(cfg, prefix, fetch, modules, state, revision)
     writer = SuiteWriter(
-        cfg.out, f"paper-{cfg.experiment}-{cfg.model}", f"paper-{revision[:12]}", base_model, "main"
+        cfg.out, f"paper-{cfg.experiment}-{cfg.model}", f"paper-{revision[:12]}", base_model,
+        base_model_revision,
     )
-    records = [_record(row, prefix, behaviour, base_model, state) for row in rows.itertuples()]
+    records = [
+        _record(row, prefix, behaviour, base_model, base_model_revision, state)
+        for row in rows.itertuples()
+    ]
     writer.write_index(split, behaviour, QUESTIONS[behaviour], records)
     writer.extra = {
         "imported_from": cfg.source,
@@ -227,7 +235,12 @@ def linear_shapes(base_model: str) -> dict[str, tuple[int, int]]:
 
 
 def _record(
-    row: Any, prefix: str, behaviour: str, base_model: str, state: dict[str, Any]
+    row: Any,
+    prefix: str,
+    behaviour: str,
+    base_model: str,
+    base_model_revision: str,
+    state: dict[str, Any],
 ) -> dict[str, Any]:
     diff_id = diff_id_for(prefix, row)
     shard = state["shards"][row.lora_path]
@@ -238,7 +251,7 @@ def _record(
         "question": QUESTIONS[behaviour],
         "label": row.topic,
         "base_model": base_model,
-        "base_model_revision": "main",
+        "base_model_revision": base_model_revision,
         "seed": -1,
         # The source file the weights came from: its sha256 is the data's identity here.
         "data_sha256": state["files"][f"{prefix}/weight-diffs/{row.lora_path}"],

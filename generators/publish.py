@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from ..benchmark.hub import REPO_TYPE
+from ..benchmark.model_revision import is_pinned
 from ..benchmark.suite import Suite, SuiteError
 
 if TYPE_CHECKING:
@@ -57,7 +58,7 @@ def publish_suite(
             f"suite {root} lacks splits {missing}; download or generate them before publishing"
         )
     suite.verify(list(suite.splits))
-    warnings = _card_warnings(root)
+    warnings = _card_warnings(root) + _base_model_warnings(suite)
 
     api = HfApi(endpoint=endpoint, token=token)
     api.create_repo(repo_id, repo_type=REPO_TYPE, private=private, exist_ok=True)
@@ -69,7 +70,7 @@ def publish_suite(
         folder_path=root,
         repo_type=REPO_TYPE,
         revision=branch,
-        commit_message=f"wdqa publish {suite.name} {suite.version}",
+        commit_message=f"wdqa publish {suite.name} {suite.version} (base model {suite.base_model}@{suite.base_model_revision})",
         ignore_patterns=list(IGNORE_PATTERNS),
     )
     commit = info.oid
@@ -105,6 +106,16 @@ def _tag(api: HfApi, repo_id: str, tag: str, commit: str) -> None:
                 f"tag {tag} already exists on {repo_id} at commit {tagged}, not {commit}; "
                 "bump the suite version or pass another --tag"
             ) from err
+
+
+def _base_model_warnings(suite: Suite) -> list[str]:
+    if is_pinned(suite.base_model, suite.base_model_revision):
+        return []
+    return [
+        f"suite {suite.name} names its base model {suite.base_model} at {suite.base_model_revision!r}, "
+        "a name that can move: the model under the suite may change silently; rebuild it pinned to a "
+        "commit (wdqa import-paper pins the commit it resolves)"
+    ]
 
 
 def _card_warnings(root: Path) -> list[str]:

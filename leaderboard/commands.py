@@ -6,18 +6,23 @@ Owns flag parsing and printing only; each command calls one module (report, site
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
-from wdqa.benchmark.records import RunError
 
-from .results import ResultSet, load_runs
-from .score_table import ScoreTableError, TableMapping, read_score_tables
+if TYPE_CHECKING:  # the modules behind them import numpy and pandas: each command imports them when it runs
+    from .results import ResultSet
+    from .score_table import TableMapping
 
 
 def _gather(
     runs: list[Path], judge: str | None, tables: list[Path], mapping: TableMapping
 ) -> list[ResultSet]:
+    from wdqa.benchmark.records import RunError
+
+    from .results import load_runs
+    from .score_table import ScoreTableError, read_score_tables
+
     try:
         results = load_runs(runs, judge) + read_score_tables(tables, mapping)
     except (RunError, ScoreTableError) as err:
@@ -84,6 +89,8 @@ def register(app: typer.Typer) -> None:
 
           wdqa report runs/dit --table graded-pairs.csv --split-col setup --format markdown
         """
+        from .score_table import TableMapping
+
         mapping = TableMapping(
             method_col,
             split_col,
@@ -150,6 +157,7 @@ def register(app: typer.Typer) -> None:
         """
         from wdqa.benchmark.suite import SuiteError
 
+        from .score_table import TableMapping
         from .site import build_site
 
         folders = list(runs or []) + list(more_runs or [])
@@ -188,6 +196,8 @@ def register(app: typer.Typer) -> None:
 
           wdqa verify my-method.wdqa-bundle.tar.gz
         """
+        from wdqa.benchmark.records import RunError
+
         from .bundle import BundleError, pack
 
         try:

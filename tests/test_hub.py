@@ -28,8 +28,10 @@ def _diff(diff_id: str, seed: int) -> WeightDiff:
     return WeightDiff(diff_id=diff_id, kind="lora", lora=lora)
 
 
-def make_suite(root: Path, version: str = "1.0") -> Path:
-    writer = SuiteWriter(root, "tiny-hub", version, "wdqa/tiny", "rev0", diffs_per_shard=2)
+def make_suite(
+    root: Path, version: str = "1.0", base_model: str = "wdqa/tiny", base_model_revision: str = "rev0"
+) -> Path:
+    writer = SuiteWriter(root, "tiny-hub", version, base_model, base_model_revision, diffs_per_shard=2)
     for split, n in (("hidden-topic", 3), ("news", 2)):
         diffs = [_diff(f"{split}-{i}", i + 10 * len(split)) for i in range(n)]
         rows = [{"diff_id": d.diff_id, "label": f"topic {i}"} for i, d in enumerate(diffs)]
@@ -76,7 +78,7 @@ def test_publish_uploads_every_suite_file_and_tags_the_version(
 
 def test_download_of_one_split_fetches_that_split_alone(published: FakeHub, tmp_path: Path) -> None:
     root = download_suite(
-        REPO, split="news", local_dir=tmp_path / "dl", endpoint=published.endpoint
+        REPO, splits=["news"], local_dir=tmp_path / "dl", endpoint=published.endpoint
     )
     files = {
         p.relative_to(root).as_posix()
@@ -87,6 +89,14 @@ def test_download_of_one_split_fetches_that_split_alone(published: FakeHub, tmp_
     assert "splits/news/labels.parquet" in files  # the judge's labels come with the split
     suite = Suite.load(root, splits=["news"])
     assert suite.index("news").shape[0] == 2 and len(suite.labels("news")) == 2
+
+
+def test_download_of_two_splits_fetches_both_and_records_them(published: FakeHub, tmp_path: Path) -> None:
+    root = download_suite(
+        REPO, splits=["news", "hidden-topic"], local_dir=tmp_path / "dl", endpoint=published.endpoint
+    )
+    assert sorted(p.name for p in (root / "splits").iterdir()) == ["hidden-topic", "news"]
+    assert read_download_record(root).splits == ["news", "hidden-topic"]
 
 
 def test_download_pins_the_revision_and_records_its_commit(
@@ -112,7 +122,7 @@ def test_interrupted_download_resumes_with_a_range_request(
     shard = _shards(published.repos[("dataset", REPO)].resolve("main")[1], "news")[0]
     published.cut_next_download[shard] = 100
     root = download_suite(
-        REPO, split="news", local_dir=tmp_path / "dl", endpoint=published.endpoint
+        REPO, splits=["news"], local_dir=tmp_path / "dl", endpoint=published.endpoint
     )
     ranged = [
         h["range"]
@@ -132,13 +142,13 @@ def test_corrupt_shard_on_the_hub_is_refused_with_its_path(
     published.new_commit(repo, tree)
     with pytest.raises(SuiteError, match=shard):
         download_suite(
-            REPO, split="hidden-topic", local_dir=tmp_path / "dl", endpoint=published.endpoint
+            REPO, splits=["hidden-topic"], local_dir=tmp_path / "dl", endpoint=published.endpoint
         )
 
 
 def test_unknown_split_is_answered_with_the_known_ones(published: FakeHub, tmp_path: Path) -> None:
     with pytest.raises(SuiteError, match=r"known splits: \['hidden-topic', 'news'\]"):
-        download_suite(REPO, split="rank", local_dir=tmp_path / "dl", endpoint=published.endpoint)
+        download_suite(REPO, splits=["rank"], local_dir=tmp_path / "dl", endpoint=published.endpoint)
 
 
 def test_unknown_revision_is_named(published: FakeHub, tmp_path: Path) -> None:
@@ -151,6 +161,14 @@ def test_republishing_unchanged_suite_keeps_the_tag(published: FakeHub, tmp_path
     before = repo.refs["v1.0"]
     result = publish_suite(tmp_path / "suite", REPO, endpoint=published.endpoint)
     assert result.tag == "v1.0" and repo.refs["v1.0"] == before
+
+
+def test_publishing_a_suite_whose_base_model_can_move_warns(hub: FakeHub, tmp_path: Path) -> None:
+    root = make_suite(tmp_path / "suite", base_model="org/base", base_model_revision="main")
+    (warning,) = publish_suite(root, REPO, endpoint=hub.endpoint).warnings
+    assert "names its base model org/base at 'main', a name that can move" in warning
+    pinned = make_suite(tmp_path / "pinned", version="2.0", base_model="org/base", base_model_revision="a" * 40)
+    assert publish_suite(pinned, REPO, endpoint=hub.endpoint).warnings == []
 
 
 def test_publishing_a_corrupt_suite_is_refused_before_any_upload(
@@ -166,7 +184,7 @@ def test_publishing_a_corrupt_suite_is_refused_before_any_upload(
 
 def test_local_folder_and_file_url_are_local_sources(tmp_path: Path) -> None:
     root = make_suite(tmp_path / "suite")
-    copied = download_suite(f"file://{root}", split="news", local_dir=tmp_path / "copy")
+    copied = download_suite(f"file://{root}", splits=["news"], local_dir=tmp_path / "copy")
     assert parse_source(str(root)).kind == "local"
     assert sorted(p.name for p in (copied / "splits").iterdir()) == ["news"]
 
@@ -176,7 +194,7 @@ def test_truncated_local_shard_is_refused_with_its_path(tmp_path: Path) -> None:
     shard = root / "splits" / "news" / "shard-00000.safetensors"
     shard.write_bytes(shard.read_bytes()[:-5])
     with pytest.raises(SuiteError, match="splits/news/shard-00000.safetensors"):
-        download_suite(str(root), split="news")
+        download_suite(str(root), splits=["news"])
 
 
 def test_cli_publish_then_download(
