@@ -77,8 +77,7 @@ def wdqa(hub: FakeHub, home: Path, *args: str) -> subprocess.CompletedProcess[st
         "HF_HUB_DISABLE_XET": "1",
         "COLUMNS": "200",
     }
-    # A user's shell, not this test process: the offline judge sets HF_HUB_OFFLINE here when an
-    # earlier test in the session loads its encoders.
+    # A user's shell, not this test process's (which a developer may run offline).
     for name in ("HF_TOKEN", "HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE"):
         env.pop(name, None)
     return subprocess.run(

@@ -195,3 +195,20 @@ def test_held_out_folds_share_no_setup_and_with_labels_held_out_no_label_with_tr
     one_setup = pairs[pairs["setup"] == "s0"].reset_index(drop=True)
     for train, test in validation_folds(one_setup, HELD_OUT_SETUPS)[0]:
         assert not set(one_setup["label"][train]) & set(one_setup["label"][test])
+
+
+def test_loading_the_encoders_leaves_hf_hub_offline_as_it_was(monkeypatch) -> None:
+    """The encoders load offline (their weights are local), but a method's process or a Hub
+    download started later must see the user's own setting."""
+    import os
+
+    from wdqa.benchmark.judge.embeddings import _hub_offline
+
+    monkeypatch.delenv("HF_HUB_OFFLINE", raising=False)
+    with _hub_offline():
+        assert os.environ["HF_HUB_OFFLINE"] == "1"
+    assert "HF_HUB_OFFLINE" not in os.environ
+    monkeypatch.setenv("HF_HUB_OFFLINE", "0")
+    with _hub_offline():
+        assert os.environ["HF_HUB_OFFLINE"] == "0"
+    assert os.environ["HF_HUB_OFFLINE"] == "0"

@@ -331,3 +331,16 @@ def test_a_method_file_that_cannot_be_used_is_one_line_method_error(tmp_path, so
 def test_an_unknown_baseline_is_named_with_the_known_ones():
     with pytest.raises(MethodError, match="unknown baseline 'nope'; known baselines: 20-questions"):
         MethodProcess.start(MethodSpec("baseline:nope"))
+
+
+def test_a_folder_named_wdqa_in_the_working_directory_does_not_shadow_the_package(tmp_path, monkeypatch):
+    """The method's process starts with `python -P -m`, so the working directory is not searched first."""
+    shadow = tmp_path / "cwd" / "wdqa"
+    shadow.mkdir(parents=True)
+    (shadow / "__init__.py").write_text("raise ImportError('the shadowing folder was imported')\n")
+    method = tmp_path / "constant.py"
+    method.write_text("class Constant:\n    name = 'constant'\n    oracle = False\n\n"
+                      "    def answer(self, cases, engine):\n        return ['x'] * len(cases)\n")
+    monkeypatch.chdir(tmp_path / "cwd")
+    with MethodProcess.start(MethodSpec(str(method))) as started:
+        assert started.name == "constant"

