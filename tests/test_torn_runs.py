@@ -19,32 +19,35 @@ from dataclasses import asdict
 from pathlib import Path
 
 import pytest
-from random_models import random_model, random_tokenizer
-from test_suite_format import write_suite
-from wdqa.benchmark.engine import Engine
 from wdqa.benchmark.records import AnswerRecord, RunError, RunFolder, ScoreRecord, TornRecordWarning
 from wdqa.benchmark.runner import run_answer_stage
 from wdqa.benchmark.suite import Suite
+from wdqa.benchmark.worker import MethodProcess, MethodSpec
 
-
+ECHO = """
 class Echo:
     name = "echo"
     oracle = False
 
-    def __init__(self) -> None:
-        self.asked: list[str] = []
-
     def answer(self, cases, engine):
-        self.asked += [c.case_id for c in cases]
         return [f"answer for {c.diff.diff_id}" for c in cases]
+"""
 
 
 @pytest.fixture()
-def setup(tmp_path):
-    tok = random_tokenizer()
-    model = random_model(len(tok))
-    write_suite(tmp_path / "suite", model, n=5, per_shard=2)  # 6 cases: ht-000..ht-004, ft-000
-    return Suite.load(tmp_path / "suite"), Engine(model, tok), RunFolder(tmp_path / "run")
+def setup(micro_suite, tmp_path):
+    """The micro suite's test split, a run folder, and a method file that answers without a model."""
+    method = tmp_path / "echo.py"
+    method.write_text(ECHO)
+    suite = Suite.load(micro_suite)
+    return suite, method, RunFolder(tmp_path / "run")
+
+
+def answer(suite: Suite, method: Path, run: RunFolder, limit: int | None = None):
+    """The answer stage as `wdqa evaluate` runs it: the method in its own process."""
+    with MethodProcess.start(MethodSpec(str(method))) as started:
+        started.open(suite)
+        return run_answer_stage(started, suite, ["test"], run, limit=limit)
 
 
 def tear(path: Path, record: dict, keep: float = 0.5) -> None:
@@ -61,29 +64,31 @@ def lines(path: Path) -> list[dict]:
 
 
 def test_a_half_written_record_is_cut_off_and_its_case_answered_again(setup):
-    suite, engine, run = setup
-    run_answer_stage(Echo(), suite, ["test"], engine, run, limit=3)
-    tear(run.answers_path, asdict(AnswerRecord("test/ht-003", "test", "ht-003", "answer for ht-003")))
-    method = Echo()
+    suite, method, run = setup
+    ids = [f"test/{d}" for d in suite.case_ids("test")]
+    answer(suite, method, run, limit=3)
+    torn = ids[3]
+    tear(run.answers_path, asdict(AnswerRecord(torn, "test", torn.split("/")[1], "answer")))
     with pytest.warns(TornRecordWarning) as caught:
-        stats = run_answer_stage(method, suite, ["test"], engine, run)
+        stats = answer(suite, method, run)
     messages = [str(w.message) for w in caught]
-    assert any("answers.jsonl" in m and "case test/ht-003" in m and "cut off" in m for m in messages)
-    assert method.asked == ["test/ht-003", "test/ht-004", "test/ft-000"] and stats.skipped == 3
-    assert [r["case_id"] for r in lines(run.answers_path)] == [
-        "test/ht-000", "test/ht-001", "test/ht-002", "test/ht-003", "test/ht-004", "test/ft-000",
-    ]
+    assert any("answers.jsonl" in m and f"case {torn}" in m and "cut off" in m for m in messages)
+    assert stats.skipped == 3 and stats.answered == len(ids) - 3
+    # nothing lost, nothing twice: the torn case was answered again, after the three kept ones
+    assert [r["case_id"] for r in lines(run.answers_path)] == ids
 
 
 def test_a_torn_line_is_left_out_with_a_warning_when_a_smaller_limit_writes_nothing(setup):
-    suite, engine, run = setup
-    run_answer_stage(Echo(), suite, ["test"], engine, run, limit=3)
-    tear(run.answers_path, asdict(AnswerRecord("test/ht-003", "test", "ht-003", "answer for ht-003")), keep=0.9)
-    with pytest.warns(TornRecordWarning, match="leaving out its incomplete last line .case test/ht-003"):
-        stats = run_answer_stage(Echo(), suite, ["test"], engine, run, limit=2)
+    suite, method, run = setup
+    ids = [f"test/{d}" for d in suite.case_ids("test")]
+    answer(suite, method, run, limit=3)
+    torn = ids[3]
+    tear(run.answers_path, asdict(AnswerRecord(torn, "test", torn.split("/")[1], "answer")), keep=0.9)
+    with pytest.warns(TornRecordWarning, match=f"leaving out its incomplete last line .case {torn}"):
+        stats = answer(suite, method, run, limit=2)
     assert stats.skipped == 2
     with pytest.warns(TornRecordWarning):
-        assert sorted(run.answers()) == ["test/ht-000", "test/ht-001", "test/ht-002"]
+        assert sorted(run.answers()) == sorted(ids[:3])
 
 
 def test_a_torn_line_without_a_case_id_is_still_cut_off(tmp_path):
