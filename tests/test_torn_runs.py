@@ -151,6 +151,7 @@ os.write = slow_write
 run, n, size = RunFolder(sys.argv[1]), int(sys.argv[2]), int(sys.argv[3])
 print("ready", flush=True)
 done = run.answers()
+print("writing", flush=True)
 for i in range(n):
     case_id = f"test/c{i:03d}"
     if case_id not in done:
@@ -177,7 +178,10 @@ def test_writers_killed_at_random_points_lose_nothing_and_redo_only_the_torn_cas
     while kills < 6 or (len(torn) < 2 and kills < 30):  # most kills land inside a record; go on until two did
         kills += 1
         child = start_writer(tmp_path, n, size)
-        time.sleep(rng.uniform(0.0, 0.3))
+        # The kill lands while records are being written (a record takes a dozen slow system calls),
+        # not while the writer starts or reads the run back, however loaded the machine is.
+        assert child.stdout is not None and child.stdout.readline() == "writing\n"
+        time.sleep(rng.uniform(0.0, 0.05))
         child.send_signal(signal.SIGKILL)
         stderr += child.communicate()[1]
         data = answers.read_bytes() if answers.exists() else b""
