@@ -13,7 +13,7 @@ import typer
 from rich import box
 from rich.console import Console
 from rich.markup import escape
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.progress import BarColumn, MofNCompleteColumn, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
 if TYPE_CHECKING:
@@ -108,6 +108,7 @@ def register(app: typer.Typer) -> None:
         from .judge.registry import DEFAULT_JUDGE, get_judge
         from .method import MethodError
         from .model_revision import check_base_model
+        from .progress import Progress
         from .sources import resolve_suite
         from .worker import MethodProcess, MethodSpec
 

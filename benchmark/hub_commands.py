@@ -150,11 +150,10 @@ def import_paper(
 
         wdqa import-paper --source ./loras-mirror --experiment news-summary --model gemma3-4b --out suites/news
     """
-    from rich.progress import Progress
-
     from ..generators.import_paper import ImportConfig
     from ..generators.import_paper import import_paper as run_import
     from .hub import hub_errors
+    from .progress import Progress
 
     cfg = ImportConfig(
         experiment, model, source, out, paper_split, base_model, base_weights, revision

@@ -19,11 +19,12 @@ from functools import partial
 from pathlib import Path
 
 import torch
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.progress import BarColumn, MofNCompleteColumn, TextColumn, TimeElapsedColumn
 
 from ..benchmark.engine import Engine
 from ..benchmark.errors import WdqaError
 from ..benchmark.models import load_base_model
+from ..benchmark.progress import Progress
 from ..benchmark.suite import MANIFEST, Suite, SuiteWriter
 from .behaviour_data import TemplateBehaviourWriter
 from .cache import build_once, cache_root, recipe_hash

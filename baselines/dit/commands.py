@@ -10,12 +10,13 @@ from rich.console import Console
 from rich.progress import (
     BarColumn,
     MofNCompleteColumn,
-    Progress,
     TextColumn,
     TimeElapsedColumn,
     TimeRemainingColumn,
 )
 from rich.table import Table
+
+from ...benchmark.progress import Progress
 
 baselines_app = typer.Typer(help="Built-in baselines that need training (DIT).", no_args_is_help=True)
 

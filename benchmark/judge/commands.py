@@ -11,10 +11,11 @@ from typing import TYPE_CHECKING, Any, NoReturn
 
 import typer
 from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.progress import BarColumn, MofNCompleteColumn, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
 from ..errors import one_line
+from ..progress import Progress
 from .registry import DEFAULT_JUDGE
 
 if TYPE_CHECKING:  # the metrics (scipy, scikit-learn) are imported when a command needs them

