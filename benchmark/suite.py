@@ -17,6 +17,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import struct
 import tempfile
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
@@ -163,7 +164,24 @@ def write_shard(path: Path, diffs: Sequence[WeightDiff]) -> None:
         t, m = diff_to_tensors(d)
         tensors.update(t)
         meta.update(m)
-    _atomic_save(path, lambda tmp: save_file(tensors, tmp, metadata=meta))
+    _atomic_save(path, lambda tmp: (save_file(tensors, tmp, metadata=meta), canonical_header(tmp)))
+
+
+def canonical_header(path: str | Path) -> None:
+    """Rewrite a safetensors file's JSON header with its keys sorted, in place.
+
+    Why: safetensors writes the metadata map in hash order, which differs from process to process,
+    so two builds of the same suite gave different bytes (and content hashes) for identical tensors.
+    Sorting keeps every key and value, so the compact JSON has the same length and the data stays put.
+    """
+    with open(path, "r+b") as fh:
+        (n,) = struct.unpack("<Q", fh.read(8))
+        header = fh.read(n)
+        canonical = json.dumps(json.loads(header), sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode()
+        if len(canonical) > n:  # never for safetensors' own compact header; refuse rather than corrupt
+            raise SuiteError(f"{path}: safetensors header is not compact JSON; cannot canonicalise it")
+        fh.seek(8)
+        fh.write(canonical.ljust(n, b" "))  # safetensors pads its header with spaces to 8-byte alignment
 
 
 def read_shard(path: Path, diff_ids: Iterable[str] | None = None) -> dict[str, WeightDiff]:

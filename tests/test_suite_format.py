@@ -12,7 +12,15 @@ import torch
 from random_models import random_dense, random_lora, random_model
 from wdqa.benchmark.lora import delta_weight
 from wdqa.benchmark.peft_export import export_peft_adapter
-from wdqa.benchmark.suite import MANIFEST, Suite, SuiteError, SuiteWriter, sha256_file
+from wdqa.benchmark.suite import (
+    MANIFEST,
+    Suite,
+    SuiteError,
+    SuiteWriter,
+    read_shard,
+    sha256_file,
+    write_shard,
+)
 
 VOCAB = 64
 QUESTION = "What topic have you been trained on?"
@@ -179,3 +187,21 @@ def test_cases_by_id_come_in_the_callers_order(tmp_path):
     wanted = ["ht-005", "ht-000", "ft-000", "ht-003"]
     assert [c.case_id for c in suite.cases("test", diff_ids=wanted)] == [f"test/{d}" for d in wanted]
     assert suite.case_ids("test") == [c.case_id.split("/", 1)[1] for c in suite.cases("test")]
+
+
+def test_the_same_diffs_written_twice_give_the_same_bytes(tmp_path):
+    # safetensors writes its metadata map in hash order (it differs between two writes even in one
+    # process); the shard writer sorts the header, so a rebuilt suite has the same content hash.
+    model = random_model(VOCAB)
+    diffs = [random_lora(model, f"ht-{i:03d}", rank=2, seed=i) for i in range(6)]
+    for name in ("a", "b", "c"):
+        write_shard(tmp_path / f"{name}.safetensors", diffs)
+    first = (tmp_path / "a.safetensors").read_bytes()
+    assert first == (tmp_path / "b.safetensors").read_bytes() == (tmp_path / "c.safetensors").read_bytes()
+    header = json.loads(first[8 : 8 + int.from_bytes(first[:8], "little")])
+    assert list(header["__metadata__"]) == sorted(header["__metadata__"])
+    loaded = read_shard(tmp_path / "a.safetensors")
+    for d in diffs:
+        for m in d.modules:
+            torch.testing.assert_close(delta_weight(loaded[d.diff_id], m), delta_weight(d, m))
+

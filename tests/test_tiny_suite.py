@@ -138,6 +138,9 @@ def test_a_suite_built_in_parallel_pieces_equals_one_built_in_one_process(micro_
     d1, d2 = one.diff("test", one.index("test").diff_id[0]), pieces.diff("test", one.index("test").diff_id[0])
     for m in d1.modules:
         torch.testing.assert_close(delta_weight(d1, m), delta_weight(d2, m))
+    # Bit-identical: every file the content hash covers has the same bytes (suite.json and the data
+    # card differ only by the build's own timings, which the hash leaves out).
+    assert one.content_sha256 == pieces.content_sha256
 
 
 def test_a_rebuilt_base_model_gives_the_suite_a_new_revision(monkeypatch) -> None:
