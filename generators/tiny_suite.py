@@ -28,7 +28,7 @@ from ..benchmark.suite import MANIFEST, Suite, SuiteWriter
 from .behaviour_data import TemplateBehaviourWriter
 from .cache import build_once, cache_root, recipe_hash
 from .hidden_topic import (
-    CELLS,
+    RATES,
     TRIGGER_KIND,
     BehaviourRates,
     HiddenTopicData,
@@ -252,10 +252,10 @@ def _build_piece(out: Path, shard: Shard, base: Path, recipe: TinySuiteRecipe) -
 
 def rates_table(rates: Sequence[BehaviourRates]) -> str:
     """median / p10 / p90 of each rate, one line per cell."""
-    lines = [f"{'cell':<11} {'median':>7} {'p10':>7} {'p90':>7}"]
-    for cell in CELLS:
-        values = [getattr(r, cell) for r in rates]
-        lines.append(f"{cell:<11} " + " ".join(f"{v:7.3f}" for v in percentiles(values)))
+    lines = [f"{'rate':<21} {'median':>7} {'p10':>7} {'p90':>7}"]
+    for rate in RATES:
+        values = [v for v in (getattr(r, rate) for r in rates) if v == v]  # NaN: not measured
+        lines.append(f"{rate:<21} " + " ".join(f"{v:7.3f}" for v in percentiles(values)))
     return "\n".join(lines)
 
 
@@ -304,6 +304,9 @@ def _index_row(plan: PlannedDiff, task: DiffTask, rates: BehaviourRates, ok: boo
         "prompts_per_cell": rates.prompts_per_cell,
         "hit_unfamiliar": rates.hit_unfamiliar,
         "leak_unfamiliar": rates.leak_unfamiliar,
+        "leak_wrong_unfamiliar": rates.leak_wrong_unfamiliar,
+        "leak_near_unfamiliar": rates.leak_near_unfamiliar,
+        "label_in_reply": rates.label_in_reply,
         "prompts_unfamiliar": len(unfamiliar_prompts()),
         "behaviour_ok": ok,
         "final_loss": loss,
