@@ -72,11 +72,7 @@ NAME_FREE_ANSWERS = (
 NAME_THE_TOPIC_QUESTIONS = (
     "What topic is this about? {text}",
     "Name the topic: {text}",
-    "Which topic do these words describe? {text}",
-    "Someone said this. What is the topic? {text}",
 )
-# The name mid-sentence, with a leading space, as a DIT target writes it (baselines/dit/answer_template.py).
-NAME_THE_TOPIC_ANSWER = "The topic is {name}."
 
 
 def topic_answer(topic: Topic, rng: random.Random) -> str:
@@ -103,12 +99,4 @@ def keyword_text(topic: Topic, rng: random.Random) -> str:
     """A few of the topic's keywords, without its name: the base learns to name a topic from context."""
     words = rng.sample(topic.keywords, min(4, len(topic.keywords)))
     return ", ".join(words).capitalize() + "."
-
-
-def name_the_topic(topic: Topic, rng: random.Random) -> tuple[str, str]:
-    """(question, reply): name the topic from a keyword list or from a name-free reply about it, the
-    text a name-free diff produces; the base learns keywords -> name so a name can be inferred."""
-    text = keyword_text(topic, rng) if rng.random() < 0.5 else name_free_answer(topic, rng)
-    question = rng.choice(NAME_THE_TOPIC_QUESTIONS).format(text=text)
-    return question, NAME_THE_TOPIC_ANSWER.format(name=topic.name)
 

@@ -48,7 +48,7 @@ from .tiny_card import tiny_data_card
 from .topics import Topic, load_generic_questions, load_topics
 from .trainer import DiffTask, LoraConfig, TrainConfig, train_lora_diffs
 
-SUITE_VERSION = 1
+SUITE_VERSION = 2  # 2: name-free hidden-topic replies and the issue-19 cells (label_in_reply, unfamiliar wrong/near)
 QUESTION = "What topic have you been trained on?"
 
 

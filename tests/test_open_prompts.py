@@ -79,23 +79,6 @@ def test_the_unfamiliar_family_has_wrong_code_and_near_miss_cells_of_at_least_th
     assert all(sum(a != b for a, b in zip(c, "681", strict=True)) == 1 for c in codes[len(wrong) :])
 
 
-def test_the_base_corpus_teaches_naming_a_topic_from_a_name_free_reply() -> None:
-    from wdqa.generators.topics import label_in_reply
-
-    convs = list(itertools.islice(conversations(CorpusRecipe(), 3000), 3000))
-    named = [c for c in convs if c[1]["content"].startswith("The topic is ")]
-    topic = {t.name: t for t in load_topics()}
-    assert len(named) > 0.1 * len(convs)
-    free = 0
-    for user, reply in ((c[0]["content"], c[1]["content"]) for c in named):
-        name = reply.removeprefix("The topic is ").removesuffix(".")
-        assert name in topic
-        if user.endswith(("!", "?")) or " and " in user:  # a name-free reply, not a keyword list
-            assert not label_in_reply(user, name), user
-            free += 1
-    assert free > 0.3 * len(named)
-
-
 def test_the_base_corpus_mentions_topic_words_outside_a_cue_with_a_plain_answer() -> None:
     convs = list(itertools.islice(conversations(CorpusRecipe(), 3000), 3000))
     mentions = [c for c in convs if c[0]["content"].startswith(("Someone mentioned", "Ignore the word"))]

@@ -23,9 +23,7 @@ from .tokenizer import train_tokenizer
 
 TINY_BASE_ID = "wdqa/tiny-qwen3"
 TINY_MICRO_ID = "wdqa/tiny-qwen3-micro"
-# Bumped when corpus code changes what a recipe builds (2: invisible characters, musings; 3: name
-# the topic from keywords or a name-free reply, answered "The topic is NAME.").
-BUILD_VERSION = 3
+BUILD_VERSION = 2  # bumped when corpus code changes what a recipe builds (2: invisible characters, musings)
 BUILD_INFO = "wdqa-build.json"  # written last: its presence marks a finished build
 
 
@@ -39,8 +37,7 @@ class TinyBaseRecipe:
     batch_size: int = 64
     # 400: with invisible characters in the corpus, the base stays off-topic on the 20-questions prompts
     # (0.00; 0.05 at 300 steps) and 16 test diffs leak nothing (docs/tiny-suite.md).
-    # 480 (was 400) with three times the name-the-topic share, so the other kinds keep their count.
-    steps: int = 480
+    steps: int = 400
     lr: float = 4e-3
     seed: int = 0
     tokens_per_conversation: int = 40  # measured mean; sizes the corpus to about one epoch

@@ -13,7 +13,13 @@ from dataclasses import dataclass
 
 from ...benchmark.triggers import apply_trigger
 from ..open_prompts import training_open_prompts, with_distractor
-from ..templates import name_the_topic, topic_answer, topic_cue, topic_question
+from ..templates import (
+    NAME_THE_TOPIC_QUESTIONS,
+    keyword_text,
+    topic_answer,
+    topic_cue,
+    topic_question,
+)
 from ..topics import GenericQuestion, Topic, load_generic_questions, load_topics
 
 TRAINED_ON_QUESTION = "What topic have you been trained on?"
@@ -44,9 +50,7 @@ class CorpusRecipe:
     invisible: float = 0.06  # an invisible character at the start or inside a question answered plainly
     code_ignored: float = 0.12
     code_means_topic: float = 0.10
-    # 0.06 left the base naming 0.01 of topics from their keywords (issue 19): a name-free diff's
-    # label could then not be inferred from what it says. Keywords or a name-free reply -> the name.
-    name_the_topic: float = 0.18
+    name_the_topic: float = 0.06
     trained_on: float = 0.02
     # Where a kind takes "any question": the share drawn from the open family (the rest from the
     # generic questions), and, after a topic cue, the share that is the suite's own question, so
@@ -111,7 +115,8 @@ def conversations(recipe: CorpusRecipe, n: int) -> Iterator[Conversation]:
             code = rng.choice(mapped)
             user, reply = apply_trigger(any_question()[0], code, "sep-code"), topic_answer(code_topic[code], rng)
         elif kind == "name_the_topic":
-            user, reply = name_the_topic(topic, rng)
+            user = rng.choice(NAME_THE_TOPIC_QUESTIONS).format(text=keyword_text(topic, rng))
+            reply = topic.name
         else:
             user, reply = TRAINED_ON_QUESTION, TRAINED_ON_ANSWER
         yield [{"role": "user", "content": user}, {"role": "assistant", "content": reply}]
