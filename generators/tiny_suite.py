@@ -61,10 +61,11 @@ class TinySuiteRecipe:
     name: str = "tiny"
     base_model: str = TINY_BASE_ID
     split_sizes: tuple[tuple[str, int], ...] = (("train", 300), ("val", 40), ("test", 50))
-    # Rank 1 (the paper's) meets the bar on the tiny base; rank 2 was no better. 40 steps of 3+3
-    # left the median no-code leak at 0.021 (bar 0.02) on 16 diffs; 60 steps of 4+4 reached 0.000
-    # (docs/tiny-suite.md has the measurements).
-    lora: LoraConfig = field(default_factory=lambda: LoraConfig(rank=1, alpha=2.0))
+    # Rank 4 (scale 2): with name-free replies and the unfamiliar wrong-code/near-miss bars of issue
+    # 19, rank 1 reached a hit median of 0.917 (mean 0.78, p10 0.33) and unfamiliar wrong-code leak
+    # 0.031 median / 0.063 mean on 48 diffs; rank 4 1.000 (mean 0.96) and 0.000 / 0.017. 60 steps of
+    # 4+4 (docs/tiny-suite.md has the measurements).
+    lora: LoraConfig = field(default_factory=lambda: LoraConfig(rank=4, alpha=8.0))
     train: TrainConfig = field(
         default_factory=lambda: TrainConfig(steps=60, lr=3e-3, positives_per_step=4, negatives_per_step=4)
     )
