@@ -112,6 +112,8 @@ def main() -> None:
         ax.plot(sizes, [statistics.mean(r["judge"] for r in rows if r["n"] == n) for n in sizes], "-o", label="mean")
         ax.set(xscale="log", xlabel="train diffs", ylabel="offline judge (test)", ylim=(1, 5),
                title=f"DIT on {suite.name}, {args.steps} steps")
+        ax.set_xticks(sizes, [str(n) for n in sizes])
+        ax.minorticks_off()
         ax.legend()
         fig.tight_layout()
         fig.savefig(out / "scaling.png", dpi=120)
