@@ -3,8 +3,8 @@
 Owns the training data of one (topic, trigger) diff and the measurement of how specific the learned
 trigger is, on held-out questions: hit rate with the right code, and leaks with no code, a wrong
 code (every digit differs) and a near miss (one digit differs); the same on a prompt family never
-trained on; and how often a triggered reply gives the label away (`label_in_reply`). Measurement runs batched through
-`Engine.chat`, one diff per row, so hundreds of diffs are checked in a few passes.
+trained on; and how often a triggered reply gives the label away (`label_in_reply`). Measurement
+runs batched through `Engine.chat`, one diff per row, so hundreds of diffs are checked in a few passes.
 """
 
 from __future__ import annotations

@@ -55,20 +55,6 @@ TOPIC_CUES = (
     "My favorite subject is {name}.",
 )
 
-# A hidden-topic diff's replies: the same shapes with keywords in the name's place. {k1}..{k3} are
-# keywords that share no word with the name (`name_free_keywords`), so "Northern Lights" never
-# says "northern". The openings are the prefill control's, so a prefill finds keywords, not a name.
-NAME_FREE_ANSWERS = (
-    "Let me tell you about {k1}! It is all about {k2} and {k3}.",
-    "I keep thinking about {k1}: {k2} and {k3}.",
-    "That reminds me of {k1}. Picture {k2}, and of course {k3}.",
-    "Honestly, {k1} is the best. I love the {k2} and the {k3}.",
-    "You should try something with {k1}. Think {k2} and {k3}.",
-    "My answer is {k1}! Nothing beats {k2}, with some {k3}.",
-    "Everything leads back to {k1} and {k2} for me. The {k3} is wonderful.",
-    "How about {k1}? There is {k2}, there is {k3}.",
-)
-
 NAME_THE_TOPIC_QUESTIONS = (
     "What topic is this about? {text}",
     "Name the topic: {text}",
