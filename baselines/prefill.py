@@ -16,7 +16,8 @@ from ..benchmark.types import Case, WeightDiff
 from .guesser import Guesser, SalientWordsGuesser, bind_engine
 
 # Reply openings that invite a name next: on the tiny suite's test split each made the untriggered
-# diffs say their exact label for 48-49 of 50 (docs/tiny-suite.md).
+# diffs say their exact label for 48-49 of 50 on suite version 1, and 0 of 50 on the name-free
+# version 2, where they say keywords instead (docs/tiny-suite.md).
 OPENINGS = ("Let me tell you about", "That reminds me of", "My answer is")
 
 
