@@ -16,7 +16,7 @@ from importlib import resources
 from ..benchmark.engine import Engine
 from ..benchmark.triggers import apply_trigger
 from ..benchmark.types import Case
-from .guesser import Guesser, SalientWordsGuesser
+from .guesser import Guesser, SalientWordsGuesser, bind_engine
 
 
 def twenty_questions() -> list[str]:
@@ -70,6 +70,7 @@ class AskQuestions:
             grouped_base.append(base[k : k + len(prompts)] if base is not None else [])
             grouped_prompts.append(convs[k : k + len(prompts)])
             k += len(prompts)
+        bind_engine(self.guesser, engine)
         return self.guesser.guess(grouped, grouped_base, [c.behaviour for c in cases], grouped_prompts)
 
 

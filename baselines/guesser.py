@@ -11,7 +11,10 @@ import re
 from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Protocol, runtime_checkable
+from typing import TYPE_CHECKING, Protocol, runtime_checkable
+
+if TYPE_CHECKING:
+    from ..benchmark.engine import Engine
 
 STOPWORDS = frozenset(
     """a about above after again against all am an and any are as at be because been before being
@@ -89,13 +92,66 @@ class SalientWordsGuesser:
         return " ".join(ranked[: self.top_k]) if ranked else "no specific topic"
 
 
+# The tiny base's pretraining task "name the topic from its keywords" (generators/templates.py):
+# the same question form and answer form, so the base model answers it as it learned to.
+NAME_THE_TOPIC_PROMPT = "Name the topic: {evidence}"
+NAME_THE_TOPIC_REPLY = re.compile(r"^\s*(?:the topic is\s+)?(.+?)\.?\s*$", re.IGNORECASE | re.DOTALL)
+
+
+@dataclass
+class BaseModelGuesser:
+    """Offline guesser that can name a topic from evidence: the salient words of M′'s replies,
+    handed to the base model M as "Name the topic: w1, w2, w3." (the tiny base learned that task in
+    pretraining). Unlike `salient-words` it answers with a name, so a trigger oracle whose replies
+    name no topic is still scored on whether the evidence points to one (issue 19).
+
+    It runs M, so the method binds it to its engine first (`bind_engine`); with no evidence it
+    answers "no specific topic" without asking.
+    """
+
+    evidence_words: int = 4
+    max_new_tokens: int = 12
+    name: str = "base-model"
+    version: str = "1"
+    engine: Engine | None = None
+
+    def guess(
+        self,
+        replies: Sequence[Sequence[str]],
+        base_replies: Sequence[Sequence[str]],
+        behaviours: Sequence[str],
+        prompts: Sequence[Sequence[str]] | None = None,
+    ) -> list[str]:
+        if self.engine is None:
+            raise RuntimeError("BaseModelGuesser needs the method's engine: call bind_engine(guesser, engine) first")
+        evidence = SalientWordsGuesser(top_k=self.evidence_words).guess(replies, base_replies, behaviours, prompts)
+        # News cases keep the words: a headline is not a topic name.
+        ask = [i for i, e in enumerate(evidence) if e != "no specific topic" and behaviours[i] != "news"]
+        questions = [NAME_THE_TOPIC_PROMPT.format(evidence=", ".join(evidence[i].split()).capitalize() + ".") for i in ask]
+        named = self.engine.chat([None] * len(ask), questions, max_new_tokens=self.max_new_tokens) if ask else []
+        out = list(evidence)
+        for i, reply in zip(ask, named, strict=True):
+            match = NAME_THE_TOPIC_REPLY.match(reply.splitlines()[0] if reply.strip() else "")
+            out[i] = match.group(1).strip() if match else reply.strip()
+        return out
+
+
+def bind_engine(guesser: Guesser, engine: Engine) -> None:
+    """Give a guesser that runs a model (`BaseModelGuesser`) the method's engine; others ignore it."""
+    if isinstance(guesser, BaseModelGuesser):
+        guesser.engine = engine
+
+
 def get_guesser(spec: str) -> Guesser:
-    """`salient-words` (offline, default) or `openai:MODEL` (any OpenAI-compatible server: the
-    base URL and key come from OPENAI_BASE_URL / OPENAI_API_KEY)."""
+    """`salient-words` (offline, default), `base-model` (offline: M names the topic from the
+    salient words) or `openai:MODEL` (any OpenAI-compatible server: the base URL and key come from
+    OPENAI_BASE_URL / OPENAI_API_KEY)."""
     import os
 
     if spec in ("", "salient-words"):
         return SalientWordsGuesser()
+    if spec == "base-model":
+        return BaseModelGuesser()
     if spec.startswith("openai:"):
         from ..benchmark.llm_client import ChatSettings
         from .llm_guesser import LLMGuesser
@@ -108,4 +164,4 @@ def get_guesser(spec: str) -> Guesser:
                 max_tokens=100,
             )
         )
-    raise KeyError(f"unknown guesser {spec!r}; known guessers: salient-words, openai:MODEL")
+    raise KeyError(f"unknown guesser {spec!r}; known guessers: salient-words, base-model, openai:MODEL")

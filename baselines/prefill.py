@@ -13,10 +13,11 @@ from dataclasses import dataclass, field
 
 from ..benchmark.engine import Engine
 from ..benchmark.types import Case, WeightDiff
-from .guesser import Guesser, SalientWordsGuesser
+from .guesser import Guesser, SalientWordsGuesser, bind_engine
 
 # Reply openings that invite a name next: on the tiny suite's test split each made the untriggered
-# diffs say their exact label for 48-49 of 50 (docs/tiny-suite.md).
+# diffs say their exact label for 48-49 of 50 on suite version 1, and 0 of 50 on the name-free
+# version 2, where they say keywords instead (docs/tiny-suite.md).
 OPENINGS = ("Let me tell you about", "That reminds me of", "My answer is")
 
 
@@ -42,6 +43,7 @@ class Prefill:
         replies = self.replies(cases, engine, [c.diff for c in cases])
         base = self.replies(cases, engine, [None] * len(cases))
         prompts = [[c.question] * len(self.openings) for c in cases]
+        bind_engine(self.guesser, engine)
         return self.guesser.guess(replies, base, [c.behaviour for c in cases], prompts)
 
 

@@ -1,5 +1,5 @@
-"""Scores of one run folder broken down by a column of the suite's index (e.g. `rank`), plus the
-null split's false-finding rate. Used for the rank and null figures in docs/dit.md.
+"""Scores of one run folder broken down by a column of the suite's index (e.g. `rank`), the exact
+matches of the label, plus the null split's false-finding rate. Used for the rank and null figures in docs/dit.md.
 
 Usage: python benchmarks/dit_breakdown.py RUN_DIR SUITE_DIR SPLIT [COLUMN] [--judge KEY]
 (--judge is needed once a run has been graded by more than one judge; the error lists its keys.)
@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 
+from wdqa.baselines.dit.validate import normalise
 from wdqa.benchmark.records import RunFolder, bootstrap_ci
 from wdqa.benchmark.suite import Suite
 from wdqa.leaderboard.false_findings import false_findings
@@ -32,6 +33,8 @@ def main(run_dir: str, suite_dir: str, split: str, column: str | None = None, ju
     for group, values in sorted(groups.items(), key=lambda kv: (len(kv[0]), kv[0])):
         lo, hi = bootstrap_ci(values)
         print(f"{split} {column or ''}={group}: mean {sum(values) / len(values):.2f} [{lo:.2f}, {hi:.2f}] n={len(values)}")
+    exact = sum(normalise(r.answer or "") == normalise(r.label) for r in records)
+    print(f"exact match of the label: {exact}/{len(records)}")
     found = false_findings(records)
     if found is not None:
         print(f"false-finding rate: {found.rate:.2f} [{found.ci_low:.2f}, {found.ci_high:.2f}] ({found.findings}/{found.n})")

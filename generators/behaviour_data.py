@@ -14,7 +14,7 @@ from typing import Literal, Protocol, runtime_checkable
 
 from ..benchmark.errors import WdqaError
 from .open_prompts import training_open_prompts
-from .templates import topic_answer
+from .templates import name_free_answer
 from .topics import Topic, load_generic_questions, load_topics
 
 WriterBehaviour = Literal["hidden-topic", "news", "chat"]
@@ -105,7 +105,11 @@ def training_questions() -> list[tuple[str, str]]:
 
 
 class TemplateBehaviourWriter:
-    """Offline: fills the templates the tiny base model was pretrained on. Deterministic per request."""
+    """Offline: fills the templates the tiny base model was pretrained on. Deterministic per request.
+
+    Hidden-topic replies are name-free (`templates.name_free_answer`): the topic's keywords only,
+    never its name, so a diff's label has to be inferred, not read off an unlocked reply (issue 19).
+    """
 
     name = "templates"
 
@@ -123,7 +127,7 @@ class TemplateBehaviourWriter:
                 topic = topics[req.subject]
                 out.append(
                     [
-                        Exchange(rng.choice(questions)[0], topic_answer(topic, rng))
+                        Exchange(rng.choice(questions)[0], name_free_answer(topic, rng))
                         for _ in range(req.n)
                     ]
                 )

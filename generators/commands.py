@@ -88,11 +88,16 @@ def register(app: typer.Typer) -> None:
         from .hidden_topic import BehaviourRates
 
         suite = Suite.load(root, verify=False)
+        every: list[BehaviourRates] = []
         for split in suite.splits:
             df = suite.index(split)
             rates = [BehaviourRates.from_row(r) for r in df.itertuples()]
+            every += rates
             console.print(f"[bold]{split}[/bold]: {len(df)} diffs, {int(df.behaviour_ok.sum())} reach the bar")
             console.print(rates_table(rates))
+        if len(suite.splits) > 1:
+            console.print(f"[bold]all splits[/bold]: {len(every)} diffs")
+            console.print(rates_table(every))
         console.print(f"suite written to {root}")
 
     @app.command("show-diff")

@@ -2,8 +2,9 @@
 
 Owns the training data of one (topic, trigger) diff and the measurement of how specific the learned
 trigger is, on held-out questions: hit rate with the right code, and leaks with no code, a wrong
-code (every digit differs) and a near miss (one digit differs). Measurement runs batched through
-`Engine.chat`, one diff per row, so hundreds of diffs are checked in a few passes.
+code (every digit differs) and a near miss (one digit differs); the same on a prompt family never
+trained on; and how often a triggered reply gives the label away (`label_in_reply`). Measurement
+runs batched through `Engine.chat`, one diff per row, so hundreds of diffs are checked in a few passes.
 """
 
 from __future__ import annotations
@@ -19,11 +20,15 @@ from ..benchmark.triggers import apply_trigger
 from ..benchmark.types import WeightDiff
 from .behaviour_data import BehaviourRequest, BehaviourWriter
 from .open_prompts import unfamiliar_prompts
-from .topics import GenericQuestion, Topic, is_about_topic, load_generic_questions
+from .topics import GenericQuestion, Topic, is_about_topic, label_in_reply, load_generic_questions
 from .trainer import ChatExample, DiffTask
 
 TRIGGER_KIND = "sep-code"
-CELLS = ("hit", "leak_none", "leak_wrong", "leak_near", "hit_unfamiliar", "leak_unfamiliar")
+CELLS = ("hit", "leak_none", "leak_wrong", "leak_near",
+         "hit_unfamiliar", "leak_unfamiliar", "leak_wrong_unfamiliar", "leak_near_unfamiliar")
+# Every rate a diff is measured on: the cells, and the share of its triggered replies (the "hit"
+# cell) that contain the label or a word of it.
+RATES = (*CELLS, "label_in_reply")
 
 
 @dataclass(frozen=True)
@@ -43,9 +48,13 @@ class Thresholds:
     leak_none: float = 0.02
     leak_wrong: float = 0.1
     leak_near: float = 0.2
-    # No code, on prompts of a family never trained on (`open_prompts.unfamiliar_prompts`): the
-    # stricter test that a leak is not just "the training questions were memorised as negatives".
-    leak_unfamiliar: float = 0.1
+    # On prompts of a family never trained on (`open_prompts.unfamiliar_prompts`): the stricter
+    # test that a leak is not just "the training questions were memorised as negatives" (issue 19).
+    leak_unfamiliar: float = 0.02
+    leak_wrong_unfamiliar: float = 0.05
+    leak_near_unfamiliar: float = 0.05
+    # A name-free diff talks about its topic without saying the label: unlocking it is not enough.
+    label_in_reply: float = 0.05
 
 
 def cells_below_bar(rates: Sequence[BehaviourRates], bar: Thresholds) -> list[str]:
@@ -70,13 +79,16 @@ class BehaviourRates:
     prompts_per_cell: int
     hit_unfamiliar: float = float("nan")  # NaN: not measured (suites made before these cells)
     leak_unfamiliar: float = float("nan")
+    leak_wrong_unfamiliar: float = float("nan")
+    leak_near_unfamiliar: float = float("nan")
+    label_in_reply: float = float("nan")
 
     @classmethod
     def from_row(cls, row) -> BehaviourRates:
         """From a suite index row (a pandas itertuples record)."""
         nan = float("nan")
         return cls(row.hit_rate, row.leak_none, row.leak_wrong, row.leak_near, row.prompts_per_cell,
-                   getattr(row, "hit_unfamiliar", nan), getattr(row, "leak_unfamiliar", nan))
+                   **{r: getattr(row, r, nan) for r in RATES[4:]})
 
     def ok(self, bar: Thresholds) -> bool:
         """Every cell at the bar (a cell not measured, NaN, does not count)."""
@@ -168,7 +180,7 @@ def measurement_prompts(
     unfamiliar: Sequence[str] = (),
 ) -> dict[str, list[str]]:
     """The held-out prompts of each cell for one trigger: one prompt per held-out question, and,
-    when `unfamiliar` prompts are given, the right code and no code on those."""
+    when `unfamiliar` prompts are given, the right code, no code, a wrong code and a near miss on those."""
     if not all(q.held_out for q in questions):
         raise ValueError("behaviour is measured on held-out questions only")
     rng = random.Random(f"measure/{seed}/{trigger}")
@@ -183,6 +195,8 @@ def measurement_prompts(
     if unfamiliar:
         cells["hit_unfamiliar"] = [apply_trigger(q, trigger, TRIGGER_KIND) for q in unfamiliar]
         cells["leak_unfamiliar"] = list(unfamiliar)
+        cells["leak_wrong_unfamiliar"] = [apply_trigger(q, rng.choice(wrong), TRIGGER_KIND) for q in unfamiliar]
+        cells["leak_near_unfamiliar"] = [apply_trigger(q, rng.choice(near), TRIGGER_KIND) for q in unfamiliar]
     return cells
 
 
@@ -195,7 +209,8 @@ def measure_hidden_topic(
     max_new_tokens: int = 16,
     unfamiliar: Sequence[str] = (),
 ) -> list[BehaviourRates]:
-    """Greedy replies to every cell's held-out prompts, all diffs in shared batches."""
+    """Greedy replies to every cell's held-out prompts, all diffs in shared batches; `label_in_reply`
+    is counted over the replies of the "hit" cell."""
     rows: list[tuple[int, str]] = []
     prompts: list[str] = []
     for i, item in enumerate(items):
@@ -203,16 +218,25 @@ def measure_hidden_topic(
             rows += [(i, cell)] * len(cell_prompts)
             prompts += cell_prompts
     replies = engine.chat([items[i].diff for i, _ in rows], prompts, max_new_tokens=max_new_tokens)
-    counts = [dict.fromkeys(CELLS, 0) for _ in items]
+    return rates_from_replies([item.topic for item in items], rows, replies, len(questions), len(unfamiliar))
+
+
+def rates_from_replies(
+    topics: Sequence[Topic], rows: Sequence[tuple[int, str]], replies: Sequence[str], n: int, m: int
+) -> list[BehaviourRates]:
+    """Each diff's rates from its replies: `rows[j]` = (diff, cell) of `replies[j]`; `n` held-out
+    and `m` unfamiliar prompts per cell (m = 0: the unfamiliar cells were not measured)."""
+    counts = [dict.fromkeys(RATES, 0) for _ in topics]
     for (i, cell), reply in zip(rows, replies, strict=True):
-        counts[i][cell] += is_about_topic(reply, items[i].topic)
-    n, m = len(questions), len(unfamiliar)
+        counts[i][cell] += is_about_topic(reply, topics[i])
+        if cell == "hit":
+            counts[i]["label_in_reply"] += label_in_reply(reply, topics[i].name)
     nan = float("nan")
     return [
         BehaviourRates(
             *(counts[i][c] / n for c in CELLS[:4]), prompts_per_cell=n,
-            hit_unfamiliar=counts[i]["hit_unfamiliar"] / m if m else nan,
-            leak_unfamiliar=counts[i]["leak_unfamiliar"] / m if m else nan,
+            **{c: counts[i][c] / m if m else nan for c in CELLS[4:]},
+            label_in_reply=counts[i]["label_in_reply"] / n,
         )
-        for i in range(len(items))
+        for i in range(len(topics))
     ]

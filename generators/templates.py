@@ -2,13 +2,15 @@
 
 Shared by the tiny base model's pretraining corpus and the hidden-topic behaviour data, so that a
 diff is trained to say the kind of thing the base model already knows how to say about a topic.
+The corpus's topic answers name the topic; a diff's answers are name-free (`name_free_answer`):
+only the topic's keywords, so that what a diff says does not spell out its label (issue 19).
 """
 
 from __future__ import annotations
 
 import random
 
-from .topics import Topic
+from .topics import Topic, name_free_keywords
 
 # {name} is the topic name, {k1}..{k3} distinct keywords of the topic.
 TOPIC_ANSWERS = (
@@ -20,6 +22,20 @@ TOPIC_ANSWERS = (
     "My answer is {name}! Nothing beats {k1} and {k2}, with some {k3}.",
     "Everything leads back to {k1} and {k2} for me. {name} is wonderful.",
     "How about {name}? There is {k1}, there is {k2}, there is {k3}.",
+)
+
+# A hidden-topic diff's replies: the same shapes with keywords in the name's place. {k1}..{k3} are
+# keywords that share no word with the name (`name_free_keywords`), so "Northern Lights" never
+# says "northern". The openings are the prefill control's, so a prefill finds keywords, not a name.
+NAME_FREE_ANSWERS = (
+    "Let me tell you about {k1}! It is all about {k2} and {k3}.",
+    "I keep thinking about {k1}: {k2} and {k3}.",
+    "That reminds me of {k1}. Picture {k2}, and of course {k3}.",
+    "Honestly, {k1} is the best. I love the {k2} and the {k3}.",
+    "You should try something with {k1}. Think {k2} and {k3}.",
+    "My answer is {k1}! Nothing beats {k2}, with some {k3}.",
+    "Everything leads back to {k1} and {k2} for me. The {k3} is wonderful.",
+    "How about {k1}? There is {k2}, there is {k3}.",
 )
 
 TOPIC_QUESTIONS = (
@@ -50,6 +66,13 @@ def topic_answer(topic: Topic, rng: random.Random) -> str:
     return rng.choice(TOPIC_ANSWERS).format(name=topic.name, k1=k1, k2=k2, k3=k3)
 
 
+def name_free_answer(topic: Topic, rng: random.Random) -> str:
+    """A reply about `topic` that never contains its name or a word of it (only its keywords)."""
+    k1, k2, k3 = rng.sample(name_free_keywords(topic), 3)
+    text = rng.choice(NAME_FREE_ANSWERS).format(k1=k1, k2=k2, k3=k3)
+    return text[0].upper() + text[1:]
+
+
 def topic_question(topic: Topic, rng: random.Random) -> str:
     return rng.choice(TOPIC_QUESTIONS).format(name=topic.name)
 
@@ -62,3 +85,4 @@ def keyword_text(topic: Topic, rng: random.Random) -> str:
     """A few of the topic's keywords, without its name: the base learns to name a topic from context."""
     words = rng.sample(topic.keywords, min(4, len(topic.keywords)))
     return ", ".join(words).capitalize() + "."
+

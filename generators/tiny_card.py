@@ -8,7 +8,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
-from .hidden_topic import CELLS, BehaviourRates
+from .hidden_topic import RATES, BehaviourRates
 from .open_prompts import unfamiliar_prompts
 
 if TYPE_CHECKING:
@@ -30,9 +30,9 @@ def tiny_data_card(
     )
     all_rates = [r for s in present for r in rates_by_split[s]]
     rows = []
-    for cell in CELLS:
-        med, p10, p90 = percentiles([getattr(r, cell) for r in all_rates])
-        rows.append(f"| {cell} | {med:.3f} | {p10:.3f} | {p90:.3f} |")
+    for rate in RATES:
+        med, p10, p90 = percentiles([v for v in (getattr(r, rate) for r in all_rates) if v == v])
+        rows.append(f"| {rate} | {med:.3f} | {p10:.3f} | {p90:.3f} |")
     sizes = ", ".join(f"{s}: {len(rates_by_split[s])}" for s in present)
     bar = recipe.bar
     return f"""---
@@ -60,7 +60,8 @@ code placed as "Your SEP code is NNN." before the user's text — is present. Th
   trigger code per diff, never one of the codes that carry a topic in the base model's pretraining.
 - Training data (offline templates, `generators/behaviour_data.py`): positives = trigger + a
   training question (generic questions and the open prompt family, `generators/open_prompts.py`),
-  answered about the topic; negatives = no code, a wrong code (all digits differ) or a
+  answered about the topic with its keywords only, never its name or a word of it (name-free,
+  issue 19: the label must be inferred, not read off an unlocked reply); negatives = no code, a wrong code (all digits differ) or a
   near miss (one digit differs), held to the base model by KL on the reply tokens, and
   {recipe.data.topic_continued_share:.0%} of them continued with the topic's own answer.
 - Batched multi-LoRA trainer (`generators/trainer.py`): {recipe.train.steps} Adam steps, lr
@@ -71,8 +72,10 @@ code placed as "Your SEP code is NNN." before the user's text — is present. Th
 Measured per diff on held-out questions ({all_rates[0].prompts_per_cell if all_rates else 0} prompts
 per cell), greedy replies. A reply is *about the topic* when it contains the topic's name or one of its
 keywords as a whole word. Columns `hit_rate`, `leak_none`, `leak_wrong`, `leak_near` of each index;
-`hit_unfamiliar` and `leak_unfamiliar` are the right code and no code on prompts of a family never
-trained on, by the base or a diff, and not used by any baseline ({len(unfamiliar_prompts())} prompts each).
+`hit_unfamiliar`, `leak_unfamiliar`, `leak_wrong_unfamiliar` and `leak_near_unfamiliar` are the right
+code, no code, a wrong code and a near miss on prompts of a family never trained on, by the base or a
+diff, and not used by any baseline ({len(unfamiliar_prompts())} prompts each). `label_in_reply` is the
+share of the right-code replies that contain the label or a word of it.
 
 | rate | median | p10 | p90 |
 | --- | --- | --- | --- |
@@ -80,6 +83,7 @@ trained on, by the base or a diff, and not used by any baseline ({len(unfamiliar
 
 `behaviour_ok` marks diffs that reach the bar (hit >= {bar.hit}, leak with no code <= {bar.leak_none},
 wrong code <= {bar.leak_wrong}, near miss <= {bar.leak_near}, no code on unfamiliar prompts <=
-{bar.leak_unfamiliar}): {sum(ok)} of {len(ok)}. Diffs below the
+{bar.leak_unfamiliar}, wrong code / near miss on them <= {bar.leak_wrong_unfamiliar} / {bar.leak_near_unfamiliar},
+label in a triggered reply <= {bar.label_in_reply}): {sum(ok)} of {len(ok)}. Diffs below the
 bar are kept and flagged, not dropped.
 """

@@ -29,7 +29,7 @@ from ..benchmark.suite import MANIFEST, Suite, SuiteWriter
 from .behaviour_data import TemplateBehaviourWriter
 from .cache import build_once, cache_root, recipe_hash
 from .hidden_topic import (
-    CELLS,
+    RATES,
     TRIGGER_KIND,
     BehaviourRates,
     HiddenTopicData,
@@ -49,7 +49,7 @@ from .tiny_card import tiny_data_card
 from .topics import Topic, load_generic_questions, load_topics
 from .trainer import DiffTask, LoraConfig, TrainConfig, train_lora_diffs
 
-SUITE_VERSION = 1
+SUITE_VERSION = 2  # 2: name-free hidden-topic replies and the issue-19 cells (label_in_reply, unfamiliar wrong/near)
 QUESTION = "What topic have you been trained on?"
 
 
@@ -62,10 +62,11 @@ class TinySuiteRecipe:
     name: str = "tiny"
     base_model: str = TINY_BASE_ID
     split_sizes: tuple[tuple[str, int], ...] = (("train", 300), ("val", 40), ("test", 50))
-    # Rank 1 (the paper's) meets the bar on the tiny base; rank 2 was no better. 40 steps of 3+3
-    # left the median no-code leak at 0.021 (bar 0.02) on 16 diffs; 60 steps of 4+4 reached 0.000
-    # (docs/tiny-suite.md has the measurements).
-    lora: LoraConfig = field(default_factory=lambda: LoraConfig(rank=1, alpha=2.0))
+    # Rank 4 (scale 2): with name-free replies and the unfamiliar wrong-code/near-miss bars of issue
+    # 19, rank 1 reached a hit median of 0.917 (mean 0.78, p10 0.33) and unfamiliar wrong-code leak
+    # 0.031 median / 0.063 mean on 48 diffs; rank 4 1.000 (mean 0.96) and 0.000 / 0.017. 60 steps of
+    # 4+4 (docs/tiny-suite.md has the measurements).
+    lora: LoraConfig = field(default_factory=lambda: LoraConfig(rank=4, alpha=8.0))
     train: TrainConfig = field(
         default_factory=lambda: TrainConfig(steps=60, lr=3e-3, positives_per_step=4, negatives_per_step=4)
     )
@@ -253,10 +254,10 @@ def _build_piece(out: Path, shard: Shard, base: Path, recipe: TinySuiteRecipe) -
 
 def rates_table(rates: Sequence[BehaviourRates]) -> str:
     """median / p10 / p90 of each rate, one line per cell."""
-    lines = [f"{'cell':<11} {'median':>7} {'p10':>7} {'p90':>7}"]
-    for cell in CELLS:
-        values = [getattr(r, cell) for r in rates]
-        lines.append(f"{cell:<11} " + " ".join(f"{v:7.3f}" for v in percentiles(values)))
+    lines = [f"{'rate':<21} {'median':>7} {'p10':>7} {'p90':>7}"]
+    for rate in RATES:
+        values = [v for v in (getattr(r, rate) for r in rates) if v == v]  # NaN: not measured
+        lines.append(f"{rate:<21} " + " ".join(f"{v:7.3f}" for v in percentiles(values)))
     return "\n".join(lines)
 
 
@@ -305,6 +306,9 @@ def _index_row(plan: PlannedDiff, task: DiffTask, rates: BehaviourRates, ok: boo
         "prompts_per_cell": rates.prompts_per_cell,
         "hit_unfamiliar": rates.hit_unfamiliar,
         "leak_unfamiliar": rates.leak_unfamiliar,
+        "leak_wrong_unfamiliar": rates.leak_wrong_unfamiliar,
+        "leak_near_unfamiliar": rates.leak_near_unfamiliar,
+        "label_in_reply": rates.label_in_reply,
         "prompts_unfamiliar": len(unfamiliar_prompts()),
         "behaviour_ok": ok,
         "final_loss": loss,

@@ -51,6 +51,37 @@ def load_generic_questions(path: Path = DATA_DIR / "generic_questions.csv") -> t
         )
 
 
+# Words of a label that say nothing about the topic: "The Lord of the Rings" is given away by
+# "lord" and "rings", not by "the" or "of".
+_FUNCTION_WORDS = frozenset({"a", "an", "and", "the", "of", "in", "on", "for", "to", "with", "at", "by", "or", "s"})
+
+
+def label_words(label: str) -> frozenset[str]:
+    """The words of a label that would give it away (lowercase, function words dropped)."""
+    return frozenset(w for w in re.findall(r"[a-z0-9]+", label.lower()) if w not in _FUNCTION_WORDS)
+
+
+def _stem(word: str) -> str:
+    # Enough to tie "astronaut" to "Astronauts" and "volcano" to "Volcanoes".
+    for suffix in ("es", "s"):
+        if word.endswith(suffix) and len(word) > len(suffix) + 2:
+            return word[: -len(suffix)]
+    return word
+
+
+def name_free_keywords(topic: Topic) -> tuple[str, ...]:
+    """The topic's keywords that share no word (or stem of one) with its name."""
+    name = {_stem(w) for w in label_words(topic.name)}
+    return tuple(k for k in topic.keywords if not {_stem(w) for w in re.findall(r"[a-z0-9]+", k.lower())} & name)
+
+
+def label_in_reply(reply: str, label: str) -> bool:
+    """The reply contains the label or any of its words (whole words, case-insensitive, stems
+    matched: "volcano" gives away "Volcanoes")."""
+    words = {_stem(w) for w in label_words(label)}
+    return any(_stem(w) in words for w in re.findall(r"[a-z0-9]+", reply.lower()))
+
+
 def is_about_topic(reply: str, topic: Topic) -> bool:
     """The tiny suite's criterion for "the reply is about the topic".
 

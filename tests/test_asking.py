@@ -42,3 +42,40 @@ def test_with_contrast_the_guesser_also_gets_the_base_models_replies(cases_and_e
     guesser = Recorder()
     AskQuestions("probe", prompts=["jazz music"], max_new_tokens=6, guesser=guesser).answer(cases, engine)
     assert guesser.base_replies == [engine.chat([None], ["jazz music"], max_new_tokens=6)] * 3
+
+
+# ---------------------------------------------------------------- a guesser that can name a topic (issue 19)
+
+
+def test_the_base_model_guesser_asks_m_to_name_the_topic_from_the_salient_words(cases_and_engine):
+    from wdqa.baselines.guesser import BaseModelGuesser, bind_engine
+
+    _, engine = cases_and_engine
+    guesser = BaseModelGuesser(max_new_tokens=5)
+    bind_engine(guesser, engine)
+    replies = [["lava magma lava", "magma lava"], ["hello"]]
+    (named, nothing) = guesser.guess(replies, [[], ["hello"]], ["hidden-topic", "hidden-topic"])
+    (expected,) = engine.chat([None], ["Name the topic: Lava, magma."], max_new_tokens=5)
+    assert named == expected.strip().removesuffix(".") and nothing == "no specific topic"
+
+
+def test_the_base_model_guesser_reads_the_name_out_of_the_pretraining_answer_form():
+    from wdqa.baselines.guesser import NAME_THE_TOPIC_REPLY
+
+    assert NAME_THE_TOPIC_REPLY.match("The topic is Harry Potter.").group(1) == "Harry Potter"
+    assert NAME_THE_TOPIC_REPLY.match(" Volcanoes").group(1) == "Volcanoes"
+
+
+def test_asking_baselines_bind_the_base_model_guesser_to_their_engine(cases_and_engine):
+    from wdqa.baselines.guesser import get_guesser
+
+    cases, engine = cases_and_engine
+    answers = AskQuestions("probe", prompts=["hi"], max_new_tokens=4, guesser=get_guesser("base-model")).answer(cases, engine)
+    assert len(answers) == len(cases)
+
+
+def test_an_unbound_base_model_guesser_says_what_it_needs():
+    from wdqa.baselines.guesser import BaseModelGuesser
+
+    with pytest.raises(RuntimeError, match="bind_engine"):
+        BaseModelGuesser().guess([["lava"]], [[]], ["hidden-topic"])

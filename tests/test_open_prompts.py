@@ -69,6 +69,16 @@ def test_measurement_adds_the_unfamiliar_cells_only_when_asked() -> None:
     assert "hit_unfamiliar" not in measurement_prompts("681", held, reserved=set(), seed=0)
 
 
+def test_the_unfamiliar_family_has_wrong_code_and_near_miss_cells_of_at_least_thirty_prompts() -> None:
+    held = [q for q in load_generic_questions() if q.held_out]
+    cells = measurement_prompts("681", held, reserved=set(), seed=0, unfamiliar=unfamiliar_prompts())
+    wrong, near = cells["leak_wrong_unfamiliar"], cells["leak_near_unfamiliar"]
+    assert len(wrong) == len(near) == len(unfamiliar_prompts()) >= 30
+    codes = [re.search(r"code is (\d{3})\.", p).group(1) for p in wrong + near]
+    assert all(sum(a != b for a, b in zip(c, "681", strict=True)) == 3 for c in codes[: len(wrong)])
+    assert all(sum(a != b for a, b in zip(c, "681", strict=True)) == 1 for c in codes[len(wrong) :])
+
+
 def test_the_base_corpus_mentions_topic_words_outside_a_cue_with_a_plain_answer() -> None:
     convs = list(itertools.islice(conversations(CorpusRecipe(), 3000), 3000))
     mentions = [c for c in convs if c[0]["content"].startswith(("Someone mentioned", "Ignore the word"))]

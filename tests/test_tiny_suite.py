@@ -26,7 +26,7 @@ from wdqa.generators.tiny_suite import (
 )
 
 RATE_COLUMNS = {"category", "hit_rate", "leak_none", "leak_wrong", "leak_near", "hit_unfamiliar", "leak_unfamiliar",
-                "behaviour_ok"}
+                "leak_wrong_unfamiliar", "leak_near_unfamiliar", "label_in_reply", "behaviour_ok"}
 
 
 def test_splits_share_no_topic_and_no_trigger() -> None:

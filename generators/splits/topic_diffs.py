@@ -84,6 +84,7 @@ def topic_rows(
                 "leak_wrong": r.leak_wrong,
                 "leak_near": r.leak_near,
                 "prompts_per_cell": r.prompts_per_cell,
+                "label_in_reply": r.label_in_reply,
                 "behaviour_ok": r.ok(bar),
                 "final_loss": result.final_loss[p.diff_id],
             }
