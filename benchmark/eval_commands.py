@@ -109,7 +109,7 @@ def register(app: typer.Typer) -> None:
         from .method import MethodError
         from .model_revision import check_base_model
         from .progress import Progress
-        from .sources import resolve_suite
+        from .sources import EMBEDDED, resolve_suite
         from .worker import MethodProcess, MethodSpec
 
         console = Console()
@@ -135,6 +135,10 @@ def register(app: typer.Typer) -> None:
             the_suite = resolve_suite(suite, splits=split, revision=revision)
             for s in split:
                 the_suite.split(s)
+            if suite in EMBEDDED:  # say whether the README's figures were measured on this very build
+                from ..generators.tiny_suite import published_build_note
+
+                console.print(published_build_note(the_suite), highlight=False)
             # The model the diffs were made against, or a one-line refusal, before any model loads.
             pin = check_base_model(the_suite.base_model, the_suite.base_model_revision, allow_model_revision_mismatch)
             if pin.warning:

@@ -150,3 +150,24 @@ def test_a_rebuilt_base_model_gives_the_suite_a_new_revision(monkeypatch) -> Non
     rebuilt = dataclasses.replace(tiny_suite.tiny_recipe(TinySuiteRecipe().base_model), steps=301)
     monkeypatch.setattr(tiny_suite, "tiny_recipe", lambda model_id: rebuilt)
     assert TinySuiteRecipe().revision != before
+
+
+def test_the_default_recipe_has_a_published_build_to_compare_with() -> None:
+    # A recipe change without a rebuilt, re-measured, re-published suite fails here: the README's
+    # figures name the content hash they were measured on.
+    from wdqa.generators.tiny_suite import PUBLISHED_BUILDS, TinySuiteRecipe
+
+    assert TinySuiteRecipe().revision in PUBLISHED_BUILDS
+
+
+def test_a_local_build_is_compared_with_the_published_one(micro_suite: Path, monkeypatch) -> None:
+    from wdqa.generators import tiny_suite
+
+    suite = Suite.load(micro_suite)
+    revision = MICRO_RECIPE.revision
+    assert "no published build" in tiny_suite.published_build_note(suite)
+    monkeypatch.setitem(tiny_suite.PUBLISHED_BUILDS, revision, suite.content_sha256)
+    assert "is the published build" in tiny_suite.published_build_note(suite)
+    monkeypatch.setitem(tiny_suite.PUBLISHED_BUILDS, revision, "0" * 64)
+    note = tiny_suite.published_build_note(suite)
+    assert note.startswith("warning:") and "0000000000" in note and suite.content_sha256[:10] in note
