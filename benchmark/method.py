@@ -20,6 +20,7 @@ from .types import Case
 
 if TYPE_CHECKING:  # not imported at run time: a method's process reports a broken file before loading transformers
     from .engine import Engine
+    from .suite import Suite
 
 
 class MethodError(WdqaError):
@@ -39,7 +40,9 @@ class Method(Protocol):
 
     Learned methods (see `LearnedMethod`) also define `fit(cases, labels, engine)` — the training
     split's cases with their label texts, in the same order — and `save(folder)` / `load(folder)`;
-    `wdqa evaluate` fits them once per run folder and reloads the saved state on resume.
+    `wdqa evaluate` fits them once per run folder and reloads the saved state on resume. A method
+    may also define `bind_suite(suite)` (`SuiteBoundMethod`) and `fingerprint()`
+    (`FingerprintedMethod`).
     """
 
     name: str
@@ -55,6 +58,24 @@ class LearnedMethod(Method, Protocol):
     def save(self, folder: Path) -> None: ...
 
     def load(self, folder: Path) -> None: ...
+
+
+@runtime_checkable
+class SuiteBoundMethod(Method, Protocol):
+    """A method that uses what the suite publishes (DIT: the adapter trained on its train split).
+    `bind_suite` is called in the method's process once the suite is open (without its labels),
+    before any `fit` or `answer`."""
+
+    def bind_suite(self, suite: Suite) -> None: ...
+
+
+@runtime_checkable
+class FingerprintedMethod(Method, Protocol):
+    """A method whose answers depend on more than its source (DIT: its adapter's tensors).
+    `fingerprint()`, asked after `bind_suite`, joins the method's identity in the run manifest, so
+    a run never resumes from answers another adapter gave."""
+
+    def fingerprint(self) -> str: ...
 
 
 @dataclass(frozen=True)
