@@ -9,6 +9,7 @@ from __future__ import annotations
 import hashlib
 import importlib
 import importlib.util
+import inspect
 import sys
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -86,20 +87,24 @@ class LoadedMethod:
 
 
 def load_method_spec(spec: str, guesser: str = "salient-words") -> LoadedMethod:
-    """`baseline:NAME` (a built-in, with its guesser) or anything `load_method` takes."""
+    """`baseline:NAME[:ARGUMENT]` (a built-in, or a method an installed package registers, with its
+    guesser) or anything `load_method` takes."""
     if not spec.startswith("baseline:"):
         method, digest = load_method(spec)
         return LoadedMethod(method, digest, builtin=False)
     from .. import __version__
-    from ..baselines.registry import get_baseline
+    from ..baselines.registry import METHODS, get_baseline
 
     name = spec.split(":", 1)[1]
-    try:
-        method = get_baseline(name, guesser)
-    except KeyError as err:  # an unknown baseline or guesser; the message lists the known ones
-        raise MethodError(str(err.args[0])) from None
+    method = get_baseline(name, guesser)  # an unknown name or guesser: the error lists the known ones
     if guesser != "salient-words":
         method.name = f"{method.name}[{guesser}]"  # a different guesser is a different method
+    origin = METHODS.entry(name.partition(":")[0]).origin
+    if origin != "wdqa":  # a plugin's identity: its package, version and the source of its module
+        source = Path(inspect.getsourcefile(type(method)) or "")
+        code = hashlib.sha256(source.read_bytes() if source.is_file() else b"").hexdigest()
+        digest = hashlib.sha256(f"plugin:{origin}:{name}:{guesser}:{code}".encode()).hexdigest()
+        return LoadedMethod(method, digest, builtin=False)
     # A built-in's identity is its name, its guesser, wdqa's version and the code that makes its
     # answers: a changed baseline (or engine) never resumes from answers its older code gave.
     digest = hashlib.sha256(f"builtin:{name}:{guesser}:{__version__}:{builtin_code_sha256()}".encode()).hexdigest()

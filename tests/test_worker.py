@@ -329,8 +329,13 @@ def test_a_method_file_that_cannot_be_used_is_one_line_method_error(tmp_path, so
 
 
 def test_an_unknown_baseline_is_named_with_the_known_ones():
-    with pytest.raises(MethodError, match="unknown baseline 'nope'; known baselines: 20-questions"):
+    with pytest.raises(MethodError, match=r"unknown baseline 'nope'; known baselines .*: base-question, base-question\+trigger"):
         MethodProcess.start(MethodSpec("baseline:nope"))
+
+
+def test_a_misspelt_baseline_is_answered_with_the_close_name():
+    with pytest.raises(MethodError, match="unknown baseline '20-question'; did you mean '20-questions'?"):
+        MethodProcess.start(MethodSpec("baseline:20-question"))
 
 
 def test_a_folder_named_wdqa_in_the_working_directory_does_not_shadow_the_package(tmp_path, monkeypatch):
