@@ -22,7 +22,7 @@ def _split_def(obj: Any, name: str) -> SplitDef:
 
 SPLITS: Registry[SplitDef] = Registry("split", entry_points="wdqa.splits", adapt=_split_def)
 for _split in (ood_trigger.SPLIT, rank.SPLIT, full_finetune.SPLIT, news.SPLIT, trigger_inversion.SPLIT, null.SPLIT):
-    SPLITS.add(_split.name, _split, _split.description)
+    SPLITS.add(_split.name, _split)
 
 
 def get_split(name: str) -> SplitDef:
