@@ -194,8 +194,6 @@ class _Reader:
         value = raw.get(key, default)
         if value is None and default is None:
             return default
-        if kind is float and isinstance(value, int) and not isinstance(value, bool):
-            return float(value)  # type: ignore[return-value]
         if not isinstance(value, kind) or (isinstance(value, bool) and kind is not bool):
             raise self.fail(f"{where}{key}", value, kind.__name__ if default is not None else f"{kind.__name__} or null")
         return value

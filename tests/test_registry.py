@@ -9,9 +9,10 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from wdqa.baselines.registry import METHODS
+from wdqa.baselines.guesser import get_guesser
+from wdqa.baselines.registry import METHODS, get_baseline
 from wdqa.benchmark.judge.registry import JUDGES, UnknownJudgeError, get_judge
-from wdqa.benchmark.method import load_method_spec
+from wdqa.benchmark.method import MethodError, load_method_spec
 from wdqa.benchmark.registry import PluginError, PluginWarning, Registry, UnknownNameError
 from wdqa.generators.splits import SPLITS, SplitDef
 
@@ -120,6 +121,16 @@ def test_an_unknown_name_suggests_a_close_one() -> None:
 def test_a_name_registered_twice_is_refused() -> None:
     with pytest.raises(PluginError, match="number 'one' is registered twice"):
         make_registry().add("one", 11)
+
+
+def test_an_unknown_guesser_suggests_the_close_one() -> None:
+    with pytest.raises(UnknownNameError, match="unknown guesser 'salient'; did you mean 'salient-words'"):
+        get_guesser("salient")
+
+
+def test_a_baseline_that_takes_no_argument_refuses_one() -> None:
+    with pytest.raises(MethodError, match="baseline prefill takes no argument"):
+        get_baseline("prefill:x")
 
 
 def test_an_unknown_judge_suggests_the_close_one() -> None:
