@@ -349,3 +349,17 @@ def test_a_folder_named_wdqa_in_the_working_directory_does_not_shadow_the_packag
     monkeypatch.chdir(tmp_path / "cwd")
     with MethodProcess.start(MethodSpec(str(method))) as started:
         assert started.name == "constant"
+
+
+def test_dit_binds_to_the_suite_and_has_a_fingerprint_through_the_method_protocol():
+    from wdqa.baselines.dit.method import DitMethod
+    from wdqa.benchmark.method import FingerprintedMethod, SuiteBoundMethod
+
+    assert isinstance(DitMethod(), SuiteBoundMethod) and isinstance(DitMethod(), FingerprintedMethod)
+
+
+def test_a_method_without_the_optional_hooks_is_neither_bound_nor_fingerprinted():
+    from wdqa.baselines.controls import empty_answer
+    from wdqa.benchmark.method import FingerprintedMethod, SuiteBoundMethod
+
+    assert not isinstance(empty_answer(), SuiteBoundMethod | FingerprintedMethod)
