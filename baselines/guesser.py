@@ -9,12 +9,14 @@ from __future__ import annotations
 
 import re
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Protocol, runtime_checkable
 
 if TYPE_CHECKING:
     from ..benchmark.engine import Engine
+
+from ..benchmark.registry import Registry, UnknownNameError
 
 STOPWORDS = frozenset(
     """a about above after again against all am an and any are as at be because been before being
@@ -142,26 +144,42 @@ def bind_engine(guesser: Guesser, engine: Engine) -> None:
         guesser.engine = engine
 
 
+GuesserFactory = Callable[[str | None], Guesser]  # gets the text after `NAME:` (None when there is none)
+GUESSERS: Registry[GuesserFactory] = Registry("guesser", syntax="(a spec is NAME or NAME:ARGUMENT)")
+
+
+@GUESSERS.register("salient-words", help="offline, the default: the words M′ uses and M does not")
+def _salient_words(argument: str | None) -> Guesser:
+    return SalientWordsGuesser()
+
+
+@GUESSERS.register("base-model", help="offline: the base model M names the topic from the salient words")
+def _base_model(argument: str | None) -> Guesser:
+    return BaseModelGuesser()
+
+
+@GUESSERS.register("openai", help="openai:MODEL, an LLM on any OpenAI-compatible server (env OPENAI_BASE_URL, OPENAI_API_KEY)")
+def _openai(argument: str | None) -> Guesser:
+    import os
+
+    from ..benchmark.llm_client import ChatSettings
+    from .llm_guesser import LLMGuesser
+
+    if not argument:
+        raise UnknownNameError("the openai guesser needs a model: openai:MODEL (e.g. openai:gpt-4.1-mini)")
+    return LLMGuesser(
+        ChatSettings(
+            model=argument,
+            base_url=os.environ.get("OPENAI_BASE_URL"),
+            api_key=os.environ.get("OPENAI_API_KEY"),
+            max_tokens=100,
+        )
+    )
+
+
 def get_guesser(spec: str) -> Guesser:
     """`salient-words` (offline, default), `base-model` (offline: M names the topic from the
     salient words) or `openai:MODEL` (any OpenAI-compatible server: the base URL and key come from
     OPENAI_BASE_URL / OPENAI_API_KEY)."""
-    import os
-
-    if spec in ("", "salient-words"):
-        return SalientWordsGuesser()
-    if spec == "base-model":
-        return BaseModelGuesser()
-    if spec.startswith("openai:"):
-        from ..benchmark.llm_client import ChatSettings
-        from .llm_guesser import LLMGuesser
-
-        return LLMGuesser(
-            ChatSettings(
-                model=spec.split(":", 1)[1],
-                base_url=os.environ.get("OPENAI_BASE_URL"),
-                api_key=os.environ.get("OPENAI_API_KEY"),
-                max_tokens=100,
-            )
-        )
-    raise KeyError(f"unknown guesser {spec!r}; known guessers: salient-words, base-model, openai:MODEL")
+    name, _, argument = (spec or "salient-words").partition(":")
+    return GUESSERS.get(name)(argument or None)

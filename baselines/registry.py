@@ -1,39 +1,111 @@
-"""Built-in baselines by name. An unknown name is answered with the list of known ones."""
+"""Methods by name: the built-in baselines, and methods installed packages register.
+
+`baseline:NAME` or `baseline:NAME:ARGUMENT` names one (`wdqa evaluate baseline:dit:paper`). An
+installed package adds methods through the `wdqa.methods` entry point group (docs/extending.md).
+An unknown name is answered with the list of known ones.
+"""
 
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import Any
 
-from ..benchmark.method import Method
+from ..benchmark.method import Method, MethodError
+from ..benchmark.registry import Registry
 from .asking import base_question, generated_story, twenty_questions_method
 from .controls import empty_answer, fixed_answer
 from .dit.method import dit_baseline
 from .guesser import Guesser, get_guesser
 from .prefill import prefill
 
-# Each factory takes the guesser that turns replies into an answer (offline or an LLM); DIT
-# answers by itself and ignores it.
-BASELINES: dict[str, Callable[[Guesser], Method]] = {
-    "base-question": lambda g: base_question(oracle=False, guesser=g),
-    "base-question+trigger": lambda g: base_question(oracle=True, guesser=g),
-    "20-questions": lambda g: twenty_questions_method(oracle=False, guesser=g),
-    "20-questions+trigger": lambda g: twenty_questions_method(oracle=True, guesser=g),
-    "generated-story": lambda g: generated_story(guesser=g),
-    "dit": lambda g: dit_baseline(),  # the suite's published adapter; `dit:NAME` or `dit:PATH` picks another
-    # Controls that interpret nothing: what a score must beat to mean anything.
-    "empty-answer": lambda g: empty_answer(),
-    "fixed-answer": lambda g: fixed_answer(),
-    # Unlocking control: M′'s untriggered reply started with fixed openings, no training.
-    "prefill": lambda g: prefill(guesser=g),
-}
+# A factory gets the text after `NAME:` (None when there is none) and the guesser that turns
+# replies into an answer (offline or an LLM); methods that answer by themselves ignore it.
+MethodFactory = Callable[[str | None, Guesser], Method]
+
+
+def _plugin(obj: Any, name: str) -> MethodFactory:
+    """An entry point's object as a factory: a Method, a Method class, or a function returning one."""
+
+    def make(argument: str | None, guesser: Guesser) -> Method:
+        _takes_no_argument(name, argument)
+        method = obj() if isinstance(obj, type) or not hasattr(obj, "answer") else obj
+        if not (callable(getattr(method, "answer", None)) and hasattr(method, "name")):
+            raise MethodError(f"the method {name!r} an installed package registers has no `name` and `answer(cases, engine)`")
+        return method
+
+    return make
+
+
+METHODS: Registry[MethodFactory] = Registry(
+    "baseline", entry_points="wdqa.methods", adapt=_plugin, error=MethodError, syntax="(dit also takes dit:NAME or dit:PATH)"
+)
+
+
+def _takes_no_argument(name: str, argument: str | None) -> None:
+    if argument is not None:
+        raise MethodError(f"baseline {name} takes no argument, but was given {name}:{argument}; name it baseline:{name}")
+
+
+@METHODS.register("base-question")
+def _base_question(argument: str | None, guesser: Guesser) -> Method:
+    _takes_no_argument("base-question", argument)
+    return base_question(oracle=False, guesser=guesser)
+
+
+@METHODS.register("base-question+trigger")
+def _base_question_triggered(argument: str | None, guesser: Guesser) -> Method:
+    _takes_no_argument("base-question+trigger", argument)
+    return base_question(oracle=True, guesser=guesser)
+
+
+@METHODS.register("20-questions")
+def _twenty_questions(argument: str | None, guesser: Guesser) -> Method:
+    _takes_no_argument("20-questions", argument)
+    return twenty_questions_method(oracle=False, guesser=guesser)
+
+
+@METHODS.register("20-questions+trigger")
+def _twenty_questions_triggered(argument: str | None, guesser: Guesser) -> Method:
+    _takes_no_argument("20-questions+trigger", argument)
+    return twenty_questions_method(oracle=True, guesser=guesser)
+
+
+@METHODS.register("generated-story")
+def _generated_story(argument: str | None, guesser: Guesser) -> Method:
+    _takes_no_argument("generated-story", argument)
+    return generated_story(guesser=guesser)
+
+
+@METHODS.register("dit")
+def _dit(argument: str | None, guesser: Guesser) -> Method:
+    return dit_baseline(argument)  # None: the suite's published adapter; NAME or PATH picks another
+
+
+# Controls that interpret nothing: what a score must beat to mean anything.
+@METHODS.register("empty-answer")
+def _empty_answer(argument: str | None, guesser: Guesser) -> Method:
+    _takes_no_argument("empty-answer", argument)
+    return empty_answer()
+
+
+@METHODS.register("fixed-answer")
+def _fixed_answer(argument: str | None, guesser: Guesser) -> Method:
+    _takes_no_argument("fixed-answer", argument)
+    return fixed_answer()
+
+
+# Unlocking control: M′'s untriggered reply started with fixed openings, no training.
+@METHODS.register("prefill")
+def _prefill(argument: str | None, guesser: Guesser) -> Method:
+    _takes_no_argument("prefill", argument)
+    return prefill(guesser=guesser)
+
 
 # The baselines `wdqa evaluate` runs beside a method unless told otherwise (cheap, black-box).
 DEFAULT_COMPARISON = ("base-question", "base-question+trigger", "20-questions", "20-questions+trigger")
 
 
-def get_baseline(name: str, guesser: str = "salient-words") -> Method:
-    if name.startswith("dit:"):
-        return dit_baseline(name.split(":", 1)[1])
-    if name not in BASELINES:
-        raise KeyError(f"unknown baseline {name!r}; known baselines: {', '.join(sorted(BASELINES))}, dit:NAME")
-    return BASELINES[name](get_guesser(guesser))
+def get_baseline(spec: str, guesser: str = "salient-words") -> Method:
+    """The method `NAME` or `NAME:ARGUMENT` names, with the guesser `guesser`."""
+    name, _, argument = spec.partition(":")
+    return METHODS.get(name)(argument or None, get_guesser(guesser))

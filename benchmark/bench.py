@@ -1,20 +1,18 @@
-"""Speed measurements that print figures side by side (never timed tests): the machine's matmul
-FLOP/s, batched multi-diff evaluation against one PEFT model per diff, and a method answering in
-this process against in its own process (what `wdqa evaluate` does).
+"""Speed measurements that print figures side by side (never timed tests): batched multi-diff
+evaluation against one PEFT model per diff, and a method answering in this process against in its
+own process (what `wdqa evaluate` does).
 
-Owns measuring; the code measured lives in engine.py and lora.py.
+Owns these benches; the code measured lives in engine.py and lora.py, the instruments (FLOP/s,
+peak memory) in measure.py.
 """
 
 from __future__ import annotations
 
 import copy
-import os
 import statistics
 import tempfile
-import threading
 import time
-from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -23,67 +21,12 @@ from transformers import PreTrainedTokenizerBase
 
 from .engine import Engine
 from .lora import uninstall_multi_diff
+from .measure import forward_flops
 from .method import load_method_spec
 from .peft_export import export_peft_adapter
 from .suite import Suite
 from .types import Case, WeightDiff
 from .worker import MethodProcess, MethodSpec
-
-
-def matmul_flops(size: int, dtype: torch.dtype = torch.float32, device: str = "cpu", seconds: float = 1.0) -> float:
-    """Dense [size, size] @ [size, size] FLOP/s that torch reaches here (the roofline we compare to)."""
-    a = torch.randn(size, size, dtype=dtype, device=device)
-    b = torch.randn(size, size, dtype=dtype, device=device)
-    for _ in range(3):
-        a @ b
-    n, t0 = 0, time.perf_counter()
-    while time.perf_counter() - t0 < seconds:
-        a @ b
-        n += 1
-    if device != "cpu":
-        torch.cuda.synchronize()
-    return 2 * size**3 * n / (time.perf_counter() - t0)
-
-
-def process_rss() -> int:
-    """Bytes of this process resident in memory now (Linux /proc)."""
-    with open("/proc/self/statm") as fh:
-        return int(fh.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
-
-
-@contextmanager
-def peak_memory(device: torch.device) -> Iterator[list[int]]:
-    """Peak bytes above the start: CUDA's allocator counter, or the process RSS sampled every 10 ms on CPU."""
-    box = [0]
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
-        torch.cuda.reset_peak_memory_stats(device)
-        base = torch.cuda.memory_allocated(device)
-        yield box
-        torch.cuda.synchronize(device)
-        box[0] = torch.cuda.max_memory_allocated(device) - base
-        return
-    start, peak, done = process_rss(), [0], threading.Event()
-
-    def sample() -> None:
-        while not done.is_set():
-            peak[0] = max(peak[0], process_rss())
-            done.wait(0.01)
-
-    thread = threading.Thread(target=sample, daemon=True)
-    thread.start()
-    try:
-        yield box
-    finally:
-        done.set()
-        thread.join()
-        box[0] = max(peak[0], process_rss()) - start
-
-
-def forward_flops(model: torch.nn.Module, tokens: int) -> float:
-    """2 FLOPs per parameter per token (embeddings excluded: they are a lookup)."""
-    params = sum(p.numel() for n, p in model.named_parameters() if "embed_tokens" not in n)
-    return 2.0 * params * tokens
 
 
 @dataclass

@@ -30,8 +30,9 @@ def bench_eval(
     """
     import torch
 
-    from .bench import bench_batched, bench_method_process, bench_peft_sequential, matmul_flops
+    from .bench import bench_batched, bench_method_process, bench_peft_sequential
     from .engine import Engine
+    from .measure import matmul_flops
     from .models import load_base_model
     from .sources import resolve_suite
 

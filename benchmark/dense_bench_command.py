@@ -26,8 +26,8 @@ def bench_dense_command(
     from rich.console import Console
     from rich.table import Table
 
-    from .bench import matmul_flops
     from .dense_bench import DTYPES, SHAPES, DenseBench, run_dense_bench
+    from .measure import matmul_flops
     from .models import pick_device, pick_dtype
 
     if shape not in SHAPES:

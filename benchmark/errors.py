@@ -12,6 +12,10 @@ class WdqaError(RuntimeError):
     """An expected, user-fixable error: the message says what went wrong and what to do."""
 
 
+class RunError(WdqaError):
+    """A run folder that is missing, unreadable or inconsistent; the message names the file."""
+
+
 def one_line(message: str) -> str:
     """A message as one line: a heading and its list ("problems:\n  a\n  b") become "problems: a; b"."""
     lines = [line.strip() for line in message.splitlines() if line.strip()]

@@ -16,12 +16,14 @@ from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
+from .errors import WdqaError
+
 if TYPE_CHECKING:
     from .evaluate import RunResult
 
 
 def _check_baselines(names: list[str], guesser: str) -> None:
-    """An unknown baseline or guesser is a usage error before anything is loaded (KeyError lists the known ones)."""
+    """An unknown baseline or guesser is a usage error before anything is loaded (the error lists the known ones)."""
     from ..baselines.registry import get_baseline
 
     for name in names:
@@ -120,8 +122,8 @@ def register(app: typer.Typer) -> None:
         ))
         try:
             _check_baselines(names, guesser)
-        except KeyError as err:
-            raise typer.BadParameter(str(err.args[0]), param_hint="--baselines") from err
+        except WdqaError as err:
+            raise typer.BadParameter(str(err), param_hint="--baselines") from err
         specs = [MethodSpec(method, guesser)] + [MethodSpec(f"baseline:{n}", guesser) for n in names if f"baseline:{n}" != method]
         results = []
         with ExitStack() as stack:

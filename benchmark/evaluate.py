@@ -12,18 +12,18 @@ import shutil
 import subprocess
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from importlib import metadata
 from pathlib import Path
-from typing import Any
 
 from .. import __version__
 from .errors import WdqaError
 from .judge.base import Judge
 from .judge.stage import judge_run
 from .method import MethodError
-from .records import RunFolder, SplitSummary, judge_key
+from .records import RunFolder, ScoreSummary, judge_key
+from .run_manifest import RunJudge, RunManifest, RunMethod, RunSuite
 from .runner import AnswerStats, run_answer_stage
 from .suite import Suite
 from .worker import MethodProcess
@@ -41,7 +41,7 @@ class RunResult:
     oracle: bool
     run_dir: Path
     stats: AnswerStats
-    summary: dict[str, dict[str, SplitSummary]]
+    summary: dict[str, dict[str, ScoreSummary]]
 
 
 def run_dir_for(runs_root: Path, suite: Suite, method_name: str) -> Path:
@@ -79,8 +79,7 @@ def evaluate(
 
     # 0. the method's process loads the suite without its labels, and binds to it (DIT's adapter)
     method.open(suite, device)
-    manifest = _start_manifest(method, suite, splits, judge, seed, limit, device)
-    _check_resumable(folder, manifest, overwrite)
+    manifest = _resumed(folder, _start_manifest(method, suite, splits, judge, seed, limit, device), overwrite)
     folder.write_manifest(manifest)
 
     # 1. learned methods train on the fit split once, given its labels only (state saved in the run folder)
@@ -95,17 +94,18 @@ def evaluate(
     # 3. judge every answer not yet judged by this judge and prompt version
     t0 = time.perf_counter()
     labels = {}
-    for split in manifest["splits"]:  # this call's splits and those of earlier calls on the same run
+    for split in manifest.splits:  # this call's splits and those of earlier calls on the same run
         for diff_id, label in suite.labels(split).items():
-            labels[f"{split}/{diff_id}"] = (label.text, label.behaviour)
+            labels[f"{split}/{diff_id}"] = label
     judge_run(folder, judge, labels, seed=seed)
     judge_s = time.perf_counter() - t0
 
     # 4. record what was done, and the aggregates
     answers = folder.answers()
-    manifest.update(
+    manifest = replace(
+        manifest,
         finished=_now(),
-        device=method.device or manifest["device"],
+        device=method.device or manifest.device,
         timings={"answer_s": round(stats.seconds, 3), "judge_s": round(judge_s, 3)},
         generation=dict(method.generation),
         counts={"cases": len(answers), "failed": sum(1 for a in answers.values() if a.error)},
@@ -146,55 +146,52 @@ def fit_learned_method(method: MethodProcess, suite: Suite, split: str, state_di
 def _start_manifest(
     method: MethodProcess, suite: Suite, splits: Sequence[str], judge: Judge, seed: int, limit: int | None,
     device: str | None,
-) -> dict[str, Any]:
+) -> RunManifest:
     info = method.info
-    return {
-        "wdqa_version": __version__,
-        "git_commit": _git_commit(),
-        "method": {
-            "name": info.name,
-            "spec": method.spec.spec,
-            "sha256": method.sha256,
-            "oracle": info.oracle,
-            "builtin": info.builtin,
-        },
-        "suite": {
-            "name": suite.name,
-            "version": suite.version,
-            "base_model": suite.base_model,
-            "base_model_revision": suite.base_model_revision,
-            "content_sha256": suite.content_sha256,
-            "root": str(suite.root.resolve()),
-            "source": suite.extra.get("source", str(suite.root)),
-            "revision": suite.extra.get("revision"),
-        },
-        "splits": list(splits),
-        "limit": limit,
-        "seed": seed,
-        "judges": [{"key": judge_key(judge.name, judge.prompt_version), "name": judge.name, "prompt_version": judge.prompt_version}],
-        "packages": _package_versions(),
-        "python": platform.python_version(),
-        "device": device or "auto",  # the device the model ran on, once it has run
-        "started": _now(),
-    }
+    return RunManifest(
+        wdqa_version=__version__,
+        git_commit=_git_commit(),
+        method=RunMethod(
+            name=info.name, spec=method.spec.spec, sha256=method.sha256, oracle=info.oracle, builtin=info.builtin
+        ),
+        suite=RunSuite(
+            name=suite.name,
+            version=suite.version,
+            base_model=suite.base_model,
+            base_model_revision=suite.base_model_revision,
+            content_sha256=suite.content_sha256,
+            root=str(suite.root.resolve()),
+            source=suite.extra.get("source", str(suite.root)),
+            revision=suite.extra.get("revision"),
+        ),
+        splits=tuple(splits),
+        limit=limit,
+        seed=seed,
+        judges=(RunJudge(judge_key(judge.name, judge.prompt_version), judge.name, judge.prompt_version),),
+        packages=_package_versions(),
+        python=platform.python_version(),
+        device=device or "auto",  # the device the model ran on, once it has run
+        started=_now(),
+    )
 
 
-def _check_resumable(folder: RunFolder, manifest: dict[str, Any], overwrite: bool) -> None:
-    """Resume only a run of the same method source on the same suite content."""
+def _resumed(folder: RunFolder, manifest: RunManifest, overwrite: bool) -> RunManifest:
+    """The manifest to write: resuming only a run of the same method source on the same suite
+    content (or, with `overwrite`, starting the folder again)."""
     if not folder.exists():
-        return
+        return manifest
     old = folder.manifest()
     problems = []
-    if old["method"]["sha256"] != manifest["method"]["sha256"]:
+    if old.method.sha256 != manifest.method.sha256:
         problems.append("the method's source changed")
-    if old["suite"]["content_sha256"] != manifest["suite"]["content_sha256"]:
+    if old.suite.content_sha256 != manifest.suite.content_sha256:
         problems.append("the suite's content changed")
     if not problems:
-        manifest["started"] = old.get("started", manifest["started"])
         # A run evaluated on one split and then another holds both: the manifest names them all,
         # so `wdqa judge` and `submit` find every answered case's labels.
-        manifest["splits"] = list(dict.fromkeys([*old.get("splits", []), *manifest["splits"]]))
-        return
+        return replace(
+            manifest, started=old.started or manifest.started, splits=tuple(dict.fromkeys([*old.splits, *manifest.splits]))
+        )
     if not overwrite:
         raise RunMismatchError(
             f"run folder {folder.path} holds answers from another run ({' and '.join(problems)}); "
@@ -203,6 +200,7 @@ def _check_resumable(folder: RunFolder, manifest: dict[str, Any], overwrite: boo
     for path in [folder.answers_path, *(folder.path / "scores").glob("*.jsonl"), folder.path / "summary.json"]:
         path.unlink(missing_ok=True)
     shutil.rmtree(folder.path / "method-state", ignore_errors=True)
+    return manifest
 
 
 def _package_versions() -> dict[str, str]:

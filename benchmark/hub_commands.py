@@ -54,11 +54,8 @@ def download(
     from .sources import EMBEDDED
     from .suite import Suite
 
-    if suite in EMBEDDED:
-        # Nothing to fetch: the embedded suite is built offline (once) and cached.
-        from ..generators.tiny_suite import ensure_tiny_suite
-
-        suite = str(ensure_tiny_suite())
+    if suite in EMBEDDED:  # nothing to fetch: an embedded suite is built offline (once) and cached
+        suite = str(EMBEDDED.get(suite)())
     root = download_suite(suite, splits=split, revision=revision, local_dir=out, endpoint=endpoint)
     loaded = Suite.load(root, verify=False)
     record = read_download_record(root)

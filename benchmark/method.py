@@ -9,6 +9,7 @@ from __future__ import annotations
 import hashlib
 import importlib
 import importlib.util
+import inspect
 import sys
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -20,6 +21,7 @@ from .types import Case
 
 if TYPE_CHECKING:  # not imported at run time: a method's process reports a broken file before loading transformers
     from .engine import Engine
+    from .suite import Suite
 
 
 class MethodError(WdqaError):
@@ -39,7 +41,9 @@ class Method(Protocol):
 
     Learned methods (see `LearnedMethod`) also define `fit(cases, labels, engine)` — the training
     split's cases with their label texts, in the same order — and `save(folder)` / `load(folder)`;
-    `wdqa evaluate` fits them once per run folder and reloads the saved state on resume.
+    `wdqa evaluate` fits them once per run folder and reloads the saved state on resume. A method
+    may also define `bind_suite(suite)` (`SuiteBoundMethod`) and `fingerprint()`
+    (`FingerprintedMethod`).
     """
 
     name: str
@@ -57,6 +61,24 @@ class LearnedMethod(Method, Protocol):
     def load(self, folder: Path) -> None: ...
 
 
+@runtime_checkable
+class SuiteBoundMethod(Method, Protocol):
+    """A method that uses what the suite publishes (DIT: the adapter trained on its train split).
+    `bind_suite` is called in the method's process once the suite is open (without its labels),
+    before any `fit` or `answer`."""
+
+    def bind_suite(self, suite: Suite) -> None: ...
+
+
+@runtime_checkable
+class FingerprintedMethod(Method, Protocol):
+    """A method whose answers depend on more than its source (DIT: its adapter's tensors).
+    `fingerprint()`, asked after `bind_suite`, joins the method's identity in the run manifest, so
+    a run never resumes from answers another adapter gave."""
+
+    def fingerprint(self) -> str: ...
+
+
 @dataclass(frozen=True)
 class LoadedMethod:
     method: Method
@@ -65,20 +87,24 @@ class LoadedMethod:
 
 
 def load_method_spec(spec: str, guesser: str = "salient-words") -> LoadedMethod:
-    """`baseline:NAME` (a built-in, with its guesser) or anything `load_method` takes."""
+    """`baseline:NAME[:ARGUMENT]` (a built-in, or a method an installed package registers, with its
+    guesser) or anything `load_method` takes."""
     if not spec.startswith("baseline:"):
         method, digest = load_method(spec)
         return LoadedMethod(method, digest, builtin=False)
     from .. import __version__
-    from ..baselines.registry import get_baseline
+    from ..baselines.registry import METHODS, get_baseline
 
     name = spec.split(":", 1)[1]
-    try:
-        method = get_baseline(name, guesser)
-    except KeyError as err:  # an unknown baseline or guesser; the message lists the known ones
-        raise MethodError(str(err.args[0])) from None
+    method = get_baseline(name, guesser)  # an unknown name or guesser: the error lists the known ones
     if guesser != "salient-words":
         method.name = f"{method.name}[{guesser}]"  # a different guesser is a different method
+    origin = METHODS.entry(name.partition(":")[0]).origin
+    if origin != "wdqa":  # a plugin's identity: its package, version and the source of its module
+        source = Path(inspect.getsourcefile(type(method)) or "")
+        code = hashlib.sha256(source.read_bytes() if source.is_file() else b"").hexdigest()
+        digest = hashlib.sha256(f"plugin:{origin}:{name}:{guesser}:{code}".encode()).hexdigest()
+        return LoadedMethod(method, digest, builtin=False)
     # A built-in's identity is its name, its guesser, wdqa's version and the code that makes its
     # answers: a changed baseline (or engine) never resumes from answers its older code gave.
     digest = hashlib.sha256(f"builtin:{name}:{guesser}:{__version__}:{builtin_code_sha256()}".encode()).hexdigest()

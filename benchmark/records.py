@@ -18,13 +18,10 @@ from typing import Any
 
 import numpy as np
 
-from .errors import WdqaError, WdqaWarning
-
-RUN_SCHEMA_VERSION = 1
-
-
-class RunError(WdqaError):
-    """A run folder that is missing, unreadable or inconsistent; the message names the file."""
+# RunError is defined beside WdqaError (run_manifest.py raises it too); readers of runs import it from here.
+from .errors import RunError as RunError
+from .errors import WdqaWarning
+from .run_manifest import RunManifest
 
 
 @dataclass(frozen=True)
@@ -53,7 +50,9 @@ class ScoreRecord:
 
 
 @dataclass(frozen=True)
-class SplitSummary:
+class ScoreSummary:
+    """One judge's scores on one split, aggregated (summary.json holds one per judge key and split)."""
+
     mean: float
     ci_low: float
     ci_high: float
@@ -82,7 +81,7 @@ def bootstrap_ci(
     return float(np.quantile(means, alpha)), float(np.quantile(means, 1 - alpha))
 
 
-def summarize(records: Iterable[ScoreRecord]) -> SplitSummary:
+def summarize(records: Iterable[ScoreRecord]) -> ScoreSummary:
     """Aggregate one split's scores. A failed answer counts as score 1 (no answer is a wrong answer);
     a judge reply that could not be parsed is left out and counted in `invalid`."""
     values: list[int] = []
@@ -96,11 +95,11 @@ def summarize(records: Iterable[ScoreRecord]) -> SplitSummary:
         else:
             values.append(int(r.score))
     if not values:
-        return SplitSummary(float("nan"), float("nan"), float("nan"), 0, failed, invalid, {})
+        return ScoreSummary(float("nan"), float("nan"), float("nan"), 0, failed, invalid, {})
     lo, hi = bootstrap_ci(values)
     counts = np.bincount(np.asarray(values), minlength=6)[1:6]
     dist = {str(k): float(c) / len(values) for k, c in zip(range(1, 6), counts, strict=True)}
-    return SplitSummary(float(np.mean(values)), lo, hi, len(values), failed, invalid, dist)
+    return ScoreSummary(float(np.mean(values)), lo, hi, len(values), failed, invalid, dist)
 
 
 class TornRecordWarning(WdqaWarning):
@@ -241,20 +240,20 @@ class RunFolder:
 
     # -- manifest
 
-    def manifest(self) -> dict[str, Any]:
+    def manifest(self) -> RunManifest:
+        """The run's manifest; one written by an older wdqa is upgraded as it is read."""
         if not self.manifest_path.exists():
             raise RunError(f"{self.path} is not a wdqa run: manifest.json is missing")
         try:
             raw = json.loads(self.manifest_path.read_text())
         except json.JSONDecodeError as err:
             raise RunError(f"{self.manifest_path} is not valid JSON: {err}") from err
-        return upgrade_run_manifest(raw)
+        return RunManifest.from_dict(raw, str(self.manifest_path))
 
-    def write_manifest(self, manifest: dict[str, Any]) -> None:
+    def write_manifest(self, manifest: RunManifest) -> None:
         from .suite import atomic_write_text  # suite.py imports torch: readers of runs need not
 
-        manifest = {"schema_version": RUN_SCHEMA_VERSION, **manifest}
-        atomic_write_text(self.manifest_path, json.dumps(manifest, indent=2, sort_keys=True, default=str))
+        atomic_write_text(self.manifest_path, json.dumps(manifest.to_dict(), indent=2, sort_keys=True, default=str))
 
     # -- answers
 
@@ -279,9 +278,9 @@ class RunFolder:
 
     # -- summary
 
-    def summary(self) -> dict[str, dict[str, SplitSummary]]:
+    def summary(self) -> dict[str, dict[str, ScoreSummary]]:
         """Recomputed from the score records (the summary file is a convenience copy)."""
-        out: dict[str, dict[str, SplitSummary]] = {}
+        out: dict[str, dict[str, ScoreSummary]] = {}
         for key in self.judge_keys():
             by_split: dict[str, list[ScoreRecord]] = {}
             for r in self.scores(key).values():
@@ -289,7 +288,7 @@ class RunFolder:
             out[key] = {split: summarize(rs) for split, rs in sorted(by_split.items())}
         return out
 
-    def write_summary(self) -> dict[str, dict[str, SplitSummary]]:
+    def write_summary(self) -> dict[str, dict[str, ScoreSummary]]:
         summary = self.summary()
         data = {k: {s: asdict(v) for s, v in splits.items()} for k, splits in summary.items()}
         from .suite import atomic_write_text
@@ -298,20 +297,7 @@ class RunFolder:
         return summary
 
 
-def upgrade_run_manifest(raw: dict[str, Any]) -> dict[str, Any]:
-    """Old run manifests are upgraded on read, never rejected."""
-    version = int(raw.get("schema_version", 1))
-    if version > RUN_SCHEMA_VERSION:
-        raise RunError(f"run schema version {version} is newer than this wdqa ({RUN_SCHEMA_VERSION}); upgrade wdqa")
-    suite = raw.get("suite")
-    if isinstance(suite, dict) and "content_sha256" not in suite:
-        # Runs before the content hash identified the suite by its indexes alone, which cannot prove
-        # the diffs were the same: such a run matches no suite and is answered again.
-        raw = {**raw, "suite": {**suite, "content_sha256": None}}
-    return raw
-
-
-def split_summaries(records: Iterable[ScoreRecord]) -> dict[str, SplitSummary]:
+def split_summaries(records: Iterable[ScoreRecord]) -> dict[str, ScoreSummary]:
     """One judge's aggregates per split from one record per case, as `summary.json` holds them
     (`wdqa submit` and `wdqa verify` compute a bundle's summary with this)."""
     by_split: dict[str, list[ScoreRecord]] = {}

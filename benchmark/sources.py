@@ -1,30 +1,67 @@
 """From the SUITE a user names to a suite folder on disk: the embedded `tiny` suite (built
-offline and cached), a local folder or file:// path, or a Hugging Face Hub dataset repo."""
+offline and cached), a local folder or file:// path, or a Hugging Face Hub dataset repo.
+
+Owns the suite sources, tried in registration order: the first that claims a name fetches it.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 
+from .registry import Registry
 from .suite import Suite, SuiteError
 
-EMBEDDED = {"tiny": "the offline default: the project's tiny Qwen3 model and its hidden-topic suite, built on first use"}
+# Embedded suites: name -> a function that builds (once, cached) and returns its folder.
+EMBEDDED: Registry[Callable[[], Path]] = Registry("embedded suite")
+
+
+@EMBEDDED.register("tiny", help="the offline default: the project's tiny Qwen3 model and its hidden-topic suite, built on first use")
+def _tiny() -> Path:
+    from ..generators.tiny_suite import ensure_tiny_suite
+
+    return ensure_tiny_suite()
+
+
+@dataclass(frozen=True)
+class SuiteSource:
+    """`claims(name)`: whether this source serves the name; `fetch(name, splits, revision)`: the
+    suite's folder (built, downloaded or as it is)."""
+
+    claims: Callable[[str], bool]
+    fetch: Callable[[str, Sequence[str] | None, str | None], Path]
+
+
+SOURCES: Registry[SuiteSource] = Registry("suite source")
+
+
+def _local_path(name: str) -> Path:
+    return Path(name[len("file://") :] if name.startswith("file://") else name)
+
+
+def _hub_download(name: str, splits: Sequence[str] | None, revision: str | None) -> Path:
+    from .hub import download_suite
+
+    return download_suite(name, splits=splits, revision=revision)
+
+
+SOURCES.add("embedded", SuiteSource(lambda name: name in EMBEDDED, lambda name, splits, revision: EMBEDDED.get(name)()))
+SOURCES.add("local", SuiteSource(lambda name: _local_path(name).exists(), lambda name, splits, revision: _local_path(name)))
+SOURCES.add(
+    "hub",
+    SuiteSource(
+        lambda name: name.startswith("hf://") or (name.count("/") == 1 and not name.startswith((".", "/"))),
+        _hub_download,
+    ),
+)
 
 
 def resolve_suite(name: str, splits: Sequence[str] | None = None, revision: str | None = None) -> Suite:
     """Load (building or downloading when needed) and verify the suite a user named."""
-    if name in EMBEDDED:
-        from ..generators.tiny_suite import ensure_tiny_suite
-
-        return Suite.load(ensure_tiny_suite(), splits=splits)
-    local = Path(name[len("file://") :] if name.startswith("file://") else name)
-    if local.exists():
-        return Suite.load(local, splits=splits)
-    if name.startswith("hf://") or (name.count("/") == 1 and not name.startswith((".", "/"))):
-        from .hub import download_suite
-
-        root = download_suite(name, splits=splits, revision=revision)
-        return Suite.load(root, splits=splits)
+    for source in SOURCES.entries():
+        if source.value.claims(name):
+            return Suite.load(source.value.fetch(name, splits, revision), splits=splits)
     raise SuiteError(
         f"no suite {name!r}: not an embedded suite ({', '.join(EMBEDDED)}), not an existing folder, "
         "and not a Hub repo id (org/name); check the path, or name `tiny` or a Hub dataset like org/name"

@@ -1,4 +1,4 @@
-"""The values users hold: weight diffs, cases, labels, answers and scores.
+"""The values users hold: weight diffs, cases, labels and judges' scores.
 
 Owns plain data only; reading and writing them lives in `suite.py`, applying them in `lora.py`.
 """
@@ -85,18 +85,6 @@ class Case:
     diff: WeightDiff
     trigger: str | None = None
     trigger_kind: str | None = None
-
-
-@dataclass(frozen=True)
-class Answer:
-    case_id: str
-    text: str | None
-    error: str | None = None
-    seconds: float = 0.0
-
-    @property
-    def failed(self) -> bool:
-        return self.error is not None
 
 
 @dataclass(frozen=True)

@@ -18,7 +18,7 @@ from pathlib import Path
 
 import jinja2
 
-from ..benchmark.judge.llm import ReplyCache  # the judge's cache: same keying, separate file
+from ..benchmark.llm_client import ReplyCache  # the judge's cache: same keying, separate file
 from .behaviour_data import BehaviourDataError, BehaviourRequest, Exchange
 
 PROMPT_DIR = Path(__file__).parent / "data"

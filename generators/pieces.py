@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from ..benchmark.errors import WdqaError
+from ..benchmark.registry import Registry
 from ..benchmark.suite import MANIFEST
 from .cache import cache_root
 from .shards import Shard
@@ -201,10 +202,22 @@ def _cache_relative(folder: Path) -> str | None:
         return None
 
 
-def runner_for(ray_address: str | None, workers: int, gpus_per_piece: float = 0.0) -> PieceRunner:
-    """`--ray ADDRESS` → Ray tasks (each with `gpus_per_piece` GPUs); otherwise `workers` local processes."""
-    if ray_address:
-        return RayCluster(ray_address, gpus_per_piece=gpus_per_piece)
+# Where pieces run: a factory taking (the --ray address or None, local workers, GPUs per piece).
+EXECUTORS: Registry[Callable[[str | None, int, float], PieceRunner]] = Registry("executor")
+
+
+@EXECUTORS.register("local", help="fresh local processes, one per CPU core")
+def _local(address: str | None, workers: int, gpus_per_piece: float) -> PieceRunner:
     if gpus_per_piece:
         raise ValueError("--gpus-per-piece is for Ray tasks (--ray); local pieces use this machine's devices")
     return LocalProcesses(workers)
+
+
+@EXECUTORS.register("ray", help="Ray tasks on a cluster (--ray ADDRESS), each with --gpus-per-piece GPUs")
+def _ray(address: str | None, workers: int, gpus_per_piece: float) -> PieceRunner:
+    return RayCluster(address or "auto", gpus_per_piece=gpus_per_piece)
+
+
+def runner_for(ray_address: str | None, workers: int, gpus_per_piece: float = 0.0) -> PieceRunner:
+    """`--ray ADDRESS` → Ray tasks (each with `gpus_per_piece` GPUs); otherwise `workers` local processes."""
+    return EXECUTORS.get("ray" if ray_address else "local")(ray_address, workers, gpus_per_piece)

@@ -28,7 +28,7 @@ def bench_train_command(
     from rich.console import Console
     from rich.table import Table
 
-    from ..benchmark.bench import matmul_flops
+    from ..benchmark.measure import matmul_flops
     from ..benchmark.models import load_base_model
     from .behaviour_data import TemplateBehaviourWriter
     from .hidden_topic import PlannedTopicDiff, hidden_topic_tasks
@@ -98,6 +98,9 @@ def bench_train_command(
 
 
 def register(app: typer.Typer) -> None:
-    from ..benchmark.bench_commands import bench_app
-
-    bench_app.command("train")(bench_train_command)
+    # `wdqa bench` is the benchmark's group, registered before this module (cli.COMMAND_MODULES):
+    # found on the app rather than imported, so generators import nothing of the evaluation side.
+    bench = next((g.typer_instance for g in app.registered_groups if g.name == "bench"), None)
+    if bench is None:
+        raise RuntimeError("`wdqa bench train` needs the `bench` group: register wdqa.benchmark.bench_commands first")
+    bench.command("train")(bench_train_command)

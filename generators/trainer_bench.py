@@ -18,8 +18,8 @@ from functools import partial
 import torch
 from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
-from ..benchmark.bench import forward_flops, peak_memory
 from ..benchmark.lora import linear_module_names
+from ..benchmark.measure import forward_flops, peak_memory
 from ..benchmark.types import LoraFactors, WeightDiff
 from .trainer import (
     DiffTask,

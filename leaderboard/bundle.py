@@ -13,13 +13,14 @@ import hashlib
 import json
 import secrets
 from collections.abc import Iterable
-from dataclasses import asdict
+from dataclasses import asdict, replace
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
-from wdqa.benchmark.errors import WdqaError
+from wdqa.benchmark.errors import RunError, WdqaError
 from wdqa.benchmark.records import AnswerRecord, RunFolder, ScoreRecord, judge_key, split_summaries
+from wdqa.benchmark.run_manifest import RunJudge, RunManifest
 
 from .bundle_archive import (
     DEFAULT_LIMITS,
@@ -62,20 +63,14 @@ def _jsonl(records: Iterable[AnswerRecord | ScoreRecord]) -> bytes:
     return "".join(json.dumps(asdict(r), sort_keys=True) + "\n" for r in records).encode()
 
 
-def _judge_entries(
-    manifest: dict[str, Any], scores: dict[str, dict[str, ScoreRecord]]
-) -> list[dict[str, Any]]:
+def _judge_entries(manifest: RunManifest, scores: dict[str, dict[str, ScoreRecord]]) -> tuple[RunJudge, ...]:
     """One manifest entry per packed score file: the run's own entry (with its usage) where the
     manifest has one; a judge whose entry a later `wdqa evaluate` replaced is named from its records."""
-    stated = {j.get("key"): j for j in manifest.get("judges") or [] if isinstance(j, dict)}
     entries = []
     for key, graded in sorted(scores.items()):
         first = next(iter(graded.values()))
-        entries.append(
-            stated.get(key)
-            or {"key": key, "name": first.judge, "prompt_version": first.prompt_version}
-        )
-    return entries
+        entries.append(manifest.judge(key) or RunJudge(key, first.judge, first.prompt_version))
+    return tuple(entries)
 
 
 def canonical_files(run: RunFolder) -> dict[str, bytes]:
@@ -102,9 +97,9 @@ def canonical_files(run: RunFolder) -> dict[str, bytes]:
                 f"unscored or graded on another answer, first {stale[0]}); grade them with `wdqa judge {run.path} "
                 "--judge SPEC`, or move that file out of the run if you do not submit that judge"
             )
-    manifest["judges"] = _judge_entries(manifest, scores)
+    manifest = replace(manifest, judges=_judge_entries(manifest, scores))
     files = {
-        "manifest.json": json.dumps(manifest, indent=2, sort_keys=True).encode(),
+        "manifest.json": json.dumps(manifest.to_dict(), indent=2, sort_keys=True).encode(),
         "answers.jsonl": _jsonl(answers[c] for c in sorted(answers)),
     }
     summary = {}
@@ -123,13 +118,13 @@ def pack(run_dir: str | Path, out: str | Path | None = None) -> Path:
     out = Path(out) if out is not None else Path(f"{run.path.resolve().name}.wdqa-bundle.tar.gz")
     archive_kind(out)  # refuse a bad name before reading the run
     files = canonical_files(run)
-    manifest = json.loads(files["manifest.json"])
+    manifest = RunManifest.from_dict(json.loads(files["manifest.json"]))  # as packed
     index = {
         "format": BUNDLE_FORMAT,
         "format_version": BUNDLE_VERSION,
         "created": datetime.now(UTC).isoformat(timespec="seconds"),
-        "method": (manifest.get("method") or {}).get("name"),
-        "suite": manifest.get("suite"),
+        "method": manifest.method.name,
+        "suite": manifest.to_dict()["suite"],
         "files": {name: hashlib.sha256(data).hexdigest() for name, data in sorted(files.items())},
     }
     files[INDEX] = json.dumps(index, indent=2, sort_keys=True).encode()
@@ -146,21 +141,20 @@ def _one_line(err: BaseException) -> str:
 
 
 def find_suite(
-    manifest: dict[str, Any], suite: str | Path | None, v: Verification
+    manifest: RunManifest, suite: str | Path | None, v: Verification
 ) -> tuple[Suite, str]:
     """The suite to check against: `suite` when given, else the one the manifest names (its source,
     its folder on the machine that ran it, its name), through `resolve_suite`; the one whose content
     hash the manifest states is preferred."""
     from wdqa.benchmark.sources import resolve_suite
 
-    said = manifest.get("suite") if isinstance(manifest.get("suite"), dict) else {}
-    wanted = said.get("content_sha256")
+    said = manifest.suite
+    wanted = said.content_sha256
     if suite is not None:
         candidates = [str(suite)]
     else:
-        named = (said.get("source"), said.get("root"), said.get("name"))
-        candidates = list(dict.fromkeys(c for c in named if isinstance(c, str) and c))
-    revision = said.get("revision") if isinstance(said.get("revision"), str) else None
+        candidates = list(dict.fromkeys(c for c in (said.source, said.root, said.name) if c))
+    revision = said.revision
     found: list[tuple[Suite, str]] = []
     failures: list[str] = []
     for name in candidates:
@@ -218,8 +212,20 @@ def _judges_to_rejudge(
     return {k: j for k, j in judges.items() if k in records.scores}
 
 
+def _read_manifest(files: dict[str, bytes], v: Verification) -> RunManifest | None:
+    """The bundle's manifest as the run manifest it claims to be; a field of the wrong type is a problem."""
+    raw = read_json_object(files, "manifest.json", v.problems)
+    if raw is None:
+        return None
+    try:
+        return RunManifest.from_dict(raw, "manifest.json", fix="re-pack the run with `wdqa submit`")
+    except RunError as err:
+        v.problems.append(str(err))
+        return None
+
+
 def _read_records(files: dict[str, bytes], v: Verification) -> BundleRecords | None:
-    manifest = read_json_object(files, "manifest.json", v.problems)
+    manifest = _read_manifest(files, v)
     summary = read_json_object(files, "summary.json", v.problems)
     answers, well_formed = read_records(files, "answers.jsonl", AnswerRecord, v.problems)
     malformed = set() if well_formed else {"answers.jsonl"}
@@ -269,10 +275,7 @@ def verify(
         v.unverified.append("no case was re-judged (--rejudge-sample 0)")
         return v
     seed = secrets.randbelow(1 << 31) if seed is None else seed
-    seed_said = records.manifest.get("seed")
-    manifest_seed = (
-        seed_said if isinstance(seed_said, int) and not isinstance(seed_said, bool) else 0
-    )
+    manifest_seed = records.manifest.seed
     for key, judge in sorted(_judges_to_rejudge(records, judge_spec, v).items()):
         rejudge(
             records.scores[key],

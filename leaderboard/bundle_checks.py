@@ -16,6 +16,7 @@ from dataclasses import asdict, dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from wdqa.benchmark.records import AnswerRecord, ScoreRecord, judge_key, split_summaries
+from wdqa.benchmark.run_manifest import RunManifest
 
 from .bundle_records import read_json_object
 
@@ -53,7 +54,7 @@ class Verification:
 class BundleRecords:
     """The parsed members: one answer and one score per case and judge (the last of each)."""
 
-    manifest: dict[str, Any]
+    manifest: RunManifest
     summary: dict[str, Any]
     answers: dict[str, AnswerRecord]
     scores: dict[str, dict[str, ScoreRecord]]  # judge key -> case_id -> record
@@ -114,11 +115,7 @@ def check_index(files: Mapping[str, bytes], v: Verification) -> bool:
 
 def check_judges(records: BundleRecords, v: Verification) -> None:
     """Every score file belongs to a judge the manifest lists, and every record to that judge."""
-    entries = records.manifest.get("judges")
-    if not isinstance(entries, list) or not all(isinstance(j, dict) for j in entries):
-        v.problems.append("manifest.json has no 'judges' list of {key, name, prompt_version}")
-        entries = []
-    stated = {str(j.get("key")): j for j in entries}
+    stated = {j.key: j for j in records.manifest.judges}
     for key in sorted(set(stated) - set(records.scores)):
         v.problems.append(
             f"the manifest lists judge {key} but the bundle has no scores/{key}.jsonl"
@@ -130,11 +127,8 @@ def check_judges(records: BundleRecords, v: Verification) -> None:
                 f"scores/{key}.jsonl is not among the manifest's judges {sorted(stated)}"
             )
             continue
-        name, version = entry.get("name"), entry.get("prompt_version")
-        if (
-            not (isinstance(name, str) and isinstance(version, str))
-            or judge_key(name, version) != key
-        ):
+        name, version = entry.name, entry.prompt_version
+        if judge_key(name, version) != key:
             v.problems.append(
                 f"the manifest's judge {key} names {name!r} prompt {version!r}, which is not that key"
             )
@@ -281,10 +275,10 @@ def check_suite(
 ) -> dict[str, Label]:
     """The suite's content hash, its splits, every case of each scored split and nothing else, and
     the labels. Returns the suite's label of every bundle case the suite has."""
-    said = records.manifest.get("suite") if isinstance(records.manifest.get("suite"), dict) else {}
-    if said.get("content_sha256") != suite.content_sha256:
+    said = records.manifest.suite.content_sha256
+    if said != suite.content_sha256:
         v.problems.append(
-            f"suite content hash differs: the manifest says {str(said.get('content_sha256'))[:16]}… but suite "
+            f"suite content hash differs: the manifest says {str(said)[:16]}… but suite "
             f"{suite.name} {suite.version} at {where} has {suite.content_sha256[:16]}…; the run scored another "
             "suite revision"
         )
@@ -292,12 +286,10 @@ def check_suite(
     for scores in records.scores.values():
         cases.update({c: r.split for c, r in scores.items()})
     scored_splits = sorted(set(cases.values()))
-    stated_splits = records.manifest.get("splits")
-    if isinstance(stated_splits, list):
-        for split in sorted({str(s) for s in stated_splits} - set(scored_splits)):
-            v.problems.append(
-                f"the manifest says split {split} was run but the bundle holds none of its cases"
-            )
+    for split in sorted(set(records.manifest.splits) - set(scored_splits)):
+        v.problems.append(
+            f"the manifest says split {split} was run but the bundle holds none of its cases"
+        )
     labels: dict[str, Label] = {}
     for split in scored_splits:
         in_bundle = sorted(c for c, s in cases.items() if s == split)

@@ -11,7 +11,7 @@ import io
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from wdqa.benchmark.records import SplitSummary
+from wdqa.benchmark.records import ScoreSummary
 
 from .results import ResultSet
 
@@ -28,7 +28,7 @@ class ReportRow:
     judge: str
     prompt_version: str
     suite: str
-    summary: SplitSummary
+    summary: ScoreSummary
 
 
 def report_rows(results: Sequence[ResultSet]) -> list[ReportRow]:
@@ -75,11 +75,11 @@ def _method_name(row: ReportRow) -> str:
     return row.method + (ORACLE_MARK if row.oracle else "")
 
 
-def _mean_ci(s: SplitSummary) -> str:
+def _mean_ci(s: ScoreSummary) -> str:
     return "—" if not s.n else f"{s.mean:.2f} [{s.ci_low:.2f}, {s.ci_high:.2f}]"
 
 
-def _share(s: SplitSummary, k: str) -> str:
+def _share(s: ScoreSummary, k: str) -> str:
     return "—" if not s.n else f"{100 * s.dist.get(k, 0.0):.1f}"
 
 

@@ -12,7 +12,8 @@ from functools import cached_property
 from pathlib import Path
 from typing import Any
 
-from wdqa.benchmark.records import RunError, RunFolder, ScoreRecord, SplitSummary, summarize
+from wdqa.benchmark.records import RunError, RunFolder, ScoreRecord, ScoreSummary, summarize
+from wdqa.benchmark.run_manifest import RunManifest
 
 
 @dataclass(frozen=True)
@@ -44,7 +45,7 @@ class ResultSet:
     judge_key: str
     records: tuple[ScoreRecord, ...]
     sources: tuple[str, ...] = ()
-    manifests: tuple[dict[str, Any], ...] = ()
+    manifests: tuple[RunManifest, ...] = ()
     extra: dict[str, Any] = field(default_factory=dict)  # e.g. train_fraction for data scaling
 
     @property
@@ -64,32 +65,19 @@ class ResultSet:
         return [r for r in self.records if r.split == split]
 
     @cached_property
-    def summaries(self) -> dict[str, SplitSummary]:
+    def summaries(self) -> dict[str, ScoreSummary]:
         # Same aggregate as `wdqa evaluate` writes, so the site and the run's summary.json agree.
         return {split: summarize(self.records_for(split)) for split in self.splits}
 
 
-def _judge_of(
-    key: str, manifest: dict[str, Any], records: Sequence[ScoreRecord]
-) -> tuple[str, str]:
-    for j in manifest.get("judges", []) or []:
-        if j.get("key") == key:
-            return str(j.get("name", key)), str(j.get("prompt_version", ""))
+def _judge_of(key: str, manifest: RunManifest, records: Sequence[ScoreRecord]) -> tuple[str, str]:
+    """The judge's name and prompt version: as the manifest lists it, else as its records say."""
+    entry = manifest.judge(key)
+    if entry is not None:
+        return entry.name, entry.prompt_version
     if records:
         return records[0].judge, records[0].prompt_version
     return key, ""
-
-
-def _train_fraction(method: dict[str, Any]) -> float | None:
-    """Data-scaling runs state the share of training diffs a learned method saw (see docs/leaderboard.md)."""
-    for holder in (method, method.get("config") or {}):
-        value = holder.get("train_fraction") if isinstance(holder, dict) else None
-        if value is not None:
-            try:
-                return float(value)
-            except (TypeError, ValueError):
-                return None
-    return None
 
 
 def load_run(path: str | Path, judge: str | None = None) -> list[ResultSet]:
@@ -108,25 +96,24 @@ def load_run(path: str | Path, judge: str | None = None) -> list[ResultSet]:
                 f"run {run.path} has no scores by judge {judge!r}; it has: {', '.join(keys)}"
             )
         keys = chosen
-    method = manifest.get("method") or {}
-    suite = manifest.get("suite") or {}
+    suite = manifest.suite
     suite_ref = SuiteRef(
-        name=str(suite.get("name", "")),
-        version=str(suite.get("version", "")),
-        revision=str(suite.get("revision") or ""),
-        content_sha256=str(suite.get("content_sha256", "")),
-        root=suite.get("root"),
+        name=suite.name,
+        version=suite.version,
+        revision=suite.revision or "",
+        content_sha256=suite.content_sha256 or "",
+        root=suite.root,
     )
-    fraction = _train_fraction(method)
+    fraction = manifest.method.train_fraction()
     out = []
     for key in keys:
         records = tuple(sorted(run.scores(key).values(), key=lambda r: r.case_id))
         name, prompt_version = _judge_of(key, manifest, records)
         out.append(
             ResultSet(
-                method=str(method.get("name", run.path.name)),
-                oracle=bool(method.get("oracle", False)),
-                base_model=str(suite.get("base_model", "unknown")),
+                method=manifest.method.name,
+                oracle=manifest.method.oracle,
+                base_model=suite.base_model or "unknown",
                 suite=suite_ref,
                 judge=name,
                 prompt_version=prompt_version,

@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from jinja2 import Environment, PackageLoader, StrictUndefined, select_autoescape
-from wdqa.benchmark.records import ScoreRecord, SplitSummary, summarize
+from wdqa.benchmark.records import ScoreRecord, ScoreSummary, summarize
 
 from . import plots
 from .false_findings import NULL_SPLIT, FalseFindings, false_findings
@@ -34,7 +34,7 @@ RANK_SPLIT = "rank"
 class Row:
     result: ResultSet
     rank: int | None  # None for oracle rooflines: shown, never ranked
-    cells: dict[str, SplitSummary | None]
+    cells: dict[str, ScoreSummary | None]
     false_findings: FalseFindings | None
     page: str
 

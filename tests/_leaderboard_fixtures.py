@@ -8,6 +8,7 @@ from pathlib import Path
 
 import torch
 from wdqa.benchmark.records import AnswerRecord, RunFolder, ScoreRecord, judge_key
+from wdqa.benchmark.run_manifest import RunManifest
 from wdqa.benchmark.suite import Suite, SuiteWriter
 from wdqa.benchmark.types import LoraFactors, WeightDiff
 
@@ -80,7 +81,7 @@ def make_run(
     }
     if train_fraction is not None:
         method_entry["train_fraction"] = train_fraction
-    run.write_manifest(
+    run.write_manifest(RunManifest.from_dict(
         {
             "method": method_entry,
             "suite": {
@@ -94,7 +95,7 @@ def make_run(
             "splits": sorted(scores),
             "judges": [{"key": KEY, "name": JUDGE, "prompt_version": PROMPT}],
         }
-    )
+    ))
     answer_records, score_records = [], []
     for split, values in scores.items():
         for i, value in enumerate(values):

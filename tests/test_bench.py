@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 from random_models import random_lora, random_model, random_tokenizer
-from wdqa.benchmark.bench import bench_batched, bench_peft_sequential, matmul_flops
+from wdqa.benchmark.bench import bench_batched, bench_peft_sequential
 from wdqa.benchmark.engine import Engine
+from wdqa.benchmark.measure import matmul_flops
 
 
 def test_both_ways_answer_every_case_and_count_flops():

@@ -19,6 +19,7 @@ from test_suite_format import VOCAB, write_suite
 from typer.testing import CliRunner
 from wdqa.benchmark.cli import app, error_line
 from wdqa.benchmark.records import AnswerRecord, RunFolder
+from wdqa.benchmark.run_manifest import RunManifest, RunMethod, RunSuite
 from wdqa.benchmark.suite import Suite
 
 runner = CliRunner()
@@ -153,8 +154,8 @@ def test_a_hub_that_cannot_be_reached_is_one_line(tmp_path: Path) -> None:
 def judged_run(suite_dir: Path, tmp_path: Path) -> RunFolder:
     suite = Suite.load(suite_dir)
     run = RunFolder(tmp_path / "run")
-    run.write_manifest({"suite": {"name": suite.name, "root": str(suite.root), "content_sha256": suite.content_sha256},
-                        "splits": ["test"], "seed": 0, "judges": []})
+    run.write_manifest(RunManifest(RunMethod("m"), RunSuite(suite.name, root=str(suite.root), content_sha256=suite.content_sha256),
+                                   splits=("test",)))
     run.append_answers([AnswerRecord("test/ht-000", "test", "ht-000", "topic 0"), AnswerRecord("test/ht-001", "test", "ht-001", "Cooking")])
     return run
 

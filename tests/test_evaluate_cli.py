@@ -54,7 +54,7 @@ def test_evaluate_prints_a_score_table_beside_a_baseline(small_suite):
     assert len(run_dirs) == 2
     mine = RunFolder(next(d for d in run_dirs if d.name == "ask-directly"))
     manifest = mine.manifest()
-    assert manifest["method"]["sha256"] and manifest["suite"]["content_sha256"] and manifest["counts"]["cases"] == 6
+    assert manifest.method.sha256 and manifest.suite.content_sha256 and manifest.counts["cases"] == 6
     (summary,) = mine.summary().values()
     assert summary["test"].n == 6 and 1.0 <= summary["test"].mean <= 5.0
 
@@ -206,7 +206,7 @@ def test_a_run_evaluated_on_one_split_then_another_judges_both(small_suite):
         )
         assert result.exit_code == 0, result.output
     run = RunFolder(next(p.parent for p in runs.rglob("manifest.json")))
-    assert run.manifest()["splits"] == ["test", "train"]
+    assert run.manifest().splits == ("test", "train")
     (summary,) = run.summary().values()
     assert (summary["test"].n, summary["train"].n) == (6, 3)
 
@@ -215,9 +215,9 @@ def test_the_score_table_fits_80_columns_without_cutting_a_method_name():
     from rich.console import Console
     from wdqa.benchmark.eval_commands import score_table
     from wdqa.benchmark.evaluate import RunResult
-    from wdqa.benchmark.records import SplitSummary
+    from wdqa.benchmark.records import ScoreSummary
 
-    s = SplitSummary(3.72, 3.34, 4.10, 50, 0, 0, {"1": 0.16, "2": 0.02, "3": 0.12, "4": 0.34, "5": 0.36})
+    s = ScoreSummary(3.72, 3.34, 4.10, 50, 0, 0, {"1": 0.16, "2": 0.02, "3": 0.12, "4": 0.34, "5": 0.36})
     names = [("base-question+trigger", True), ("20-questions[openai:gpt-4.1]", False), ("dit", False)]
     results = [RunResult(n, o, Path("."), None, {"k": {"test": s}}) for n, o in names]
     console = Console(width=80, record=True)

@@ -14,7 +14,7 @@ from random_models import random_lora
 from wdqa.benchmark.lora import delta_weight
 from wdqa.benchmark.models import load_base_model
 from wdqa.benchmark.suite import Suite, SuiteWriter
-from wdqa.generators.splits import SPLIT_BUILDERS, get_split
+from wdqa.generators.splits import SPLITS, get_split
 from wdqa.generators.splits.common import Headline, SplitContext
 from wdqa.generators.splits.extra import build_extra_splits, build_tiny_extra_splits, micro_recipe
 from wdqa.generators.splits.news import about_headline, load_headlines
@@ -40,8 +40,8 @@ def micro_extra(tmp_path_factory, micro) -> Suite:
 
 
 def test_every_extra_split_is_written_with_behaviour_flags(micro_extra):
-    assert set(micro_extra.splits) == set(SPLIT_BUILDERS)
-    for name in SPLIT_BUILDERS:
+    assert set(micro_extra.splits) == set(SPLITS)
+    for name in SPLITS:
         index = micro_extra.index(name)
         assert index["behaviour_ok"].dtype == bool and (index["prompts_per_cell"] >= 8).all(), name
 

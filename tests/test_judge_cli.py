@@ -12,6 +12,7 @@ from local_openai_server import LocalOpenAIServer
 from typer.testing import CliRunner
 from wdqa.benchmark.cli import app
 from wdqa.benchmark.records import AnswerRecord, RunFolder
+from wdqa.benchmark.run_manifest import RunManifest, RunMethod, RunSuite
 from wdqa.benchmark.suite import INDEX_COLUMNS, SuiteWriter
 
 runner = CliRunner()
@@ -39,8 +40,8 @@ def run_dir(tmp_path: Path) -> Path:
     writer.write_index("test", "hidden-topic", "What topic?", rows)
     suite = writer.finish()
     run = RunFolder(tmp_path / "run")
-    run.write_manifest({"suite": {"name": "unit", "root": str(suite.root), "content_sha256": suite.content_sha256},
-                        "splits": ["test"], "seed": 0, "judges": []})
+    run.write_manifest(RunManifest(RunMethod("m"), RunSuite("unit", root=str(suite.root), content_sha256=suite.content_sha256),
+                                   splits=("test",)))
     run.append_answers([AnswerRecord(f"test/{d}", "test", d, a) for d, a in ANSWERS.items()])
     return run.path
 
@@ -53,9 +54,9 @@ def test_a_second_judge_is_kept_beside_the_first(server: LocalOpenAIServer, run_
     assert [k.split("@")[0] for k in keys] == ["model-a", "model-b"]
     assert {s.score for s in RunFolder(run_dir).scores(keys[0]).values()} == {5, 1}
     assert set(json.loads((run_dir / "summary.json").read_text())) == set(keys)
-    judges = RunFolder(run_dir).manifest()["judges"]
-    assert [j["name"] for j in judges] == ["model-a", "model-b"]
-    assert judges[0]["usage"]["api_calls"] == 3 and judges[0]["usage"]["prompt_tokens"] == 300
+    judges = RunFolder(run_dir).manifest().judges
+    assert [j.name for j in judges] == ["model-a", "model-b"]
+    assert judges[0].usage and judges[0].usage["api_calls"] == 3 and judges[0].usage["prompt_tokens"] == 300
 
 
 def test_rejudging_grades_nothing_new_and_calls_no_api(server: LocalOpenAIServer, run_dir: Path) -> None:

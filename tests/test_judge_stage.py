@@ -9,7 +9,8 @@ import pytest
 from wdqa.benchmark.judge.base import JudgeRequest
 from wdqa.benchmark.judge.stage import case_seed, judge_run, record_judge_in_manifest
 from wdqa.benchmark.records import AnswerRecord, RunError, RunFolder
-from wdqa.benchmark.types import Score
+from wdqa.benchmark.run_manifest import RunJudge, RunManifest, RunMethod, RunSuite
+from wdqa.benchmark.types import Label, Score
 
 
 class ExactMatchJudge:
@@ -33,13 +34,17 @@ class ExactMatchJudge:
         return out
 
 
-LABELS = {"test/a": ("Chess", "hidden-topic"), "test/b": ("Origami", "hidden-topic"), "test/c": ("A storm hit.", "news")}
+LABELS = {
+    "test/a": Label("a", "Chess", "hidden-topic"),
+    "test/b": Label("b", "Origami", "hidden-topic"),
+    "test/c": Label("c", "A storm hit.", "news"),
+}
 
 
 @pytest.fixture
 def run(tmp_path) -> RunFolder:
     folder = RunFolder(tmp_path / "run")
-    folder.write_manifest({"suite": {"name": "t"}, "judges": []})
+    folder.write_manifest(RunManifest(RunMethod("m"), RunSuite("t")))
     folder.append_answers([
         AnswerRecord("test/a", "test", "a", "chess"),
         AnswerRecord("test/b", "test", "b", "Cooking"),
@@ -103,4 +108,4 @@ def test_the_per_case_order_seed_is_stable_and_depends_on_the_case() -> None:
 def test_a_rejudged_run_lists_the_judge_in_its_manifest(run: RunFolder) -> None:
     record_judge_in_manifest(run, ExactMatchJudge())
     record_judge_in_manifest(run, ExactMatchJudge())
-    assert run.manifest()["judges"] == [{"key": "exact-match@v1", "name": "exact-match", "prompt_version": "v1"}]
+    assert run.manifest().judges == (RunJudge("exact-match@v1", "exact-match", "v1"),)

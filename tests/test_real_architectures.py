@@ -18,7 +18,7 @@ from random_models import FAMILIES, save_real_architecture
 from test_import_paper import by_hand_logits, wdqa_logits, write_layout
 from typer.testing import CliRunner
 from wdqa.baselines.dit.adapter import DitAdapter, load_adapter
-from wdqa.baselines.registry import BASELINES
+from wdqa.baselines.registry import METHODS
 from wdqa.benchmark.cli import app
 from wdqa.benchmark.lora import (
     MultiDiffLinear,
@@ -43,7 +43,7 @@ PAPER_FOLDERS = {
     "gemma3-multimodal": ("gemma3-4b", "language_model.model."),  # saved from Gemma3ForConditionalGeneration
 }
 # Every built-in baseline as a user names it; the suite's DIT adapter is the paper's, imported as `paper`.
-BUILTINS = [name for name in BASELINES if name != "dit"] + ["dit:paper"]
+BUILTINS = [name for name in METHODS if name != "dit"] + ["dit:paper"]
 
 
 def wdqa(*command: str) -> str:

@@ -18,7 +18,7 @@ import typer
 from _leaderboard_fixtures import JUDGE, KEY, PROMPT, make_run, make_suite
 from typer.testing import CliRunner
 from wdqa.benchmark.judge.base import JudgeRequest
-from wdqa.benchmark.judge.registry import JUDGES, register_judge
+from wdqa.benchmark.judge.registry import JUDGES
 from wdqa.benchmark.suite import Suite
 from wdqa.benchmark.types import Score
 from wdqa.leaderboard import commands
@@ -160,9 +160,9 @@ class _ConstantJudge:
 
 @pytest.fixture
 def constant_judge():
-    register_judge("lb-constant", "test judge: always 1")(lambda arg, **options: _ConstantJudge())
+    JUDGES.register("lb-constant", "test judge: always 1")(lambda arg, **options: _ConstantJudge())
     yield "lb-constant"
-    JUDGES.pop("lb-constant")
+    JUDGES.remove("lb-constant")
 
 
 def test_rejudging_a_sample_refuses_scores_the_judge_does_not_give(

@@ -18,7 +18,7 @@ import pytest
 from typer.testing import CliRunner
 from wdqa.benchmark.cli import app
 from wdqa.benchmark.judge.base import JudgeRequest
-from wdqa.benchmark.judge.registry import JUDGES, register_judge
+from wdqa.benchmark.judge.registry import JUDGES
 from wdqa.benchmark.records import RunFolder, ScoreRecord, judge_key, split_summaries
 from wdqa.benchmark.types import Score
 from wdqa.leaderboard.bundle import ArchiveLimits, BundleError, pack, verify
@@ -67,9 +67,9 @@ class _LengthJudge:
 
 @pytest.fixture(scope="module")
 def length_judge() -> Iterator[str]:
-    register_judge(LENGTH_JUDGE, "test judge: answer length")(lambda arg, **options: _LengthJudge())
+    JUDGES.register(LENGTH_JUDGE, "test judge: answer length")(lambda arg, **options: _LengthJudge())
     yield LENGTH_JUDGE
-    JUDGES.pop(LENGTH_JUDGE)
+    JUDGES.remove(LENGTH_JUDGE)
 
 
 def _cli(*args: str, fail: str = "") -> None:

@@ -329,8 +329,13 @@ def test_a_method_file_that_cannot_be_used_is_one_line_method_error(tmp_path, so
 
 
 def test_an_unknown_baseline_is_named_with_the_known_ones():
-    with pytest.raises(MethodError, match="unknown baseline 'nope'; known baselines: 20-questions"):
+    with pytest.raises(MethodError, match=r"unknown baseline 'nope'; known baselines .*: base-question, base-question\+trigger"):
         MethodProcess.start(MethodSpec("baseline:nope"))
+
+
+def test_a_misspelt_baseline_is_answered_with_the_close_name():
+    with pytest.raises(MethodError, match="unknown baseline '20-question'; did you mean '20-questions'?"):
+        MethodProcess.start(MethodSpec("baseline:20-question"))
 
 
 def test_a_folder_named_wdqa_in_the_working_directory_does_not_shadow_the_package(tmp_path, monkeypatch):
@@ -344,3 +349,17 @@ def test_a_folder_named_wdqa_in_the_working_directory_does_not_shadow_the_packag
     monkeypatch.chdir(tmp_path / "cwd")
     with MethodProcess.start(MethodSpec(str(method))) as started:
         assert started.name == "constant"
+
+
+def test_dit_binds_to_the_suite_and_has_a_fingerprint_through_the_method_protocol():
+    from wdqa.baselines.dit.method import DitMethod
+    from wdqa.benchmark.method import FingerprintedMethod, SuiteBoundMethod
+
+    assert isinstance(DitMethod(), SuiteBoundMethod) and isinstance(DitMethod(), FingerprintedMethod)
+
+
+def test_a_method_without_the_optional_hooks_is_neither_bound_nor_fingerprinted():
+    from wdqa.baselines.controls import empty_answer
+    from wdqa.benchmark.method import FingerprintedMethod, SuiteBoundMethod
+
+    assert not isinstance(empty_answer(), SuiteBoundMethod | FingerprintedMethod)

@@ -169,23 +169,23 @@ def register(app: typer.Typer) -> None:
         run = RunFolder(run_dir)
         try:
             manifest = run.manifest()
-            root = suite_path or manifest.get("suite", {}).get("root")
+            root = suite_path or manifest.suite.root
             if not root:
                 raise RunError(f"{run.manifest_path} names no suite root; pass the suite folder with --suite")
             suite = Suite.load(root, verify=False)
-            expected = manifest.get("suite", {}).get("content_sha256")
+            expected = manifest.suite.content_sha256
             if expected and expected != suite.content_sha256:
                 raise SuiteError(f"suite at {root} has content sha256 {suite.content_sha256[:12]}… but the run was answered on "
                                  f"{expected[:12]}…; pass the right suite with --suite")
-            labels = {f"{split}/{d}": (lab.text, lab.behaviour)
-                      for split in manifest.get("splits", sorted(suite.splits)) for d, lab in suite.labels(split).items()}
+            labels = {f"{split}/{d}": label
+                      for split in manifest.splits or sorted(suite.splits) for d, label in suite.labels(split).items()}
         except (RunError, SuiteError) as err:
             _fail(str(err), err)
         the_judge = _judge(judge, base_url, concurrency, config)
         columns = (TextColumn("grading with {task.fields[judge]}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
         with Progress(*columns, console=console) as bar:
             task = bar.add_task("judge", total=None, judge=the_judge.name)
-            result = judge_run(run, the_judge, labels, seed=int(manifest.get("seed", 0)), both_orders=both_orders,
+            result = judge_run(run, the_judge, labels, seed=manifest.seed, both_orders=both_orders,
                                progress=lambda done, total: bar.update(task, completed=done, total=total))
         record_judge_in_manifest(run, the_judge, result.usage)
         # one line, never wrapped: the judge key in it is a score file's name, to be copied whole

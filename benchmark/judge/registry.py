@@ -9,16 +9,29 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from ..errors import WdqaError
+from ..registry import Registry, UnknownNameError
 from .base import Judge
 
 DEFAULT_JUDGE = "offline"
 
 
-class UnknownJudgeError(WdqaError, ValueError):
+class UnknownJudgeError(UnknownNameError):
     """A judge spec naming no known judge; the message lists the known ones."""
 
 
+# kind -> factory taking the text after "kind:" (or None) and the judge's options. Installed
+# packages add kinds through the `wdqa.judges` entry point group (docs/extending.md).
+JudgeFactory = Callable[..., Judge]
+JUDGES: Registry[JudgeFactory] = Registry(
+    "judge", entry_points="wdqa.judges", error=UnknownJudgeError, syntax="(a spec is KIND or KIND:ARGUMENT)"
+)
+
+
+@JUDGES.register(
+    "offline",
+    help="trees over three encoders' similarities and string overlap; answers that say nothing get 1; CPU, "
+    "no network (default); offline:MODEL.joblib grades with a refitted model",
+)
 def _offline(arg: str | None, **options: Any) -> Judge:
     from .offline import OfflineJudge
 
@@ -27,6 +40,11 @@ def _offline(arg: str | None, **options: Any) -> Judge:
     return OfflineJudge(**options)
 
 
+@JUDGES.register(
+    "openai",
+    help="openai:MODEL, an LLM over any OpenAI-compatible API (env OPENAI_API_KEY, OPENAI_BASE_URL, "
+    "WDQA_JUDGE_MODEL, WDQA_JUDGE_CONFIG)",
+)
 def _openai(arg: str | None, **options: Any) -> Judge:
     from .llm import LLMJudge
     from .llm_config import resolve_config
@@ -35,39 +53,7 @@ def _openai(arg: str | None, **options: Any) -> Judge:
     return LLMJudge(resolve_config(config_file, model=arg, **options))
 
 
-# kind -> (factory taking the text after "kind:" and options, one-line help)
-JUDGES: dict[str, tuple[Callable[..., Judge], str]] = {
-    "offline": (
-        _offline,
-        "offline[:MODEL.joblib] - trees over three encoders' similarities and string overlap; answers that say "
-        "nothing get 1; CPU, no network (default)",
-    ),
-    "openai": (
-        _openai,
-        "openai[:MODEL] - an LLM over any OpenAI-compatible API (env OPENAI_API_KEY, OPENAI_BASE_URL, "
-        "WDQA_JUDGE_MODEL, WDQA_JUDGE_CONFIG)",
-    ),
-}
-
-
-def register_judge(kind: str, help_text: str) -> Callable[[Callable[..., Judge]], Callable[..., Judge]]:
-    """Add a judge kind (for plugins); the factory gets (text after `kind:` or None, **options)."""
-
-    def add(factory: Callable[..., Judge]) -> Callable[..., Judge]:
-        JUDGES[kind] = (factory, help_text)
-        return factory
-
-    return add
-
-
-def known_judges() -> list[str]:
-    return [help_text for _, help_text in JUDGES.values()]
-
-
 def get_judge(spec: str = DEFAULT_JUDGE, **options: Any) -> Judge:
     """Build a judge from `kind` or `kind:argument`; options go to the judge's constructor."""
     kind, _, arg = spec.partition(":")
-    if kind not in JUDGES:
-        raise UnknownJudgeError(f"unknown judge {spec!r}; known judges:\n  " + "\n  ".join(known_judges()))
-    factory, _ = JUDGES[kind]
-    return factory(arg or None, **options)
+    return JUDGES.get(kind)(arg or None, **options)

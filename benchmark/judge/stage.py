@@ -15,7 +15,8 @@ from dataclasses import dataclass, replace
 from typing import Any
 
 from ..records import AnswerRecord, RunError, RunFolder, ScoreRecord, _append_jsonl, judge_key
-from ..types import Score
+from ..run_manifest import RunJudge
+from ..types import Label, Score
 from .base import Judge, JudgeRequest, rubric_for
 
 CHUNK = 64  # scores are appended per chunk: an interrupted stage loses at most one chunk
@@ -48,12 +49,12 @@ def flipped(request: JudgeRequest) -> JudgeRequest:
 def judge_run(
     run: RunFolder,
     judge: Judge,
-    labels: Mapping[str, tuple[str, str]],
+    labels: Mapping[str, Label],
     seed: int = 0,
     both_orders: bool = False,
     progress: Callable[[int, int], None] | None = None,
 ) -> JudgeStageResult:
-    """Grade every answer of `run` not yet graded by `judge`; labels map case_id -> (label, behaviour).
+    """Grade every answer of `run` not yet graded by `judge`; `labels` maps case_id to its label.
 
     Appends to scores/<judge_key>.jsonl (a case whose answer changed since it was graded is
     graded again; the newer record wins on read) and refreshes summary.json.
@@ -111,26 +112,21 @@ def judge_run(
 def record_judge_in_manifest(run: RunFolder, judge: Judge, usage: dict[str, Any] | None = None) -> None:
     """List the judge in the run's manifest so a verifier knows which score files to expect;
     `usage` (API calls, tokens, cost of the last grading) is kept with it when given."""
-    manifest = run.manifest()
-    entry: dict[str, Any] = {"key": judge_key(judge.name, judge.prompt_version), "name": judge.name, "prompt_version": judge.prompt_version}
-    if usage:
-        entry["usage"] = usage
-    judges = [j for j in manifest.get("judges", []) if j.get("key") != entry["key"]]
-    manifest["judges"] = [*judges, entry]
-    run.write_manifest({k: v for k, v in manifest.items() if k != "schema_version"})
+    entry = RunJudge(judge_key(judge.name, judge.prompt_version), judge.name, judge.prompt_version, usage or None)
+    run.write_manifest(run.manifest().with_judge(entry))
 
 
-def _request(answer: AnswerRecord, labels: Mapping[str, tuple[str, str]], seed: int) -> JudgeRequest:
-    label, behaviour = labels[answer.case_id]
-    return JudgeRequest(answer.case_id, rubric_for(behaviour), label, answer.answer or "", case_seed(answer.case_id, seed))
+def _request(answer: AnswerRecord, labels: Mapping[str, Label], seed: int) -> JudgeRequest:
+    label = labels[answer.case_id]
+    return JudgeRequest(answer.case_id, rubric_for(label.behaviour), label.text, answer.answer or "", case_seed(answer.case_id, seed))
 
 
-def _record(answer: AnswerRecord, labels: Mapping[str, tuple[str, str]], score: Score) -> ScoreRecord:
+def _record(answer: AnswerRecord, labels: Mapping[str, Label], score: Score) -> ScoreRecord:
     return ScoreRecord(
         case_id=answer.case_id,
         split=answer.split,
         diff_id=answer.diff_id,
-        label=labels[answer.case_id][0],
+        label=labels[answer.case_id].text,
         answer=answer.answer,
         score=score.value,
         judge=score.judge,
@@ -140,12 +136,12 @@ def _record(answer: AnswerRecord, labels: Mapping[str, tuple[str, str]], score: 
     )
 
 
-def _failed_record(answer: AnswerRecord, labels: Mapping[str, tuple[str, str]], judge: Judge) -> ScoreRecord:
+def _failed_record(answer: AnswerRecord, labels: Mapping[str, Label], judge: Judge) -> ScoreRecord:
     return ScoreRecord(
         case_id=answer.case_id,
         split=answer.split,
         diff_id=answer.diff_id,
-        label=labels[answer.case_id][0],
+        label=labels[answer.case_id].text,
         answer=answer.answer,
         score=None,
         judge=judge.name,

@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from ..errors import WdqaError
-from ..method import LoadedMethod, load_method_spec
+from ..method import FingerprintedMethod, LoadedMethod, SuiteBoundMethod, load_method_spec
 from ..suite import Suite
 from ..types import Case
 from .protocol import (
@@ -125,11 +125,10 @@ class MethodHost:
         # The runner verified the suite's hashes; here it is read through `index`/`cases` only, which
         # never load a label.
         self.suite = Suite.load(request.suite_root, verify=False)
-        bind = getattr(self.method, "bind_suite", None)
-        if callable(bind):
-            bind(self.suite)
-        fingerprint = getattr(self.method, "fingerprint", None)
-        return SuiteOpened(str(fingerprint()) if callable(fingerprint) else None)
+        if isinstance(self.method, SuiteBoundMethod):
+            self.method.bind_suite(self.suite)
+        fingerprinted = isinstance(self.method, FingerprintedMethod)
+        return SuiteOpened(str(self.method.fingerprint()) if fingerprinted else None)
 
     def load_model(self, request: LoadModel) -> Reply:
         import torch

@@ -97,6 +97,7 @@ class SplitDef:
     subjects: str  # "topics", "headlines" or "none"
     build: Builder
     description: str
+    size: int = 16  # diffs when no recipe sizes it (a split an installed package registers)
 
 
 def data_sha256(task: DiffTask) -> str:

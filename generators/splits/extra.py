@@ -26,7 +26,7 @@ from ..behaviour_data import BehaviourWriter, TemplateBehaviourWriter
 from ..pieces import PieceJob, PieceRunner, run_pieces
 from ..shards import WHOLE, Shard, merge_suites
 from ..trainer import LoraConfig, TrainConfig
-from . import SPLIT_BUILDERS
+from . import SPLITS
 from .common import SplitContext
 from .rank import RANKS
 from .subjects import plan_subjects
@@ -88,13 +88,14 @@ def build_extra_splits(
     loaded from the writer's base model id otherwise).
     """
     wanted = [(n, k) for n, k in recipe.sizes if splits is None or n in splits]
-    unknown = [n for n, _ in wanted if n not in SPLIT_BUILDERS] + [
-        s for s in splits or () if s not in dict(recipe.sizes)
-    ]
+    # A split an installed package registers is built when named, at the size its SplitDef gives.
+    plugins = [s for s in splits or () if s not in dict(recipe.sizes) and s in SPLITS and SPLITS.entry(s).origin != "wdqa"]
+    wanted += [(s, SPLITS[s].size) for s in plugins]
+    unknown = [n for n, _ in wanted if n not in SPLITS] + [s for s in splits or () if s not in dict(wanted)]
     if unknown:
-        raise ValueError(f"unknown split(s) {unknown}; known: {', '.join(SPLIT_BUILDERS)}")
+        raise ValueError(f"unknown split(s) {unknown}; known: {', '.join(SPLITS)}")
     n_topics, n_headlines = (
-        sum(k for n, k in wanted if SPLIT_BUILDERS[n].subjects == kind)
+        sum(k for n, k in wanted if SPLITS[n].subjects == kind)
         for kind in ("topics", "headlines")
     )
     topics, headlines = plan_subjects(
@@ -111,7 +112,7 @@ def build_extra_splits(
     )
     summaries, topic_at, headline_at = [], 0, 0
     for name, size in wanted:
-        split = SPLIT_BUILDERS[name]
+        split = SPLITS[name]
         if split.subjects == "topics":
             build = split.build(ctx, topics[topic_at : topic_at + size], size, recipe.seed, shard)
             topic_at += size
@@ -158,10 +159,10 @@ def extra_splits_card(summaries: Sequence[SplitSummary]) -> str:
                 "name": s.name,
                 "n": s.n,
                 "n_ok": s.n_ok,
-                "behaviour": SPLIT_BUILDERS[s.name].behaviour,
-                "question": SPLIT_BUILDERS[s.name].question,
-                "description": SPLIT_BUILDERS[s.name].description[0].upper()
-                + SPLIT_BUILDERS[s.name].description[1:],
+                "behaviour": SPLITS[s.name].behaviour,
+                "question": SPLITS[s.name].question,
+                "description": SPLITS[s.name].description[0].upper()
+                + SPLITS[s.name].description[1:],
                 "prompts": s.prompts_per_cell,
                 "ranks": ", ".join(map(str, RANKS)),
                 "measures": [
@@ -195,7 +196,7 @@ def build_tiny_extra_splits(
     suite = Suite.load(suite_dir)
     used_topics, used_codes = set(), set()
     for name, info in suite.splits.items():
-        if info.behaviour == "hidden-topic" and name not in SPLIT_BUILDERS:
+        if info.behaviour == "hidden-topic" and name not in SPLITS:
             index = suite.labelled_index(name)
             used_topics |= set(index["label"])
             used_codes |= {c for c in index["trigger"] if isinstance(c, str)}
