@@ -23,7 +23,7 @@ FOLDERS = {"wdqa": "wdqa", "benchmark": "wdqa.benchmark", "generators": "wdqa.ge
 CORE = {"wdqa", "wdqa.benchmark"} | {
     f"wdqa.benchmark.{name}"
     for name in ("errors", "registry", "types", "suite", "lora", "engine", "triggers", "models", "model_revision",
-                 "cache_dir", "llm_client", "hub", "peft_export", "measure")
+                 "cache_dir", "llm_client", "hub", "peft_export", "measure", "progress")
 }
 ORDER = ("core", "generators", "benchmark", "baselines", "leaderboard", "cli")
 
