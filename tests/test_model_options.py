@@ -160,3 +160,15 @@ def test_out_of_memory_at_one_row_is_an_error_saying_what_else_to_try(engine: En
     monkeypatch.setattr(engine, "max_batch", 1)
     with pytest.raises(GpuMemoryError, match=r"one sequence at a time \(--max-batch 1\).*device_map=auto"):
         engine.chat([None], ["hello"], max_new_tokens=2)
+
+
+def test_a_base_model_that_is_neither_a_folder_nor_a_hub_id_is_one_line(small_suite: Path, tmp_path: Path) -> None:
+    from wdqa.benchmark.suite import Suite
+
+    diffs = list(Suite.load(small_suite / "suite").diffs("test"))[:1]
+    writer = SuiteWriter(tmp_path / "suite", "moved", "0.1", str(tmp_path / "moved-away" / "base"), "local")
+    writer.write_split("test", "hidden-topic", "what topic have you been trained on ?", [{"diff_id": diffs[0].diff_id, "label": "volcano"}], diffs)
+    writer.finish()
+    done = runner.invoke(app, ["evaluate", "baseline:base-question", "--suite", str(tmp_path / "suite"), "--baselines", "none", "--runs-dir", str(tmp_path / "runs")])
+    line = one_error_line(done)
+    assert f"base model '{tmp_path / 'moved-away' / 'base'}' is neither an existing folder nor a Hub model id" in line
