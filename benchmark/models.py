@@ -39,7 +39,8 @@ def pick_dtype(device: torch.device) -> torch.dtype:
 
 def resolve_base_model(model_id: str, revision: str | None = None) -> Path:
     """The local folder of a base model: the tiny model (built and cached on first use), an existing
-    folder, or a Hub model fetched into the Hub cache at `revision` (with progress, resumable)."""
+    folder, or a Hub model fetched into the Hub cache at `revision` (with progress; a rerun after a cut
+    download fetches only the files not yet complete)."""
     if model_id.startswith(TINY_BASE_PREFIX):
         from ..generators.tiny.build import ensure_tiny_base
 
