@@ -87,11 +87,13 @@ class DenseReport:
         return sum(a == b for a, b in zip(self.ways[0].answers, self.ways[1].answers, strict=True))
 
 
-def qwen3_shaped(shape: str, dtype: torch.dtype, device: str, seed: int = 0) -> Qwen3ForCausalLM:
-    """A random-weight Qwen3 of the named shape, built in `dtype` directly on `device`."""
+def qwen3_shaped(shape: str, dtype: torch.dtype, device: str, seed: int = 0, min_vocab: int = 0) -> Qwen3ForCausalLM:
+    """A random-weight Qwen3 of the named shape, built in `dtype` directly on `device`; its vocabulary
+    at least `min_vocab` (a tokenizer's size)."""
     if shape not in SHAPES:
         raise ValueError(f"unknown shape {shape!r}; known: {', '.join(SHAPES)}")
-    config = Qwen3Config(**SHAPES[shape], max_position_embeddings=512, tie_word_embeddings=True, pad_token_id=0, eos_token_id=None)
+    widths = {**SHAPES[shape], "vocab_size": max(SHAPES[shape]["vocab_size"], min_vocab)}
+    config = Qwen3Config(**widths, max_position_embeddings=512, tie_word_embeddings=True, pad_token_id=0, eos_token_id=None)
     torch.manual_seed(seed)
     default = torch.get_default_dtype()
     torch.set_default_dtype(dtype)  # no fp32 copy of a large model on the way to bf16

@@ -6,12 +6,14 @@ only through an `Engine`, so black-box methods get batching across diffs for fre
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 import torch
 from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
+from .errors import WdqaError, WdqaWarning
 from .lora import MultiDiffLinear, applied, build_terms, install_multi_diff
 from .types import WeightDiff
 
@@ -19,6 +21,10 @@ Message = dict[str, str]
 # An empty diff: rows that should run the base model M index it, so one batch mixes M and many M′.
 BASE_ROW = WeightDiff(diff_id="__base__", kind="lora")
 Conversation = list[Message]
+
+
+class GpuMemoryError(WdqaError):
+    """The GPU ran out of memory even one sequence at a time."""
 
 
 def _contiguous_input(module: torch.nn.Module, args: tuple) -> tuple:
@@ -94,13 +100,41 @@ class Engine:
         # Sorting by length keeps padding low; results are put back in the caller's order.
         order = sorted(range(len(prompts)), key=lambda i: len(prompts[i]))
         out: dict[int, str] = {}
-        for start in range(0, len(order), self.max_batch):
+        start = 0
+        while start < len(order):
             idx = order[start : start + self.max_batch]
-            texts = self._generate(
-                [diffs[i] for i in idx], [prompts[i] for i in idx], max_new_tokens, temperature, shared, seed + start
-            )
+            texts: list[str] | None = None
+            try:
+                texts = self._generate(
+                    [diffs[i] for i in idx], [prompts[i] for i in idx], max_new_tokens, temperature, shared, seed + start
+                )
+            except torch.cuda.OutOfMemoryError:
+                pass  # handled below, once the exception (and the activations its frames hold) is gone
+            if texts is None:
+                self._halve_after_oom(len(idx))
+                continue  # the same rows again, in smaller batches
             out.update(zip(idx, texts, strict=True))
+            start += len(idx)
         return [out[i] for i in range(len(prompts))]
+
+    def _halve_after_oom(self, rows: int) -> None:
+        """After a GPU out-of-memory with `rows` rows, go on with half as many per forward pass (and
+        say which --max-batch starts there); at one row, stop with what else to try."""
+        if torch.cuda.is_available():
+            torch.cuda.empty_cache()
+        if rows <= 1:
+            raise GpuMemoryError(
+                "out of GPU memory generating one sequence at a time (--max-batch 1): the model does not fit "
+                "with its activations; load it across GPUs (--model-args device_map=auto), in bf16 "
+                "(--model-args dtype=bf16), or give it a GPU with more memory"
+            )
+        self.max_batch = rows // 2
+        warnings.warn(
+            f"out of GPU memory with {rows} rows per forward pass; going on with {self.max_batch} "
+            f"(pass --max-batch {self.max_batch} to start there)",
+            WdqaWarning,
+            stacklevel=3,
+        )
 
     def _generate(
         self,

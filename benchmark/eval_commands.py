@@ -76,7 +76,14 @@ def register(app: typer.Typer) -> None:
         batch_size: int = typer.Option(32, "--batch-size", help="Cases per method call."),
         timeout: float = typer.Option(300.0, "--timeout", help="Seconds a method may spend per case before the case is marked failed."),
         limit: int | None = typer.Option(None, "--limit", help="Only the first N cases of each split (quick checks)."),
-        device: str | None = typer.Option(None, "--device", help="torch device (default: cuda if available, else cpu)."),
+        device: str | None = typer.Option(None, "--device", help="torch device (default: cuda if available, else cpu); the same as device= in --model-args."),
+        model_args: str | None = typer.Option(
+            None, "--model-args",
+            help="How to load the base model, key=value,...: dtype=auto|bf16|fp16|fp32, device=auto|cpu|cuda|cuda:N, "
+            "device_map=auto (a model larger than one GPU; needs accelerate), attn_implementation=eager|sdpa|flash_attention_2, "
+            "revision=COMMIT (default: the one the suite pins). Recorded in the run manifest.",
+        ),
+        max_batch: int = typer.Option(64, "--max-batch", min=1, help="Rows per forward pass of the base model (halved on a GPU out-of-memory)."),
         revision: str | None = typer.Option(None, "--revision", help="Suite revision (Hub suites)."),
         seed: int = typer.Option(0, "--seed"),
         overwrite: bool = typer.Option(False, "--overwrite", help="Start again when the run folder holds another method version's answers."),
@@ -100,6 +107,8 @@ def register(app: typer.Typer) -> None:
 
           wdqa evaluate baseline:20-questions --baselines none --limit 10
 
+          wdqa evaluate my_method.py --suite org/wdqa-qwen3-4b --model-args dtype=bf16,device_map=auto
+
         Each method runs in its own process, which never holds a label of the evaluated splits: a
         method that hangs past --timeout, exits or crashes fails its cases and the run goes on.
         An interrupted run resumes where it stopped; a finished run reruns without answering again.
@@ -109,12 +118,17 @@ def register(app: typer.Typer) -> None:
         from .evaluate import evaluate, run_dir_for
         from .judge.registry import DEFAULT_JUDGE, get_judge
         from .method import MethodError
-        from .model_revision import check_base_model
+        from .model_options import check_model_options, parse_model_args
+        from .model_revision import check_base_model, check_requested_revision
+        from .models import resolve_base_model
         from .progress import Progress
         from .sources import EMBEDDED, resolve_suite
         from .worker import MethodProcess, MethodSpec
 
         console = Console()
+        # Every model setting is checked before any process starts or anything is fetched.
+        options = parse_model_args(model_args).with_device(device)
+        check_model_options(options)
         # `default` stands for the default comparison, also inside a list (`default,empty-answer`).
         names = [] if baselines == "none" else list(dict.fromkeys(
             n for b in baselines.split(",") if b.strip()
@@ -142,11 +156,18 @@ def register(app: typer.Typer) -> None:
 
                 console.print(published_build_note(the_suite), highlight=False)
             # The model the diffs were made against, or a one-line refusal, before any model loads.
-            pin = check_base_model(the_suite.base_model, the_suite.base_model_revision, allow_model_revision_mismatch)
+            if options.revision:
+                pin = check_requested_revision(
+                    the_suite.base_model, options.revision, the_suite.base_model_revision, allow_model_revision_mismatch
+                )
+            else:
+                pin = check_base_model(the_suite.base_model, the_suite.base_model_revision, allow_model_revision_mismatch)
             if pin.warning:
                 typer.echo(f"warning: {pin.warning}", err=True)
                 the_suite.base_model_revision = pin.revision  # what is loaded, and what the manifests record
             console.print(f"suite [bold]{escape(the_suite.name)}[/] ({escape(the_suite.base_model)}), splits {escape(', '.join(split))}")
+            # Fetched (a first download shows its progress) before the progress display starts.
+            resolve_base_model(the_suite.base_model, options.revision or the_suite.base_model_revision)
             n_cases = sum(min(the_suite.splits[s].n_diffs, limit or 10**9) for s in split)
             with Progress(
                 TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(), console=console
@@ -161,7 +182,7 @@ def register(app: typer.Typer) -> None:
                         evaluate(
                             the_method, the_suite, split, the_judge, target, batch_size, timeout, limit, seed,
                             overwrite, progress=lambda k, t=task: progress.advance(t, k), fit_split=fit_split,
-                            device=device,
+                            model_options=options, max_batch=max_batch,
                         )
                     )
         console.print(score_table(results, f"{the_judge.name} @ {the_judge.prompt_version}"))

@@ -11,17 +11,20 @@ import platform
 import shutil
 import subprocess
 import time
-from collections.abc import Callable, Sequence
+import warnings
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from importlib import metadata
 from pathlib import Path
+from typing import Any
 
 from .. import __version__
-from .errors import WdqaError
+from .errors import WdqaError, WdqaWarning
 from .judge.base import Judge
 from .judge.stage import judge_run
 from .method import MethodError
+from .model_options import ModelOptions
 from .records import RunFolder, ScoreSummary, judge_key
 from .run_manifest import RunJudge, RunManifest, RunMethod, RunSuite
 from .runner import AnswerStats, run_answer_stage
@@ -72,14 +75,18 @@ def evaluate(
     progress: Callable[[int], None] | None = None,
     fit_split: str | None = "train",
     device: str | None = None,
+    model_options: ModelOptions | None = None,
+    max_batch: int = 64,
 ) -> RunResult:
     """Run `method` (started with `MethodProcess.start`) on the splits, judge, and write `run_dir`.
-    The method's process is closed once it has answered."""
+    The method's process loads the base model as `model_options` say (`device`: the --device
+    shortcut), and is closed once it has answered."""
     folder = RunFolder(run_dir)
+    options = (model_options or ModelOptions()).with_device(device)
 
     # 0. the method's process loads the suite without its labels, and binds to it (DIT's adapter)
-    method.open(suite, device)
-    manifest = _resumed(folder, _start_manifest(method, suite, splits, judge, seed, limit, device), overwrite)
+    method.open(suite, options=options, max_batch=max_batch)
+    manifest = _resumed(folder, _start_manifest(method, suite, splits, judge, seed, limit, options, max_batch), overwrite)
     folder.write_manifest(manifest)
 
     # 1. learned methods train on the fit split once, given its labels only (state saved in the run folder)
@@ -106,6 +113,7 @@ def evaluate(
         manifest,
         finished=_now(),
         device=method.device or manifest.device,
+        model={**manifest.model, "loaded": {"device": method.device, "dtype": method.dtype}},
         timings={"answer_s": round(stats.seconds, 3), "judge_s": round(judge_s, 3)},
         generation=dict(method.generation),
         counts={"cases": len(answers), "failed": sum(1 for a in answers.values() if a.error)},
@@ -145,7 +153,7 @@ def fit_learned_method(method: MethodProcess, suite: Suite, split: str, state_di
 
 def _start_manifest(
     method: MethodProcess, suite: Suite, splits: Sequence[str], judge: Judge, seed: int, limit: int | None,
-    device: str | None,
+    options: ModelOptions, max_batch: int,
 ) -> RunManifest:
     info = method.info
     return RunManifest(
@@ -170,7 +178,9 @@ def _start_manifest(
         judges=(RunJudge(judge_key(judge.name, judge.prompt_version), judge.name, judge.prompt_version),),
         packages=_package_versions(),
         python=platform.python_version(),
-        device=device or "auto",  # the device the model ran on, once it has run
+        device=options.device or "auto",  # the device the model ran on, once it has run
+        # How the base model is loaded: recorded, and not part of the run's identity (docs/run-format.md).
+        model={**options.as_record(), "max_batch": max_batch},
         started=_now(),
     )
 
@@ -186,11 +196,16 @@ def _resumed(folder: RunFolder, manifest: RunManifest, overwrite: bool) -> RunMa
         problems.append("the method's source changed")
     if old.suite.content_sha256 != manifest.suite.content_sha256:
         problems.append("the suite's content changed")
+    if old.suite.base_model_revision != manifest.suite.base_model_revision:
+        problems.append(
+            f"the base model's revision changed ({old.suite.base_model_revision} -> {manifest.suite.base_model_revision})"
+        )
     if not problems:
         # A run evaluated on one split and then another holds both: the manifest names them all,
         # so `wdqa judge` and `submit` find every answered case's labels.
         return replace(
-            manifest, started=old.started or manifest.started, splits=tuple(dict.fromkeys([*old.splits, *manifest.splits]))
+            manifest, started=old.started or manifest.started, splits=tuple(dict.fromkeys([*old.splits, *manifest.splits])),
+            model=_keep_earlier_model_settings(folder, old.model, manifest.model),
         )
     if not overwrite:
         raise RunMismatchError(
@@ -201,6 +216,23 @@ def _resumed(folder: RunFolder, manifest: RunManifest, overwrite: bool) -> RunMa
         path.unlink(missing_ok=True)
     shutil.rmtree(folder.path / "method-state", ignore_errors=True)
     return manifest
+
+
+def _keep_earlier_model_settings(folder: RunFolder, old: Mapping[str, Any], now: Mapping[str, Any]) -> dict[str, Any]:
+    """A resumed run loaded with other settings (dtype, device, ...) goes on: the same weights
+    answer, computed otherwise. The manifest keeps every earlier setting, and the user is told."""
+    earlier = list(old.get("earlier", []))
+    before = {k: v for k, v in old.items() if k not in ("earlier", "loaded")}
+    if before and before != dict(now):
+        changed = ", ".join(f"{k} {before.get(k)!r} -> {now.get(k)!r}" for k in now if before.get(k) != now.get(k))
+        warnings.warn(
+            f"run folder {folder.path} answered its earlier cases with other model settings ({changed}); "
+            "resuming, and the manifest records both (model.earlier)",
+            WdqaWarning,
+            stacklevel=3,
+        )
+        earlier.append({**before, "loaded": old.get("loaded")})
+    return {**now, "earlier": earlier} if earlier else dict(now)
 
 
 def _package_versions() -> dict[str, str]:

@@ -134,6 +134,10 @@ def import_paper(
     revision: Annotated[
         str | None, typer.Option("--revision", help="Source repo revision.")
     ] = None,
+    base_model_revision: Annotated[
+        str | None,
+        typer.Option("--base-model-revision", help="Base model branch, tag or commit to pin (default: the commit main points at now)."),
+    ] = None,
 ) -> None:
     """Convert the paper's published weight diffs (and DIT adapter) into a wdqa suite.
 
@@ -153,7 +157,8 @@ def import_paper(
     from .progress import Progress
 
     cfg = ImportConfig(
-        experiment, model, source, out, paper_split, base_model, base_weights, revision
+        experiment, model, source, out, paper_split, base_model, base_weights, revision,
+        base_model_revision=base_model_revision,
     )
     with Progress() as progress:
         task = progress.add_task("source files", total=None)

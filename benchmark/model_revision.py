@@ -124,3 +124,19 @@ def check_base_model(model_id: str, pinned: str, allow_mismatch: bool = False) -
         # The Hub cannot be asked (offline, unreachable, no access): the loader reads that exact
         # commit from the local cache if it is there, and says what is wrong if it is not.
         return RevisionCheck(pinned)
+
+
+def check_requested_revision(model_id: str, requested: str, pinned: str, allow_mismatch: bool = False) -> RevisionCheck:
+    """A revision the user asked for (`--model-args revision=...`): the Hub commit it resolves to,
+    refused (ModelRevisionError) when it is not the suite's pin, unless allowed."""
+    if model_id.startswith(TINY_PREFIX) or Path(model_id).expanduser().is_dir():
+        raise ModelRevisionError(
+            f"revision={requested} applies to a Hub base model, and {model_id} is a local model; leave revision out"
+        )
+    commit = hub_commit(model_id, requested)
+    if commit == pinned or requested == pinned:
+        return RevisionCheck(commit)
+    what = f"base model {model_id} revision {requested} is commit {commit}, not {pinned}, the one the suite was made against"
+    if not allow_mismatch:
+        raise ModelRevisionError(f"{what}; pass {OVERRIDE_FLAG} to evaluate on it anyway")
+    return RevisionCheck(commit, f"{what}; evaluating on it anyway ({OVERRIDE_FLAG})")

@@ -1,6 +1,7 @@
 """Loading the base model M named by a suite: the project's tiny model, or any Hub causal LM.
 
-Owns model/tokenizer loading and device/dtype choice; nothing here knows about diffs.
+Owns model/tokenizer loading as ModelOptions say (model_options.py); fetching is model_fetch.py's;
+nothing here knows about diffs.
 """
 
 from __future__ import annotations
@@ -18,56 +19,65 @@ from transformers import (
 )
 from transformers.utils import logging as hf_logging
 
-from .errors import WdqaError
+from .model_fetch import ModelLoadError, fetch_base_model
+from .model_options import ModelOptions, check_device_map, resolve_device, resolve_dtype
+
+__all__ = ["ModelLoadError", "ModelOptions", "load_base_model", "resolve_base_model", "pick_device", "pick_dtype"]
 
 TINY_BASE_PREFIX = "wdqa/tiny"
 
 
-class ModelLoadError(WdqaError):
-    """The base model a suite names cannot be loaded (unknown id, offline, gated)."""
-
-
 def pick_device(device: str | None = None) -> torch.device:
-    if device:
-        return torch.device(device)
-    return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    """`device`, or CUDA when torch sees a GPU, else the CPU (benchmarks; users go through ModelOptions)."""
+    return torch.device(resolve_device(ModelOptions(device=device or "auto")))
 
 
 def pick_dtype(device: torch.device) -> torch.dtype:
     """bf16 where the device supports it natively, fp32 on CPU (the tiny model is too small to care)."""
-    if device.type == "cuda" and torch.cuda.is_bf16_supported():
-        return torch.bfloat16
-    return torch.float32
+    return resolve_dtype(ModelOptions(), str(device))
 
 
-def resolve_base_model(model_id: str, revision: str | None = None) -> str | Path:
-    """A local folder for the tiny model (built and cached on first use), else the Hub id as is."""
+def resolve_base_model(model_id: str, revision: str | None = None) -> Path:
+    """The local folder of a base model: the tiny model (built and cached on first use), an existing
+    folder, or a Hub model fetched into the Hub cache at `revision` (with progress; a rerun after a cut
+    download fetches only the files not yet complete)."""
     if model_id.startswith(TINY_BASE_PREFIX):
         from ..generators.tiny.build import ensure_tiny_base
 
         return ensure_tiny_base(model_id, expected_revision=revision)
-    return model_id
+    folder = Path(model_id).expanduser()
+    if folder.is_dir():
+        return folder
+    return fetch_base_model(model_id, revision)
 
 
 def load_base_model(
-    model_id: str, revision: str | None = None, device: str | None = None
+    model_id: str, revision: str | None = None, device: str | None = None, options: ModelOptions | None = None
 ) -> tuple[PreTrainedModel, PreTrainedTokenizerBase]:
-    hf_logging.disable_progress_bar()  # our own progress bars say what is happening
-    where = resolve_base_model(model_id, revision)
-    dev = pick_device(device)
-    hub_revision = None if isinstance(where, Path) else revision
+    """M and its tokenizer, loaded as `options` say (`device` is the --device shortcut), frozen, in eval mode."""
+    options = (options or ModelOptions()).with_device(device)
+    check_device_map(options)
+    dev = resolve_device(options)
+    dtype = resolve_dtype(options, dev)
+    where = resolve_base_model(model_id, options.revision or revision)
+    hf_logging.disable_progress_bar()  # the download above showed progress; loading a folder needs none
+    extra: dict[str, Any] = {}
+    if options.device_map is not None:
+        extra["device_map"] = options.device_map
+    if options.attn_implementation is not None:
+        extra["attn_implementation"] = options.attn_implementation
     try:
-        tokenizer = AutoTokenizer.from_pretrained(where, revision=hub_revision)
-        model = AutoModelForCausalLM.from_pretrained(where, revision=hub_revision, dtype=pick_dtype(dev))
-    except OSError as err:  # transformers' way of saying: no such model here, on the Hub, or reachable
+        tokenizer = AutoTokenizer.from_pretrained(where)
+        model = AutoModelForCausalLM.from_pretrained(where, dtype=dtype, **extra)
+    except (OSError, ValueError, ImportError) as err:  # a folder that is no model, or an attention backend not installed
         first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
         raise ModelLoadError(
-            f"cannot load base model {model_id}{'@' + revision if revision else ''}: {first}; check the model id, "
-            "your network and HF_TOKEN (for a gated or private model)"
+            f"cannot load base model {model_id}{'@' + revision if revision else ''} from {where}: {first}"
         ) from err
     if tokenizer.pad_token_id is None:
         tokenizer.pad_token = tokenizer.eos_token
-    model.to(dev)
+    if options.device_map is None:
+        model.to(dev)
     model.eval()
     for p in model.parameters():
         p.requires_grad_(False)

@@ -89,6 +89,10 @@ class RunManifest:
     timings: Mapping[str, float] = field(default_factory=dict)
     generation: Mapping[str, int] = field(default_factory=dict)
     counts: Mapping[str, int] = field(default_factory=dict)
+    # How the base model was loaded (dtype, device, device_map, attention, revision, max_batch), what
+    # was actually loaded (`loaded`) and any earlier settings of a resumed run (`earlier`): recorded,
+    # not part of the run's identity (docs/run-format.md).
+    model: Mapping[str, Any] = field(default_factory=dict)
     extra: Mapping[str, Any] = field(default_factory=dict)  # fields this wdqa does not know, kept as read
     schema_version: int = RUN_SCHEMA_VERSION
 
@@ -124,6 +128,7 @@ class RunManifest:
             timings=read.value(raw, "timings", dict, {}),
             generation=read.value(raw, "generation", dict, {}),
             counts=read.value(raw, "counts", dict, {}),
+            model=read.value(raw, "model", dict, {}),
             extra={k: v for k, v in raw.items() if k not in _FIELDS},
             schema_version=RUN_SCHEMA_VERSION,
         )

@@ -74,6 +74,7 @@ class ImportConfig:
     base_model: str | None = None  # Hub id or local folder with config.json; default from --model
     base_weights: Path | None = None  # safetensors of the base model, needed for full fine-tunes
     revision: str | None = None
+    base_model_revision: str | None = None  # the base model's branch, tag or commit to pin (default: main)
     endpoint: str | None = None
 
 
@@ -103,7 +104,7 @@ def import_paper(
         )
     # Pinned now, so that the model under the suite cannot change silently (a Hub commit, or a
     # local folder's content hash); `wdqa evaluate` checks it before loading the model.
-    base_model_revision = pin_base_model(base_model, endpoint=cfg.endpoint)
+    base_model_revision = pin_base_model(base_model, cfg.base_model_revision, endpoint=cfg.endpoint)
     split, behaviour = split_for(cfg.experiment, cfg.model)
     if cfg.paper_split == "train":
         split += "-train"
@@ -111,7 +112,7 @@ def import_paper(
     fetch, revision = _fetcher(cfg)
     index_path = fetch(f"{prefix}/index.csv")
     rows = read_index(index_path, cfg.paper_split)
-    modules = ModuleMap(linear_shapes(base_model))
+    modules = ModuleMap(linear_shapes(base_model, None if Path(base_model).expanduser().is_dir() else base_model_revision))
     base_weights = BaseWeights(cfg.base_weights) if cfg.base_weights else None
     state = _load_state(cfg.out, cfg.source, revision)
     state["files"]["index.csv"] = sha256_file(index_path)
@@ -223,12 +224,12 @@ def read_index(path: Path, paper_split: str) -> pd.DataFrame:
     return df if paper_split == "all" else df[df.split == paper_split].reset_index(drop=True)
 
 
-def linear_shapes(base_model: str) -> dict[str, tuple[int, int]]:
+def linear_shapes(base_model: str, revision: str | None = None) -> dict[str, tuple[int, int]]:
     """The base model's linear layers and their [d_out, d_in], from its config alone (meta device)."""
     import torch
     from transformers import AutoConfig, AutoModelForCausalLM
 
-    config = AutoConfig.from_pretrained(base_model)
+    config = AutoConfig.from_pretrained(base_model, revision=revision)
     with torch.device("meta"):
         model = AutoModelForCausalLM.from_config(config)
     return {n: tuple(model.get_submodule(n).weight.shape) for n in linear_module_names(model)}  # type: ignore[misc]

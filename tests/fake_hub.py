@@ -56,6 +56,8 @@ class FakeHub:
         ] = []  # (method, path, lower-cased headers)
         # path-in-repo -> number of bytes after which the next GET of that file is cut off (once)
         self.cut_next_download: dict[str, int] = {}
+        # path-in-repo -> bytes after which each of the next GETs of that file is cut off, in order
+        self.cut_downloads: dict[str, list[int]] = {}
         self.lock = threading.Lock()
         self._server: ThreadingHTTPServer | None = None
         self.endpoint = ""
@@ -298,6 +300,10 @@ class _Handler(BaseHTTPRequestHandler):
         if self.command == "HEAD":
             return
         cut = self.state.cut_next_download.pop(path, None)
+        with self.state.lock:
+            cuts = self.state.cut_downloads.get(path)
+            if cut is None and cuts:
+                cut = cuts.pop(0)
         if cut is not None and cut < len(body):
             # Simulate a dropped connection: send part of the body, then close the socket.
             self.wfile.write(body[:cut])

@@ -96,6 +96,18 @@ def test_download_then_evaluate_a_hub_suite_prints_a_score_table(published: Fake
     assert run.returncode == 0, run.stdout + run.stderr
     assert "WEIGHTDIFFQA scores" in run.stdout and "base-question" in run.stdout
     assert len(list((tmp_path / "runs").rglob("manifest.json"))) == 1
+    # The base model's first download showed its progress: whole lines (stderr is a pipe here).
+    assert "Fetching" in run.stderr and "100%" in run.stderr and "\r" not in run.stderr
+
+
+def test_a_base_model_revision_the_hub_lacks_is_one_error_line(published: FakeHub, tmp_path: Path) -> None:
+    run = wdqa(
+        published, tmp_path, "evaluate", "baseline:base-question", "--suite", SUITE_REPO, "--baselines", "none",
+        "--model-args", "revision=no-such-branch",
+    )
+    assert run.returncode == 1 and "Traceback" not in run.stderr
+    (line,) = [line for line in run.stderr.splitlines() if line.startswith("error:")]
+    assert line == f"error: base model {BASE_REPO} has no revision 'no-such-branch' on the Hub"
 
 
 def test_evaluate_on_a_missing_hub_suite_is_one_error_line(published: FakeHub, tmp_path: Path) -> None:

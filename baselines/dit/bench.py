@@ -115,14 +115,21 @@ def train_speed(
         step(*batches[0], decoder=None)
     for index, batch in batches[1:3]:  # warm-up, and the compile (a second length may recompile once)
         step(index, batch)
+    _sync(device)
     t0 = time.perf_counter()
     for index, batch in batches[3:]:
         step(index, batch)
+    _sync(device)  # on a GPU the loop only queues kernels: time their end, not their launch
     seconds = time.perf_counter() - t0
     tokens = sum(b.tokens for _, b in batches[3:])
     # Sequences differ in length only by a label's few tokens; scale the counted step by tokens.
     flop_per_step = counter.get_total_flops() / max(batches[0][1].tokens, 1) * tokens / steps
     return TrainSpeed(steps, config.batch_diffs, seconds, tokens, flop_per_step)
+
+
+def _sync(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
 
 
 def eval_speed_batched(engine: Engine, diffs: Sequence[WeightDiff], question: str, adapter: WeightDiff, max_new_tokens: int) -> EvalSpeed:

@@ -53,6 +53,9 @@ def train_dit_cmd(
     publish_into: Path | None = typer.Option(None, "--publish-into", help="Suite folder to publish the adapter into (dit/NAME/)."),
     name: str = typer.Option("default", "--name", help="Adapter name under the suite's dit/ folder."),
     device: str | None = typer.Option(None, "--device"),
+    model_args: str | None = typer.Option(
+        None, "--model-args", help="How to load the base model, as `wdqa evaluate --model-args`: dtype=…,device=…,device_map=…,attn_implementation=…,revision=…"
+    ),
     threads: int | None = typer.Option(None, "--threads", help="torch CPU threads."),
     compile_decoder: bool | None = typer.Option(None, "--compile/--no-compile", help="Run the decoder through torch.compile: same losses, faster steps after a minute or two of compiling (docs/dit.md)."),
 ) -> None:
@@ -70,6 +73,7 @@ def train_dit_cmd(
     """
     import torch
 
+    from ...benchmark.model_options import check_model_options, parse_model_args
     from ...benchmark.models import load_base_model
     from ...benchmark.sources import resolve_suite
     from .config import DitConfig
@@ -87,6 +91,8 @@ def train_dit_cmd(
         eval_every=eval_every, checkpoint_every=checkpoint_every, patience=patience, seed=seed, compile=compile_decoder,
     )
     config.validate()
+    options = parse_model_args(model_args).with_device(device)
+    check_model_options(options)
     the_suite = resolve_suite(suite)
     use_val = val_split not in (None, "none", "") and val_split in the_suite.splits
     if val_split not in (None, "none", "") and not use_val:
@@ -94,7 +100,7 @@ def train_dit_cmd(
     train = LabelledDiffs.from_suite(the_suite, split)
     val = LabelledDiffs.from_suite(the_suite, val_split, limit=config.eval_limit) if use_val else None  # type: ignore[arg-type]
     judge = _pick_judge(val_judge) if val is not None else None
-    model, tokenizer = load_base_model(the_suite.base_model, the_suite.base_model_revision, device)
+    model, tokenizer = load_base_model(the_suite.base_model, the_suite.base_model_revision, options=options)
     out_dir = out or Path("runs") / "dit" / f"{the_suite.name}-{split}"
     console.print(
         f"DIT on [bold]{the_suite.name}/{split}[/] ({len(train)} diffs), rank {config.rank}, lr {config.lr}, "

@@ -194,6 +194,8 @@ def train_dit(
             p.copy_(best)
     result = adapter.to_weight_diff("dit")
     record = _record(config, train, state, adapter, val, judge)
+    weight = next(model.parameters())
+    record["base_model_loaded"] = {"device": str(weight.device), "dtype": str(weight.dtype).removeprefix("torch.")}
     save_adapter(out_dir, result, record)
     return DitResult(result, record, out_dir)
 

@@ -11,7 +11,9 @@ import faulthandler
 import os
 import signal
 import sys
+import warnings
 
+from ..errors import WdqaWarning
 from .child import serve
 from .protocol import Channel
 
@@ -27,6 +29,14 @@ def _die_with_parent(parent: int) -> None:
         os._exit(1)
 
 
+def _show_warning(message: object, category: type[Warning], filename: str, lineno: int, file: object = None, line: object = None) -> None:
+    """wdqa's own warnings as one line on stderr (which the runner passes through), as the CLI prints them."""
+    if issubclass(category, WdqaWarning):
+        sys.stderr.write(f"warning: {message}\n")
+    else:
+        sys.stderr.write(warnings.formatwarning(message, category, filename, lineno, line))  # type: ignore[arg-type]
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(prog="python -m wdqa.benchmark.worker")
     parser.add_argument("--requests", type=int, required=True)
@@ -34,6 +44,7 @@ def main() -> None:
     parser.add_argument("--parent", type=int, required=True)
     args = parser.parse_args()
     _die_with_parent(args.parent)
+    warnings.showwarning = _show_warning
     faulthandler.enable()  # a crash in native code prints the Python stack to stderr, which the runner keeps
     serve(Channel(args.requests, args.replies))
 

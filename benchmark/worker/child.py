@@ -134,14 +134,17 @@ class MethodHost:
         import torch
 
         from ..engine import Engine
+        from ..model_options import ModelOptions
         from ..models import load_base_model
 
         t0 = time.perf_counter()
         if request.threads:
             torch.set_num_threads(request.threads)
-        model, tokenizer = load_base_model(request.base_model, request.base_model_revision, request.device)
-        self.engine = Engine(model, tokenizer)
-        return ModelLoaded(str(self.engine.device), time.perf_counter() - t0)
+        options = ModelOptions.from_record(request.options)
+        model, tokenizer = load_base_model(request.base_model, request.base_model_revision, options=options)
+        self.engine = Engine(model, tokenizer, max_batch=request.max_batch)
+        dtype = str(next(model.parameters()).dtype).removeprefix("torch.")
+        return ModelLoaded(str(self.engine.device), dtype, time.perf_counter() - t0)
 
     def fit(self, request: Fit) -> Reply:
         t0 = time.perf_counter()

@@ -25,6 +25,7 @@ from typing import IO, Any
 
 from ..errors import WdqaError
 from ..method import MethodError
+from ..model_options import ModelOptions
 from ..suite import Suite
 from .protocol import (
     Answer,
@@ -96,6 +97,7 @@ class MethodProcess:
     kill_grace: float = 1.0
     fingerprint: str | None = None
     device: str | None = None  # set once the model is loaded
+    dtype: str | None = None
     # The Engine's counters (GenerationStats) summed over answer() calls, for the run manifest.
     generation: dict[str, int] = field(default_factory=lambda: dict(sequences=0, new_tokens=0, forward_batches=0))
     restarts: int = 0
@@ -185,18 +187,23 @@ class MethodProcess:
             return base
         return hashlib.sha256(f"{base}:{self.fingerprint}".encode()).hexdigest()
 
-    def open(self, suite: Suite, device: str | None = None, threads: int | None = None) -> None:
+    def open(
+        self, suite: Suite, device: str | None = None, threads: int | None = None,
+        options: ModelOptions | None = None, max_batch: int = 64,
+    ) -> None:
         """Load the suite (without labels) in the method's process and bind the method to it; the
-        base model M is loaded before the first fit or answer, so a finished run never loads it."""
+        base model M is loaded (as `options` say; `device` is the --device shortcut) before the
+        first fit or answer, so a finished run never loads it."""
         from ..models import resolve_base_model
 
+        options = (options or ModelOptions()).with_device(device)
         reply = self._setup_step(OpenSuite(str(suite.root.resolve())))
         assert isinstance(reply, SuiteOpened)
         self.fingerprint = reply.fingerprint
-        # The tiny model is built here, in the runner, if missing; the method's process gets its folder.
-        where = resolve_base_model(suite.base_model, suite.base_model_revision)
-        local = isinstance(where, Path)
-        self._model = LoadModel(str(where), None if local else suite.base_model_revision, device, threads)
+        # The tiny model is built, and a Hub model downloaded (with its progress on the user's
+        # terminal), here in the runner; the method's process gets the local folder.
+        where = resolve_base_model(suite.base_model, options.revision or suite.base_model_revision)
+        self._model = LoadModel(str(where), None, options.as_record(), threads, max_batch)
 
     def load_model(self) -> None:
         """Load the base model now (otherwise the first fit or answer does); idempotent."""
@@ -205,7 +212,7 @@ class MethodProcess:
         if self._model not in self._setup:
             reply = self._setup_step(self._model)
             assert isinstance(reply, ModelLoaded)
-            self.device = reply.device
+            self.device, self.dtype = reply.device, reply.dtype
 
     def load_state(self, state_dir: Path) -> None:
         self._setup_step(LoadState(str(state_dir)))

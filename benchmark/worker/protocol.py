@@ -47,8 +47,9 @@ class LoadModel:
 
     base_model: str
     base_model_revision: str | None
-    device: str | None
+    options: dict[str, str | None]  # ModelOptions.as_record(): dtype, device, device_map, attention, revision
     threads: int | None  # torch CPU threads; None: torch's choice
+    max_batch: int  # the Engine's rows per forward pass (halved on a GPU out-of-memory)
 
 
 @dataclass(frozen=True)
@@ -99,6 +100,7 @@ class SuiteOpened:
 @dataclass(frozen=True)
 class ModelLoaded:
     device: str
+    dtype: str  # e.g. "bfloat16"
     seconds: float
 
 
