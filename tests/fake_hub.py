@@ -13,6 +13,8 @@ import hashlib
 import json
 import re
 import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import parse_qs, unquote, urlparse
@@ -43,6 +45,23 @@ class Repo:
             if commit_sha == sha:
                 return commit_sha, tree
         return None
+
+
+@contextmanager
+def running_fake_hub() -> Iterator[FakeHub]:
+    """A started FakeHub, with huggingface_hub on its legacy LFS upload path (the one a plain HTTP
+    server can serve; Xet needs its own CAS); both undone on exit."""
+    import huggingface_hub.constants
+
+    saved = huggingface_hub.constants.HF_HUB_DISABLE_XET
+    huggingface_hub.constants.HF_HUB_DISABLE_XET = True
+    server = FakeHub()
+    server.start()
+    try:
+        yield server
+    finally:
+        server.stop()
+        huggingface_hub.constants.HF_HUB_DISABLE_XET = saved
 
 
 class FakeHub:

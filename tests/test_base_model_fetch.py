@@ -8,7 +8,7 @@ import hashlib
 from pathlib import Path
 
 import pytest
-from fake_hub import FakeHub
+from fake_hub import FakeHub, running_fake_hub
 from random_models import random_model, random_tokenizer
 from wdqa.benchmark.model_fetch import ModelLoadError, fetch_base_model
 from wdqa.benchmark.models import load_base_model
@@ -19,20 +19,13 @@ WEIGHTS = "model.safetensors"
 
 @pytest.fixture(scope="module")
 def hub(tmp_path_factory: pytest.TempPathFactory):
-    import huggingface_hub.constants
-
-    saved = huggingface_hub.constants.HF_HUB_DISABLE_XET
-    huggingface_hub.constants.HF_HUB_DISABLE_XET = True
-    server = FakeHub()
-    server.start()
     folder = tmp_path_factory.mktemp("base")
     tok = random_tokenizer()
     random_model(len(tok)).save_pretrained(folder)
     tok.save_pretrained(folder)
-    server.add_repo(REPO, {p.name: p.read_bytes() for p in folder.iterdir() if p.is_file()})
-    yield server
-    server.stop()
-    huggingface_hub.constants.HF_HUB_DISABLE_XET = saved
+    with running_fake_hub() as server:
+        server.add_repo(REPO, {p.name: p.read_bytes() for p in folder.iterdir() if p.is_file()})
+        yield server
 
 
 @pytest.fixture

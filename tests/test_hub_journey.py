@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 import torch
-from fake_hub import FakeHub
+from fake_hub import FakeHub, running_fake_hub
 from random_models import random_lora, random_model, random_tokenizer
 from wdqa.benchmark.model_revision import OVERRIDE_FLAG
 from wdqa.benchmark.suite import Suite, SuiteWriter
@@ -25,16 +25,8 @@ WDQA = str(Path(sys.executable).parent / "wdqa")
 
 @pytest.fixture(scope="module")
 def hub():
-    import huggingface_hub.constants
-
-    # The legacy LFS upload path is the one a plain HTTP server can serve (Xet needs its own CAS).
-    saved = huggingface_hub.constants.HF_HUB_DISABLE_XET
-    huggingface_hub.constants.HF_HUB_DISABLE_XET = True
-    server = FakeHub()
-    server.start()
-    yield server
-    server.stop()
-    huggingface_hub.constants.HF_HUB_DISABLE_XET = saved
+    with running_fake_hub() as server:
+        yield server
 
 
 @pytest.fixture(scope="module")

@@ -22,7 +22,7 @@ from typing import Any
 
 import pytest
 import typer
-from fake_hub import FakeHub
+from fake_hub import FakeHub, running_fake_hub
 from random_models import random_lora, random_model, random_tokenizer, save_real_architecture
 from wdqa.benchmark.cli import app
 from wdqa.benchmark.suite import Suite, SuiteWriter
@@ -151,15 +151,8 @@ IMPORT_PAPER = "wdqa import-paper --experiment hidden-topic --model qwen3-4b --o
 
 @pytest.fixture
 def hub():
-    import huggingface_hub.constants
-
-    saved = huggingface_hub.constants.HF_HUB_DISABLE_XET
-    huggingface_hub.constants.HF_HUB_DISABLE_XET = True
-    server = FakeHub()
-    server.start()
-    yield server
-    server.stop()
-    huggingface_hub.constants.HF_HUB_DISABLE_XET = saved
+    with running_fake_hub() as server:
+        yield server
 
 
 def shell(hub: FakeHub, home: Path, command: str) -> subprocess.CompletedProcess[str]:
