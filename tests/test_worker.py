@@ -268,7 +268,16 @@ def test_every_other_case_is_answered_by_a_fresh_process(hostile_run):
     assert seconds < 300
 
 
-def test_ctrl_c_in_the_runner_kills_the_method_process_and_the_run_resumes(micro_suite, tmp_path):
+@pytest.fixture
+def ctrl_c_raises():
+    """A shell starts a background job (`pytest &`, nohup) with SIGINT ignored, and Python keeps it
+    ignored; Ctrl-C must raise KeyboardInterrupt here, as in an interactive run."""
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)
+    yield
+    signal.signal(signal.SIGINT, previous)
+
+
+def test_ctrl_c_in_the_runner_kills_the_method_process_and_the_run_resumes(micro_suite, tmp_path, ctrl_c_raises):
     method = tmp_path / "slow.py"
     method.write_text(
         "import time\nclass Slow:\n    name = 'slow'\n    def answer(self, cases, engine):\n"
