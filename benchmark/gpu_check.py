@@ -115,7 +115,7 @@ def _sync(device: str) -> None:
 
 
 def _peak_memory_mib(device: str, run: Callable[[], Any]) -> tuple[Any, float]:
-    from .bench import peak_memory
+    from .measure import peak_memory
 
     with peak_memory(torch.device(device)) as peak:
         result = run()
@@ -250,7 +250,7 @@ def run_check(
 ) -> dict[str, Any]:
     """Every bench on every shape; `save` gets the record after each bench, so a check stopped by
     its time limit still leaves the figures it has."""
-    from .bench import matmul_flops
+    from .measure import matmul_flops
 
     name = torch.cuda.get_device_name(torch.device(device)) if device.startswith("cuda") else platform.processor() or "cpu"
     measured = matmul_flops(8192 if device.startswith("cuda") else 512, dtype, device)
