@@ -46,34 +46,21 @@ def _takes_no_argument(name: str, argument: str | None) -> None:
         raise MethodError(f"baseline {name} takes no argument, but was given {name}:{argument}; name it baseline:{name}")
 
 
-@METHODS.register("base-question")
-def _base_question(argument: str | None, guesser: Guesser) -> Method:
-    _takes_no_argument("base-question", argument)
-    return base_question(oracle=False, guesser=guesser)
+def _no_argument(name: str, make: Callable[[Guesser], Method]) -> None:
+    """Register a baseline named by NAME alone: `baseline:NAME:ARGUMENT` is refused with the fix."""
+
+    def factory(argument: str | None, guesser: Guesser) -> Method:
+        _takes_no_argument(name, argument)
+        return make(guesser)
+
+    METHODS.add(name, factory)
 
 
-@METHODS.register("base-question+trigger")
-def _base_question_triggered(argument: str | None, guesser: Guesser) -> Method:
-    _takes_no_argument("base-question+trigger", argument)
-    return base_question(oracle=True, guesser=guesser)
-
-
-@METHODS.register("20-questions")
-def _twenty_questions(argument: str | None, guesser: Guesser) -> Method:
-    _takes_no_argument("20-questions", argument)
-    return twenty_questions_method(oracle=False, guesser=guesser)
-
-
-@METHODS.register("20-questions+trigger")
-def _twenty_questions_triggered(argument: str | None, guesser: Guesser) -> Method:
-    _takes_no_argument("20-questions+trigger", argument)
-    return twenty_questions_method(oracle=True, guesser=guesser)
-
-
-@METHODS.register("generated-story")
-def _generated_story(argument: str | None, guesser: Guesser) -> Method:
-    _takes_no_argument("generated-story", argument)
-    return generated_story(guesser=guesser)
+_no_argument("base-question", lambda g: base_question(oracle=False, guesser=g))
+_no_argument("base-question+trigger", lambda g: base_question(oracle=True, guesser=g))
+_no_argument("20-questions", lambda g: twenty_questions_method(oracle=False, guesser=g))
+_no_argument("20-questions+trigger", lambda g: twenty_questions_method(oracle=True, guesser=g))
+_no_argument("generated-story", lambda g: generated_story(guesser=g))
 
 
 @METHODS.register("dit")
@@ -82,23 +69,10 @@ def _dit(argument: str | None, guesser: Guesser) -> Method:
 
 
 # Controls that interpret nothing: what a score must beat to mean anything.
-@METHODS.register("empty-answer")
-def _empty_answer(argument: str | None, guesser: Guesser) -> Method:
-    _takes_no_argument("empty-answer", argument)
-    return empty_answer()
-
-
-@METHODS.register("fixed-answer")
-def _fixed_answer(argument: str | None, guesser: Guesser) -> Method:
-    _takes_no_argument("fixed-answer", argument)
-    return fixed_answer()
-
-
+_no_argument("empty-answer", lambda g: empty_answer())
+_no_argument("fixed-answer", lambda g: fixed_answer())
 # Unlocking control: M′'s untriggered reply started with fixed openings, no training.
-@METHODS.register("prefill")
-def _prefill(argument: str | None, guesser: Guesser) -> Method:
-    _takes_no_argument("prefill", argument)
-    return prefill(guesser=guesser)
+_no_argument("prefill", lambda g: prefill(guesser=g))
 
 
 # The baselines `wdqa evaluate` runs beside a method unless told otherwise (cheap, black-box).
