@@ -37,6 +37,7 @@ class Progress(rp.Progress):
         self._every = every
         self._clock = clock
         self._logged: dict[rp.TaskID, float] = {}  # task -> clock time of its last line
+        self._closed: set[rp.TaskID] = set()  # tasks whose final line is out
 
     def add_task(self, description: str, *args: Any, **kwargs: Any) -> rp.TaskID:
         task_id = super().add_task(description, *args, **kwargs)
@@ -54,21 +55,22 @@ class Progress(rp.Progress):
     def stop(self) -> None:
         if self.plain:
             for task in self.tasks:  # a closing line for each task whose last state was not printed
-                if self._logged.get(task.id) != -1.0:
-                    self._log(task.id, force=True)
+                self._log(task.id, force=True)
         super().stop()
 
     def _log(self, task_id: rp.TaskID, force: bool = False) -> None:
         if not self.plain:
+            return
+        if task_id in self._closed:
             return
         task = self._tasks[task_id]
         now = self._clock()
         last = self._logged.get(task_id)
         if not (force or task.finished or last is None or now - last >= self._every):
             return
-        if last == -1.0:  # its final line is out
-            return
-        self._logged[task_id] = -1.0 if task.finished else now
+        self._logged[task_id] = now
+        if task.finished:
+            self._closed.add(task_id)
         self.console.print(plain_line(task), markup=False, highlight=False, soft_wrap=True)
 
 
