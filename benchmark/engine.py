@@ -7,15 +7,18 @@ only through an `Engine`, so black-box methods get batching across diffs for fre
 from __future__ import annotations
 
 import warnings
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 
 import torch
 from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
+from . import white_box
 from .errors import WdqaError, WdqaWarning
 from .lora import MultiDiffLinear, applied, build_terms, install_multi_diff
 from .types import WeightDiff
+from .white_box import ForwardInput, ForwardResult
 
 Message = dict[str, str]
 # An empty diff: rows that should run the base model M index it, so one batch mixes M and many M′.
@@ -37,23 +40,37 @@ def _contiguous_input(module: torch.nn.Module, args: tuple) -> tuple:
 
 @dataclass
 class GenerationStats:
-    """Counters a run manifest records."""
+    """Counters a run manifest records: generation (`chat`), and white-box forward passes (`forward`),
+    whose tokens are counted apart for rows on M and rows on M′."""
 
     sequences: int = 0
     new_tokens: int = 0
     forward_batches: int = 0
+    forward_tokens_base: int = 0  # tokens read by forward() on rows of M (None)
+    forward_tokens_diff: int = 0  # tokens read by forward() on rows of M ⊕ diff
+    captured_passes: int = 0  # forward() passes that captured activations
+
+    def count_forward(self, diffs: Sequence[WeightDiff | None], lengths: Sequence[int], captured: bool) -> None:
+        self.forward_batches += 1
+        self.forward_tokens_base += sum(n for d, n in zip(diffs, lengths, strict=True) if d is None)
+        self.forward_tokens_diff += sum(n for d, n in zip(diffs, lengths, strict=True) if d is not None)
+        self.captured_passes += int(captured)
 
 
 @dataclass
 class Engine:
     """The base model M with a batched `chat()` over any mix of diffs (None = the base model).
 
-    `shared` adapters (e.g. a DIT adapter) are added on top of every row's own diff.
+    `shared` adapters (e.g. a DIT adapter) are added on top of every row's own diff. White-box
+    methods read logits and activations with `forward()` (batched over diffs the same way) and the
+    model's parts with `layer_names`, `logit_lens()` and `capture_names()`.
     """
 
     model: PreTrainedModel
     tokenizer: PreTrainedTokenizerBase
     max_batch: int = 64
+    # forward() runs at most this many (padded) tokens per pass; inputs beyond it go in more passes.
+    forward_max_tokens: int = 16384
     stats: GenerationStats = field(default_factory=GenerationStats)
 
     def __post_init__(self) -> None:
@@ -77,6 +94,73 @@ class Engine:
             conversation, tokenize=False, add_generation_prompt=True, enable_thinking=False
         )
         return str(prompt) + reply_prefix
+
+    @contextmanager
+    def diffs_applied(self, diffs: Sequence[WeightDiff | None], shared: Sequence[WeightDiff] = ()) -> Iterator[None]:
+        """Within the block, batch row b of a forward pass runs M ⊕ diffs[b] (M for None) ⊕ shared."""
+        # Rows without a diff point at BASE_ROW, the last task.
+        # One task per distinct diff object: a method that asks one diff many prompts (20 questions)
+        # stacks its factors once, not once per row.
+        present = list({id(d): d for d in diffs if d is not None}.values())
+        task_of = {id(d): i for i, d in enumerate(present)}
+        row_task = torch.tensor([task_of[id(d)] if d is not None else len(present) for d in diffs])
+        per_row = build_terms(self.wrapped, [*present, BASE_ROW], row_task) if present else {}
+        shared_terms = [build_terms(self.wrapped, [a], torch.zeros(len(diffs), dtype=torch.long)) for a in shared]
+        with applied(self.wrapped, per_row, *shared_terms):
+            yield
+
+    def forward(
+        self,
+        diffs: Sequence[WeightDiff | None],
+        inputs: Sequence[ForwardInput],
+        *,
+        capture: Sequence[str] = (),
+        logits: bool = True,
+        shared: Sequence[WeightDiff] = (),
+    ) -> ForwardResult:
+        """Logits and captured activations of M ⊕ diffs[i] (M for None) on inputs[i], batched over
+        diffs as `chat()` is and chunked to `forward_max_tokens` tokens per pass.
+
+        inputs[i] is a conversation (a last assistant turn is the reply), a string (one user turn,
+        rendered up to where the reply starts), or token ids (a list of ints, or `TokenIds` with
+        where the reply starts). `capture` names modules (`capture_names()`): NAME or NAME:output
+        reads the module's output, NAME:input its input; `layer_names` are the residual stream
+        after each decoder layer. Shapes are documented on `ForwardResult`."""
+        return white_box.forward(self, diffs, inputs, capture=capture, logits=logits, shared=shared)
+
+    @property
+    def layer_names(self) -> list[str]:
+        """The decoder layers' module names in order; capture one to read the residual stream after it."""
+        return white_box.layer_names(self.model)
+
+    @property
+    def n_layers(self) -> int:
+        return len(self.layer_names)
+
+    def capture_names(self) -> list[str]:
+        """Every module name `forward(capture=...)` takes (each also as NAME:input / NAME:output)."""
+        return white_box.capture_names(self.model)
+
+    @property
+    def final_norm(self) -> torch.nn.Module:
+        return white_box.decoder(self.model).norm
+
+    @property
+    def unembedding(self) -> torch.nn.Module:
+        """The output projection to the vocabulary ([vocab, d] weight)."""
+        return self.model.get_output_embeddings()
+
+    def logit_lens(self, hidden: torch.Tensor) -> torch.Tensor:
+        """[..., d] residual-stream vectors → float32 CPU logits [..., vocab] through the final norm
+        and unembedding (and Gemma's soft-capping)."""
+        return white_box.logit_lens(self.model, hidden)
+
+    def layer_of(self, module: str) -> int | None:
+        """The decoder layer a module name (a diff's, a capture's) belongs to; None outside the layers."""
+        for i, name in enumerate(self.layer_names):
+            if module == name or module.startswith(name + "."):
+                return i
+        return None
 
     @torch.no_grad()
     def chat(
@@ -147,22 +231,14 @@ class Engine:
     ) -> list[str]:
         enc = self.tokenizer(list(prompts), return_tensors="pt", padding=True, add_special_tokens=False)
         enc = {k: v.to(self.device) for k, v in enc.items()}
-        # Rows without a diff point at BASE_ROW, the last task.
-        # One task per distinct diff object: a method that asks one diff many prompts (20 questions)
-        # stacks its factors once, not once per row.
-        present = list({id(d): d for d in diffs if d is not None}.values())
-        task_of = {id(d): i for i, d in enumerate(present)}
-        row_task = torch.tensor([task_of[id(d)] if d is not None else len(present) for d in diffs])
-        per_row = build_terms(self.wrapped, [*present, BASE_ROW], row_task) if present else {}
         batch = len(prompts)
-        shared_terms = [build_terms(self.wrapped, [a], torch.zeros(batch, dtype=torch.long)) for a in shared]
         gen_kwargs: dict = dict(max_new_tokens=max_new_tokens, pad_token_id=self.tokenizer.pad_token_id)
         if temperature > 0:
             torch.manual_seed(seed)
             gen_kwargs.update(do_sample=True, temperature=temperature, top_p=1.0, top_k=0)
         else:
             gen_kwargs.update(do_sample=False, temperature=None, top_p=None, top_k=None)
-        with applied(self.wrapped, per_row, *shared_terms):
+        with self.diffs_applied(diffs, shared):
             output = self.model.generate(**enc, **gen_kwargs)
         new = output[:, enc["input_ids"].shape[1] :]
         texts = self.tokenizer.batch_decode(new, skip_special_tokens=True)
