@@ -16,6 +16,7 @@ from .asking import base_question, generated_story, twenty_questions_method
 from .controls import empty_answer, fixed_answer
 from .dit.method import dit_baseline
 from .guesser import Guesser, get_guesser
+from .lenses import activation_diff_lens, weight_lens
 from .prefill import prefill
 
 # A factory gets the text after `NAME:` (None when there is none) and the guesser that turns
@@ -66,6 +67,12 @@ _no_argument("generated-story", lambda g: generated_story(guesser=g))
 @METHODS.register("dit")
 def _dit(argument: str | None, guesser: Guesser) -> Method:
     return dit_baseline(argument)  # None: the suite's published adapter; NAME or PATH picks another
+
+
+# Training-free white-box baselines: ΔW's singular directions, and M′ − M activations, through the logit lens.
+_no_argument("weight-lens", lambda g: weight_lens(guesser=g))
+_no_argument("activation-diff-lens", lambda g: activation_diff_lens(oracle=False, guesser=g))
+_no_argument("activation-diff-lens+trigger", lambda g: activation_diff_lens(oracle=True, guesser=g))
 
 
 # Controls that interpret nothing: what a score must beat to mean anything.

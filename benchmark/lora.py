@@ -35,6 +35,26 @@ def delta_weight(diff: WeightDiff, module: str) -> torch.Tensor:
     return delta
 
 
+def top_singular(diff: WeightDiff, module: str, k: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """The top-k singular triplets of one module's ΔW in fp32: U [d_out, k], S [k], V [d_in, k] with
+    ΔW ≈ U·diag(S)·Vᵀ. A LoRA's come from its factors without forming ΔW: with B = Q_B·R_B and
+    Aᵀ = Q_A·R_A (QR), ΔW = scale · Q_B·(R_B·R_Aᵀ)·Q_Aᵀ, so the SVD of the small [rank, rank] core
+    gives them. A dense ΔW goes through a full SVD."""
+    if diff.kind == "lora":
+        f = diff.lora[module]
+        A, B = f.A.float(), f.B.float()
+        if not (torch.isfinite(A).all() and torch.isfinite(B).all()):
+            raise DiffError(f"diff {diff.diff_id}: {module} has non-finite LoRA factors")
+        q_b, r_b = torch.linalg.qr(B)  # [d_out, r], [r, r]
+        q_a, r_a = torch.linalg.qr(A.T)  # [d_in, r], [r, r]
+        u, s, vh = torch.linalg.svd(f.scale * r_b @ r_a.T)
+        U, V = q_b @ u, q_a @ vh.T
+    else:
+        U, s, vh = torch.linalg.svd(delta_weight(diff, module), full_matrices=False)
+        V = vh.T
+    return U[:, :k], s[:k], V[:, :k]
+
+
 def _check_finite(delta: torch.Tensor, diff: WeightDiff, module: str) -> None:
     if not torch.isfinite(delta).all():
         raise DiffError(f"diff {diff.diff_id}: ΔW of {module} has non-finite values (NaN or inf)")
