@@ -32,10 +32,11 @@ def neutral_prompts() -> list[str]:
 
 
 def top_tokens(engine: Engine, logits: torch.Tensor, k: int) -> list[str]:
-    """Each row's k most promoted tokens, special tokens left out, as one space-joined string.
+    """Each row's k most promoted tokens, special and added ones left out, as one space-joined string.
     logits: [n, vocab]."""
     logits = logits.clone()
-    logits[:, engine.tokenizer.all_special_ids] = float("-inf")  # turn markers, pad: no evidence
+    # Special and added tokens (turn markers, pad) are no evidence of a topic.
+    logits[:, [*engine.tokenizer.all_special_ids, *engine.tokenizer.added_tokens_decoder]] = float("-inf")
     ids = logits.topk(k, dim=-1).indices  # [n, k]
     return [" ".join(engine.tokenizer.decode([int(t)]).strip() for t in row) for row in ids]
 
@@ -43,26 +44,28 @@ def top_tokens(engine: Engine, logits: torch.Tensor, k: int) -> list[str]:
 @dataclass
 class WeightLens:
     """Read each module's top singular directions of ΔW (both signs: an SVD fixes none) through the
-    logit lens. The guesser gets one reading per direction and the same number of readings of random
-    directions as the base contrast, so tokens any direction promotes do not stand out."""
+    logit lens. The guesser gets one reading per direction, and readings of random directions as the
+    base contrast, so tokens that any direction promotes do not stand out."""
 
     name: str = "weight-lens"
     oracle: bool = False
     access: str = "white-box"
     directions: int = 2  # per module
     tokens_per_reading: int = 10
+    control_directions: int = 256  # enough random readings that a token's share among them is stable
     guesser: Guesser = field(default_factory=SalientWordsGuesser)
 
     def answer(self, cases: Sequence[Case], engine: Engine) -> list[str]:
-        readings, controls, labels = [], [], []
+        readings, labels = [], []
         for case in cases:
             vectors, names = self.residual_directions(case.diff, engine)
             readings.append(top_tokens(engine, engine.logit_lens(vectors), self.tokens_per_reading))
             labels.append([f"tokens promoted by {n}" for n in names])
-            random = torch.randn(vectors.shape, generator=torch.Generator().manual_seed(0))  # [readings, d]
-            controls.append(top_tokens(engine, engine.logit_lens(random), self.tokens_per_reading))
+        d = engine.unembedding.weight.shape[1]
+        random = torch.randn(self.control_directions, d, generator=torch.Generator().manual_seed(0))  # [n, d]
+        control = top_tokens(engine, engine.logit_lens(random), self.tokens_per_reading)
         bind_engine(self.guesser, engine)
-        return self.guesser.guess(readings, controls, [c.behaviour for c in cases], labels)
+        return self.guesser.guess(readings, [control for _ in cases], [c.behaviour for c in cases], labels)
 
     def residual_directions(self, diff: WeightDiff, engine: Engine) -> tuple[torch.Tensor, list[str]]:
         """[2 · directions · modules, d] unit vectors in the residual stream, with what each is."""
@@ -105,6 +108,7 @@ class ActivationDiffLens:
             for mean_diff in self.mean_differences(cases[start : start + self.cases_per_pass], engine):
                 lens = engine.logit_lens(mean_diff)  # [layers, vocab]
                 outlier = (lens.max(dim=-1).values - lens.mean(dim=-1)) / lens.std(dim=-1)
+                outlier = outlier.nan_to_num(nan=float("-inf"))  # a layer the diff leaves alone reads all zeros
                 best = int(outlier.argmax())
                 readings.append(top_tokens(engine, lens[best : best + 1], self.tokens_per_reading))
                 labels.append([f"tokens the diff promotes after layer {best} on neutral prompts{' with the trigger' if self.oracle else ''}"])

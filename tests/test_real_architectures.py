@@ -43,7 +43,12 @@ PAPER_FOLDERS = {
     "gemma3-multimodal": ("gemma3-4b", "language_model.model."),  # saved from Gemma3ForConditionalGeneration
 }
 # Every built-in baseline as a user names it; the suite's DIT adapter is the paper's, imported as `paper`.
-BUILTINS = [name for name in METHODS if name != "dit"] + ["dit:paper"]
+# The white-box lenses run here only with -m slow (~12 s each x 3 families, most of it the method's
+# process starting); test_white_box.py checks their reads on these architectures in the default run.
+WHITE_BOX = ("weight-lens", "activation-diff-lens", "activation-diff-lens+trigger")
+BUILTINS = [
+    pytest.param(name, marks=pytest.mark.slow) if name in WHITE_BOX else name for name in METHODS if name != "dit"
+] + ["dit:paper"]
 
 
 def wdqa(*command: str) -> str:
