@@ -132,3 +132,15 @@ def test_an_input_that_is_not_text_or_token_ids_is_refused() -> None:
     engine = Engine(real_architecture_model("qwen3", tok), tok)
     with pytest.raises(ForwardInputError, match="not a dict"):
         engine.forward([None], [{"role": "user"}])  # type: ignore[list-item]
+
+
+def test_the_white_box_example_answers_every_micro_suite_case_through_wdqa_evaluate(micro_suite: Path, tmp_path: Path) -> None:
+    from typer.testing import CliRunner
+    from wdqa.benchmark.cli import app
+
+    example = Path(__file__).resolve().parents[1] / "submissions" / "examples" / "reply_shift.py"
+    args = ["evaluate", str(example), "--suite", str(micro_suite), "--split", "test", "--baselines", "none", "--runs-dir", str(tmp_path)]
+    result = CliRunner().invoke(app, args, env={"COLUMNS": "200"})
+    assert result.exit_code == 0 and "reply-shift" in result.output and "case(s) failed" not in result.output, result.output
+    answers = [line for path in tmp_path.rglob("answers.jsonl") for line in path.read_text().splitlines()]
+    assert answers and all('"error": null' in line and '"answer": ""' not in line for line in answers), answers[:3]
