@@ -27,6 +27,14 @@ wdqa evaluate submissions/examples/ask_directly.py --suite tiny --split test \
 wdqa evaluate baseline:base-question+trigger --suite tiny --split test --guesser base-model \
   --baselines 20-questions+trigger,prefill --runs-dir "$OUT/runs"
 
+# white-box baselines (training-free: ΔW's singular directions / M′ − M activations through the
+# logit lens) and the white-box example, both guessers; the tiny suite has no `null` split
+wdqa evaluate baseline:weight-lens --suite tiny --split test \
+  --baselines activation-diff-lens,activation-diff-lens+trigger --runs-dir "$OUT/runs"
+wdqa evaluate baseline:weight-lens --suite tiny --split test --guesser base-model \
+  --baselines activation-diff-lens,activation-diff-lens+trigger --runs-dir "$OUT/runs"
+wdqa evaluate submissions/examples/reply_shift.py --suite tiny --split test --baselines none --runs-dir "$OUT/runs"
+
 # 5. unlocking: exact labels (and words of them) in prefilled and triggered replies
 python benchmarks/prefill_labels.py "$SUITE_DIR" test
 
