@@ -46,6 +46,7 @@ class AskQuestions:
     name: str
     prompts: Sequence[str] | None = None  # None: the suite's own question
     oracle: bool = False
+    access: str = "black-box"  # replies only: the diff's tensors and engine.forward are sealed off
     max_new_tokens: int = 30
     guesser: Guesser = field(default_factory=SalientWordsGuesser)
     temperature: float = 0.0

@@ -24,6 +24,7 @@ class ConstantAnswer:
     name: str
     text: str
     oracle: bool = False
+    access: str = "black-box"
 
     def answer(self, cases: Sequence[Case], engine: Engine) -> list[str]:
         return [self.text] * len(cases)

@@ -139,9 +139,12 @@ class BaseModelGuesser:
 
 
 def bind_engine(guesser: Guesser, engine: Engine) -> None:
-    """Give a guesser that runs a model (`BaseModelGuesser`) the method's engine; others ignore it."""
+    """Give a guesser that runs a model (`BaseModelGuesser`) the method's engine, and one that calls
+    an LLM (`LLMGuesser`) the engine's meter, which counts its calls and tokens per case."""
     if isinstance(guesser, BaseModelGuesser):
         guesser.engine = engine
+    if hasattr(guesser, "meter"):
+        guesser.meter = engine.meter
 
 
 GuesserFactory = Callable[[str | None], Guesser]  # gets the text after `NAME:` (None when there is none)

@@ -3,6 +3,7 @@ the topic (or summarises the news event). Prompts are versioned files; replies a
 
 from __future__ import annotations
 
+import dataclasses
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -11,6 +12,7 @@ from importlib import resources
 import jinja2
 
 from ..benchmark.llm_client import ChatClient, ChatSettings
+from ..benchmark.meter import Meter
 
 _VERSION = re.compile(r"version:\s*([\w.-]+)")
 
@@ -36,6 +38,7 @@ class LLMGuesser:
     settings: ChatSettings
     name: str = field(init=False)
     version: str = field(init=False)
+    meter: Meter | None = None  # the engine's (bind_engine): API calls and tokens count towards the cases
 
     def __post_init__(self) -> None:
         self._topic, topic_version = _template("guess_topic")
@@ -56,9 +59,14 @@ class LLMGuesser:
         for r, p, behaviour in zip(replies, prompts, behaviours, strict=True):
             template = self._news if behaviour == "news" else self._topic
             messages.append([{"role": "user", "content": template.render(exchanges=list(zip(p, r, strict=True)))}])
+        before = dataclasses.replace(self.client.usage)
         results = self.client.complete_many(
             messages, parse_guess, reask="Reply again with the answer only, on one line.", what=[f"guess {i}" for i in range(len(messages))]
         )
+        if self.meter is not None:
+            after = self.client.usage
+            tokens = after.prompt_tokens + after.completion_tokens - before.prompt_tokens - before.completion_tokens
+            self.meter.count(None, guesser_calls=after.api_calls - before.api_calls, guesser_tokens=tokens)
         # An unusable guess is an empty answer (the judge scores it 1), and its raw replies are lost
         # to the run only if the guesser could not produce anything after its retries.
         return [r.value if r.value is not None else "" for r in results]

@@ -30,6 +30,7 @@ class Prefill:
     max_new_tokens: int = 30
     guesser: Guesser = field(default_factory=SalientWordsGuesser)
     oracle: bool = False
+    access: str = "black-box"
 
     def replies(self, cases: Sequence[Case], engine: Engine, diffs: Sequence[WeightDiff | None]) -> list[list[str]]:
         """[case][opening]: the opening followed by the model's continuation."""

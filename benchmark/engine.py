@@ -17,6 +17,7 @@ from transformers import PreTrainedModel, PreTrainedTokenizerBase
 from . import white_box
 from .errors import WdqaError, WdqaWarning
 from .lora import MultiDiffLinear, applied, build_terms, install_multi_diff
+from .meter import Access, AccessError, Meter, unseal
 from .types import WeightDiff
 from .white_box import ForwardInput, ForwardResult
 
@@ -40,21 +41,11 @@ def _contiguous_input(module: torch.nn.Module, args: tuple) -> tuple:
 
 @dataclass
 class GenerationStats:
-    """Counters a run manifest records: generation (`chat`), and white-box forward passes (`forward`),
-    whose tokens are counted apart for rows on M and rows on M′."""
+    """Counters a run manifest records (per-case counts are the `meter`'s)."""
 
     sequences: int = 0
     new_tokens: int = 0
     forward_batches: int = 0
-    forward_tokens_base: int = 0  # tokens read by forward() on rows of M (None)
-    forward_tokens_diff: int = 0  # tokens read by forward() on rows of M ⊕ diff
-    captured_passes: int = 0  # forward() passes that captured activations
-
-    def count_forward(self, diffs: Sequence[WeightDiff | None], lengths: Sequence[int], captured: bool) -> None:
-        self.forward_batches += 1
-        self.forward_tokens_base += sum(n for d, n in zip(diffs, lengths, strict=True) if d is None)
-        self.forward_tokens_diff += sum(n for d, n in zip(diffs, lengths, strict=True) if d is not None)
-        self.captured_passes += int(captured)
 
 
 @dataclass
@@ -71,6 +62,10 @@ class Engine:
     max_batch: int = 64
     # forward() runs at most this many (padded) tokens per pass; inputs beyond it go in more passes.
     forward_max_tokens: int = 16384
+    meter: Meter = field(default_factory=Meter)  # per-diff counts of what ran on M and M′
+    # What the running method declared: a black-box method may only `chat` (docs/white-box.md).
+    access: Access = "white-box"
+    method_name: str = "the method"
     stats: GenerationStats = field(default_factory=GenerationStats)
 
     def __post_init__(self) -> None:
@@ -95,17 +90,25 @@ class Engine:
         )
         return str(prompt) + reply_prefix
 
+    def count_forward(self, diffs: Sequence[WeightDiff | None], lengths: Sequence[int]) -> None:
+        """Meter one forward() pass: each row's tokens on M or M′, and one white-box read per row."""
+        self.stats.forward_batches += 1
+        for d, n in zip(diffs, lengths, strict=True):
+            self.meter.count(unseal(d), **{f"forward_tokens_{'base' if d is None else 'diff'}": n, "white_box_reads": 1})
+
     @contextmanager
     def diffs_applied(self, diffs: Sequence[WeightDiff | None], shared: Sequence[WeightDiff] = ()) -> Iterator[None]:
         """Within the block, batch row b of a forward pass runs M ⊕ diffs[b] (M for None) ⊕ shared."""
+        diffs = [unseal(d) for d in diffs]
         # Rows without a diff point at BASE_ROW, the last task.
         # One task per distinct diff object: a method that asks one diff many prompts (20 questions)
         # stacks its factors once, not once per row.
         present = list({id(d): d for d in diffs if d is not None}.values())
         task_of = {id(d): i for i, d in enumerate(present)}
         row_task = torch.tensor([task_of[id(d)] if d is not None else len(present) for d in diffs])
-        per_row = build_terms(self.wrapped, [*present, BASE_ROW], row_task) if present else {}
-        shared_terms = [build_terms(self.wrapped, [a], torch.zeros(len(diffs), dtype=torch.long)) for a in shared]
+        with self.meter.pause():  # applying a diff is the Engine's read, not the method's
+            per_row = build_terms(self.wrapped, [*present, BASE_ROW], row_task) if present else {}
+            shared_terms = [build_terms(self.wrapped, [a], torch.zeros(len(diffs), dtype=torch.long)) for a in shared]
         with applied(self.wrapped, per_row, *shared_terms):
             yield
 
@@ -126,7 +129,16 @@ class Engine:
         where the reply starts). `capture` names modules (`capture_names()`): NAME or NAME:output
         reads the module's output, NAME:input its input; `layer_names` are the residual stream
         after each decoder layer. Shapes are documented on `ForwardResult`."""
+        self.require_white_box("engine.forward()")
         return white_box.forward(self, diffs, inputs, capture=capture, logits=logits, shared=shared)
+
+    def require_white_box(self, what: str) -> None:
+        """Stop a method that declared black-box access from reading inside the models."""
+        if self.access != "white-box":
+            raise AccessError(
+                f"method {self.method_name} declares black-box access but called {what} (a white-box read); "
+                'set `access = "white-box"` on the method to read weights and activations'
+            )
 
     @property
     def layer_names(self) -> list[str]:
@@ -153,6 +165,7 @@ class Engine:
     def logit_lens(self, hidden: torch.Tensor) -> torch.Tensor:
         """[..., d] residual-stream vectors → float32 CPU logits [..., vocab] through the final norm
         and unembedding (and Gemma's soft-capping)."""
+        self.require_white_box("engine.logit_lens()")
         return white_box.logit_lens(self.model, hidden)
 
     def layer_of(self, module: str) -> int | None:
@@ -243,7 +256,11 @@ class Engine:
         new = output[:, enc["input_ids"].shape[1] :]
         texts = self.tokenizer.batch_decode(new, skip_special_tokens=True)
         eos = self.tokenizer.eos_token_id
+        generated = ((new != self.tokenizer.pad_token_id) & (new != eos)).sum(dim=1).tolist()  # [batch]
         self.stats.sequences += batch
         self.stats.forward_batches += 1
-        self.stats.new_tokens += int(((new != self.tokenizer.pad_token_id) & (new != eos)).sum())
+        self.stats.new_tokens += sum(generated)
+        for d, read, made in zip(diffs, enc["attention_mask"].sum(dim=1).tolist(), generated, strict=True):
+            side = "base" if d is None else "diff"
+            self.meter.count(unseal(d), **{f"forward_tokens_{side}": read, f"generated_tokens_{side}": made})
         return [t.strip() for t in texts]

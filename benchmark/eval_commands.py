@@ -84,6 +84,10 @@ def register(app: typer.Typer) -> None:
             "revision=COMMIT (default: the one the suite pins). Recorded in the run manifest.",
         ),
         max_batch: int = typer.Option(64, "--max-batch", min=1, help="Rows per forward pass of the base model (halved on a GPU out-of-memory)."),
+        budget_tokens: int | None = typer.Option(
+            None, "--budget-tokens", min=1,
+            help="Per-case budget: a case that runs more tokens through M and M′ (forward and generated) fails as over budget.",
+        ),
         revision: str | None = typer.Option(None, "--revision", help="Suite revision (Hub suites)."),
         seed: int = typer.Option(0, "--seed"),
         overwrite: bool = typer.Option(False, "--overwrite", help="Start again when the run folder holds another method version's answers."),
@@ -182,7 +186,7 @@ def register(app: typer.Typer) -> None:
                         evaluate(
                             the_method, the_suite, split, the_judge, target, batch_size, timeout, limit, seed,
                             overwrite, progress=lambda k, t=task: progress.advance(t, k), fit_split=fit_split,
-                            model_options=options, max_batch=max_batch,
+                            model_options=options, max_batch=max_batch, budget_tokens=budget_tokens,
                         )
                     )
         console.print(score_table(results, f"{the_judge.name} @ {the_judge.prompt_version}"))

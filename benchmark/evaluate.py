@@ -12,7 +12,7 @@ import shutil
 import subprocess
 import time
 import warnings
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from importlib import metadata
@@ -23,9 +23,10 @@ from .. import __version__
 from .errors import WdqaError, WdqaWarning
 from .judge.base import Judge
 from .judge.stage import judge_run
+from .meter import Usage
 from .method import MethodError
 from .model_options import ModelOptions
-from .records import RunFolder, ScoreSummary, judge_key
+from .records import AnswerRecord, RunFolder, ScoreSummary, judge_key
 from .run_manifest import RunJudge, RunManifest, RunMethod, RunSuite
 from .runner import AnswerStats, run_answer_stage
 from .suite import Suite
@@ -77,6 +78,7 @@ def evaluate(
     device: str | None = None,
     model_options: ModelOptions | None = None,
     max_batch: int = 64,
+    budget_tokens: int | None = None,
 ) -> RunResult:
     """Run `method` (started with `MethodProcess.start`) on the splits, judge, and write `run_dir`.
     The method's process loads the base model as `model_options` say (`device`: the --device
@@ -95,7 +97,7 @@ def evaluate(
 
     # 2. answer every case not yet answered (appended as produced: a crash resumes here); a case
     #    that raises, hangs or ends the method's process fails alone, and the run goes on
-    stats = run_answer_stage(method, suite, splits, folder, batch_size, timeout_per_case, limit, progress)
+    stats = run_answer_stage(method, suite, splits, folder, batch_size, timeout_per_case, limit, progress, budget_tokens)
     method.close()  # frees the model before judging
 
     # 3. judge every answer not yet judged by this judge and prompt version
@@ -116,7 +118,13 @@ def evaluate(
         model={**manifest.model, "loaded": {"device": method.device, "dtype": method.dtype}},
         timings={"answer_s": round(stats.seconds, 3), "judge_s": round(judge_s, 3)},
         generation=dict(method.generation),
-        counts={"cases": len(answers), "failed": sum(1 for a in answers.values() if a.error)},
+        counts={
+            "cases": len(answers),
+            "failed": sum(1 for a in answers.values() if a.error),
+            "over_budget": sum(1 for a in answers.values() if a.error and a.error.startswith("over budget")),
+        },
+        usage=total_usage(answers.values()),
+        budget_tokens=budget_tokens,
     )
     folder.write_manifest(manifest)
     summary = folder.write_summary()
@@ -124,6 +132,16 @@ def evaluate(
     current = judge_key(judge.name, judge.prompt_version)
     summary = {k: v for k, v in summary.items() if k == current}
     return RunResult(method.name, method.oracle, run_dir, stats, summary)
+
+
+def total_usage(answers: Iterable[AnswerRecord]) -> dict[str, int]:
+    """The metered cases' counts summed, with `cases`: how many were metered (older runs' are not)."""
+    total, cases = Usage(), 0
+    for a in answers:
+        if a.usage is not None:
+            total.add(Usage.from_dict(a.usage))
+            cases += 1
+    return {**total.as_dict(), "cases": cases} if cases else {}
 
 
 def fit_learned_method(method: MethodProcess, suite: Suite, split: str, state_dir: Path) -> bool:
@@ -160,7 +178,8 @@ def _start_manifest(
         wdqa_version=__version__,
         git_commit=_git_commit(),
         method=RunMethod(
-            name=info.name, spec=method.spec.spec, sha256=method.sha256, oracle=info.oracle, builtin=info.builtin
+            name=info.name, spec=method.spec.spec, sha256=method.sha256, oracle=info.oracle, builtin=info.builtin,
+            access=info.access,
         ),
         suite=RunSuite(
             name=suite.name,

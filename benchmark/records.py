@@ -32,6 +32,7 @@ class AnswerRecord:
     answer: str | None
     error: str | None = None
     seconds: float = 0.0
+    usage: dict[str, int] | None = None  # what the case read of M and M′ (benchmark/meter.py Usage); None before metering
 
 
 @dataclass(frozen=True)

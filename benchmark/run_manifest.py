@@ -28,6 +28,7 @@ class RunMethod:
     sha256: str = ""
     oracle: bool = False
     builtin: bool = False
+    access: str | None = None  # "black-box" or "white-box" as the method declared (benchmark/meter.py); None before
     extra: Mapping[str, Any] = field(default_factory=dict)  # e.g. train_fraction of a data-scaling run
 
     def train_fraction(self) -> float | None:
@@ -89,6 +90,10 @@ class RunManifest:
     timings: Mapping[str, float] = field(default_factory=dict)
     generation: Mapping[str, int] = field(default_factory=dict)
     counts: Mapping[str, int] = field(default_factory=dict)
+    # What the cases read of M and M′, summed over the answered cases (benchmark/meter.py Usage),
+    # with `cases`: how many cases were metered; and the per-case token budget the run applied.
+    usage: Mapping[str, int] = field(default_factory=dict)
+    budget_tokens: int | None = None
     # How the base model was loaded (dtype, device, device_map, attention, revision, max_batch), what
     # was actually loaded (`loaded`) and any earlier settings of a resumed run (`earlier`): recorded,
     # not part of the run's identity (docs/run-format.md).
@@ -128,6 +133,8 @@ class RunManifest:
             timings=read.value(raw, "timings", dict, {}),
             generation=read.value(raw, "generation", dict, {}),
             counts=read.value(raw, "counts", dict, {}),
+            usage=read.value(raw, "usage", dict, {}),
+            budget_tokens=read.value(raw, "budget_tokens", int, None),
             model=read.value(raw, "model", dict, {}),
             extra={k: v for k, v in raw.items() if k not in _FIELDS},
             schema_version=RUN_SCHEMA_VERSION,

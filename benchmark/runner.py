@@ -11,8 +11,9 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
+from .meter import Usage
 from .records import AnswerRecord, RunFolder
 from .suite import Suite
 from .worker import MethodProcess
@@ -38,8 +39,10 @@ def run_answer_stage(
     timeout_per_case: float | None = 300.0,
     limit: int | None = None,
     progress: Callable[[int], None] | None = None,
+    budget_tokens: int | None = None,
 ) -> AnswerStats:
-    """Answer every not-yet-answered case of the splits; each batch is appended to the run at once."""
+    """Answer every not-yet-answered case of the splits; each batch is appended to the run at once.
+    With `budget_tokens`, a case that ran more tokens through M and M′ fails with that reason."""
     stats = AnswerStats()
     done = {cid for cid, r in run.answers().items() if r.error is None}
     t0 = time.perf_counter()
@@ -52,6 +55,7 @@ def run_answer_stage(
         triggers = suite.triggers(split) if method.oracle else None
         for start in range(0, len(pending), batch_size):
             records = answer_batch(method, split, pending[start : start + batch_size], triggers, timeout_per_case)
+            records = [over_budget(r, budget_tokens) for r in records]
             run.append_answers(records)
             _count(records, stats)
             if progress:
@@ -73,18 +77,37 @@ def answer_batch(
     call = method.answer(split, diff_ids, triggers, timeout)
     if call.answers is not None:
         per_case = call.seconds / len(diff_ids)
-        return [_record(split, d, a, None, per_case) for d, a in zip(diff_ids, call.answers, strict=True)]
+        usage = call.usage or [None] * len(diff_ids)
+        return [_record(split, d, a, None, per_case, u) for d, a, u in zip(diff_ids, call.answers, usage, strict=True)]
     if len(diff_ids) == 1:
         return [_record(split, diff_ids[0], None, call.error, call.seconds)]
     records = []
     for diff_id in diff_ids:
         one = method.answer(split, [diff_id], triggers, timeout_per_case)
-        records.append(_record(split, diff_id, one.answers[0] if one.answers else None, one.error, one.seconds))
+        usage = one.usage[0] if one.usage else None
+        records.append(_record(split, diff_id, one.answers[0] if one.answers else None, one.error, one.seconds, usage))
     return records
 
 
-def _record(split: str, diff_id: str, answer: str | None, error: str | None, seconds: float) -> AnswerRecord:
-    return AnswerRecord(f"{split}/{diff_id}", split, diff_id, answer, error, round(seconds, 4))
+def over_budget(record: AnswerRecord, budget_tokens: int | None) -> AnswerRecord:
+    """The record failed with the reason when its case ran more than `budget_tokens` tokens."""
+    if budget_tokens is None or record.error is not None or record.usage is None:
+        return record
+    usage = Usage.from_dict(record.usage)
+    if usage.tokens <= budget_tokens:
+        return record
+    reason = (
+        f"over budget: the case ran {usage.tokens} tokens through M and M′ (forward {usage.forward_tokens_base} on M + "
+        f"{usage.forward_tokens_diff} on M′, generated {usage.generated_tokens_base} + {usage.generated_tokens_diff}), "
+        f"more than --budget-tokens {budget_tokens}"
+    )
+    return replace(record, answer=None, error=reason)
+
+
+def _record(
+    split: str, diff_id: str, answer: str | None, error: str | None, seconds: float, usage: dict[str, int] | None = None
+) -> AnswerRecord:
+    return AnswerRecord(f"{split}/{diff_id}", split, diff_id, answer, error, round(seconds, 4), usage)
 
 
 def _count(records: Sequence[AnswerRecord], stats: AnswerStats) -> None:

@@ -302,7 +302,7 @@ def _forward_chunk(
         out = engine.model(input_ids=input_ids.to(engine.device), attention_mask=mask.to(engine.device), use_cache=False)
     if logits:
         store["__logits__"] = out.logits.float().cpu()
-    engine.stats.count_forward(diffs, [len(x) for x in ids], captured=bool(captures))
+    engine.count_forward(diffs, [len(x) for x in ids])
     return [{k: v[b, : len(x)] for k, v in store.items()} for b, x in enumerate(ids)]
 
 

@@ -1,4 +1,5 @@
-"""Static SVG figures for the site: score distributions, rank generalisation, data scaling.
+"""Static SVG figures for the site: score distributions, rank generalisation, data scaling, score
+against the tokens a method ran per case.
 
 Owns drawing only (matplotlib, Agg backend, no display); which numbers to draw is decided by
 `site.py`. Output is deterministic (fixed hash salt, no date) so rebuilt sites diff cleanly.
@@ -98,3 +99,21 @@ def rank_generalisation_svg(series: Mapping[str, Sequence[Point]], title: str) -
 def data_scaling_svg(series: Mapping[str, Sequence[Point]], title: str) -> str:
     """Mean score against the share of training diffs a learned method saw."""
     return _lines_svg(series, "share of training diffs", title, log2_x=True)
+
+
+def score_vs_tokens_svg(points: Mapping[str, Point], title: str) -> str:
+    """One point per method: its mean score (95% CI) against the tokens it ran through M and M′
+    per case (forward and generated), on a log scale that is linear below 10 tokens, so a method
+    that runs no tokens (it reads weights only) shows at 0: what a score cost."""
+    fig, ax = plt.subplots(figsize=(6, 3.6))
+    for name, p in sorted(points.items()):
+        ax.errorbar([p.x], [p.mean], yerr=[[p.mean - p.ci_low], [p.ci_high - p.mean]], marker="o", capsize=3, label=name)
+    ax.set_xscale("symlog", linthresh=10)
+    ax.set_xlim(left=0)
+    ax.set_ylim(1, 5)
+    ax.set_xlabel("tokens run through M and M′ per case (log above 10)")
+    ax.set_ylabel("mean judge score (95% CI)")
+    ax.set_title(title, fontsize=10)
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=7)
+    return _to_svg(fig)

@@ -11,6 +11,7 @@ import io
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+from wdqa.benchmark.meter import Usage
 from wdqa.benchmark.records import ScoreSummary
 
 from .results import ResultSet
@@ -29,6 +30,17 @@ class ReportRow:
     prompt_version: str
     suite: str
     summary: ScoreSummary
+    access: str | None = None  # the method's declared access class, from its runs' manifests
+    tokens_per_case: float | None = None  # tokens run through M and M′ per metered case (all splits)
+
+
+def metering(result: ResultSet) -> tuple[str | None, float | None]:
+    """A method's access class and mean tokens per case (forward and generated, on M and M′), from
+    the manifests of its runs; None where the runs predate metering (or come from a score table)."""
+    access = next((m.method.access for m in result.manifests if m.method.access), None)
+    metered = [Usage.from_dict(m.usage) for m in result.manifests if m.usage.get("cases")]
+    cases = sum(int(m.usage["cases"]) for m in result.manifests if m.usage.get("cases"))
+    return access, (sum(u.tokens for u in metered) / cases if cases else None)
 
 
 def report_rows(results: Sequence[ResultSet]) -> list[ReportRow]:
@@ -36,7 +48,7 @@ def report_rows(results: Sequence[ResultSet]) -> list[ReportRow]:
     then the oracle rooflines, which are shown but not ranked with the rest."""
     rows = [
         ReportRow(
-            r.base_model, split, r.method, r.oracle, r.judge, r.prompt_version, r.suite.label, s
+            r.base_model, split, r.method, r.oracle, r.judge, r.prompt_version, r.suite.label, s, *metering(r)
         )
         for r in results
         for split, s in r.summaries.items()
@@ -88,9 +100,9 @@ def render_markdown(results: Sequence[ResultSet]) -> str:
     header = (
         "| Model | Split | Method | "
         + " | ".join(f"{k} (%)" for k in SCORES)
-        + " | Avg. [95% CI] | n |"
+        + " | Avg. [95% CI] | n | Access | Tokens / case |"
     )
-    lines = [header, "|" + " --- |" * (len(SCORES) + 5)]
+    lines = [header, "|" + " --- |" * (len(SCORES) + 7)]
     previous: tuple[str, str] | None = None
     for row in rows:
         group = (row.base_model, row.split)
@@ -103,6 +115,8 @@ def render_markdown(results: Sequence[ResultSet]) -> str:
             *(_share(row.summary, k) for k in SCORES),
             _mean_ci(row.summary),
             str(row.summary.n),
+            row.access or "—",
+            "—" if row.tokens_per_case is None else f"{row.tokens_per_case:,.0f}",
         ]
         lines.append("| " + " | ".join(c.replace("|", "\\|") for c in cells) + " |")
     return "\n".join(lines) + f"\n\n{footnote(results)}\n"
@@ -185,6 +199,8 @@ CSV_COLUMNS = [
     "mean",
     "ci_low",
     "ci_high",
+    "access",
+    "tokens_per_case",
 ]
 
 
@@ -211,6 +227,8 @@ def render_csv(results: Sequence[ResultSet]) -> str:
                 s.mean,
                 s.ci_low,
                 s.ci_high,
+                row.access or "",
+                "" if row.tokens_per_case is None else row.tokens_per_case,
             ]
         )
     return buf.getvalue()

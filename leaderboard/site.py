@@ -22,6 +22,7 @@ from wdqa.benchmark.records import ScoreRecord, ScoreSummary, summarize
 
 from . import plots
 from .false_findings import NULL_SPLIT, FalseFindings, false_findings
+from .report import metering
 from .results import ResultSet
 from .suite_card import SuiteCard, find_suite_cards
 
@@ -215,6 +216,11 @@ def _board_plots(
                 plots.score_distribution_svg(bars, f"{board.base_model} — {split}")
             )
             figures[f"Score distribution, split {split}"] = rel
+    costs = _cost_points(board)
+    if costs:
+        rel = f"plots/{slug}-tokens.svg"
+        (out / rel).write_text(plots.score_vs_tokens_svg(costs, f"{board.base_model} — score against tokens ({board.rank_split})"))
+        figures[f"Score against tokens per case (split {board.rank_split})"] = rel
     rank_series = _rank_series(board, cards)
     if rank_series:
         rel = f"plots/{slug}-rank.svg"
@@ -232,6 +238,18 @@ def _board_plots(
         )
         figures[f"Data scaling (split {board.rank_split})"] = rel
     return figures
+
+
+def _cost_points(board: Board) -> dict[str, plots.Point]:
+    """Each metered method's score on the board's main split at its tokens per case (runs made
+    before metering have none and are left out)."""
+    points = {}
+    for row in board.rows + board.oracle_rows:
+        tokens = metering(row.result)[1]
+        s = row.cells.get(board.rank_split)
+        if tokens is not None and s is not None and s.n:
+            points[row.result.method + (" †" if row.result.oracle else "")] = plots.Point(tokens, s.mean, s.ci_low, s.ci_high)
+    return points
 
 
 def _point(x: float, records: Sequence[ScoreRecord]) -> plots.Point:

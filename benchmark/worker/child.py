@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from ..errors import WdqaError
+from ..meter import SealedDiff, metered, method_access
 from ..method import FingerprintedMethod, LoadedMethod, SuiteBoundMethod, load_method_spec
 from ..suite import Suite
 from ..types import Case
@@ -115,6 +116,7 @@ class MethodHost:
         return MethodLoaded(
             name=str(m.name),
             oracle=bool(getattr(m, "oracle", False)),
+            access=method_access(m),
             sha256=self.loaded.sha256,
             builtin=self.loaded.builtin,
             learned=callable(getattr(m, "fit", None)),
@@ -168,6 +170,12 @@ class MethodHost:
                 for c, t, k in zip(cases, request.triggers, request.trigger_kinds, strict=True)
             ]
         engine = self._engine()
+        # The method reads its cases' diffs as its access class allows: sealed from a black-box
+        # method, counted for a white-box one; the engine's meter counts this call alone.
+        engine.access, engine.method_name = method_access(self.method), self.where
+        engine.meter.reset()
+        seal = (lambda d: SealedDiff(d, self.where)) if engine.access == "black-box" else (lambda d: metered(d, engine.meter))
+        cases = [dataclasses.replace(c, diff=seal(c.diff)) for c in cases]
         stats = engine.stats
         before = (stats.sequences, stats.new_tokens, stats.forward_batches)
         t0 = time.perf_counter()
@@ -176,7 +184,8 @@ class MethodHost:
         stats = engine.stats
         sequences, new_tokens, batches = (max(0, now - then) for now, then in zip(
             (stats.sequences, stats.new_tokens, stats.forward_batches), before, strict=True))
-        return Answered(answers, seconds, sequences, new_tokens, batches)
+        usage = [u.as_dict() for u in engine.meter.per_case([c.diff.diff_id for c in cases])]
+        return Answered(answers, seconds, sequences, new_tokens, batches, usage)
 
     def _engine(self) -> Engine:
         if self.engine is None:

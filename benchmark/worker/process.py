@@ -82,6 +82,7 @@ class CallResult:
     answers: list[str] | None
     error: str | None
     seconds: float
+    usage: list[dict[str, int]] | None = None  # per case, with the answers (benchmark/meter.py Usage)
 
 
 @dataclass
@@ -258,7 +259,7 @@ class MethodProcess:
         self.generation["sequences"] += reply.sequences
         self.generation["new_tokens"] += reply.new_tokens
         self.generation["forward_batches"] += reply.forward_batches
-        return CallResult(reply.answers, None, seconds)
+        return CallResult(reply.answers, None, seconds, reply.usage)
 
     # -- setup steps, replayed on a fresh process
 

@@ -10,6 +10,7 @@ from wdqa.benchmark.types import Case
 class AskDirectly:
     name = "ask-directly"
     oracle = False  # True would give each case its trigger (and mark the method as an oracle)
+    access = "black-box"  # replies only; "white-box" (the default) may read weights and activations
 
     def answer(self, cases: list[Case], engine: Engine) -> list[str]:
         # One batched call: row i runs M' = M + cases[i].diff.

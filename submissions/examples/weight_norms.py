@@ -12,6 +12,7 @@ from wdqa.benchmark.types import Case
 class WeightNorms:
     name = "weight-norms"
     oracle = False
+    access = "white-box"  # reads the diff's tensors
 
     def answer(self, cases: list[Case], engine: Engine) -> list[str]:
         answers = []
