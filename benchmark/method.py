@@ -35,9 +35,13 @@ class Method(Protocol):
     Attributes:
         name: shown in every table.
         oracle: True if the method must be told each diff's trigger (marked oracle, never ranked).
+        access: optional, "black-box" (replies only: the diff's tensors and `engine.forward` are
+            sealed off, and reading them fails the case) or "white-box" (the default); recorded in
+            the run manifest and shown by `wdqa report` (docs/white-box.md).
 
-    `answer` gets the cases and the Engine (M, and M′ = M ⊕ case.diff through `engine.chat`) and
-    returns one answer string per case, in order.
+    `answer` gets the cases and the Engine (M, and M′ = M ⊕ case.diff through `engine.chat`; for
+    white-box methods also `engine.forward`, the logit lens and the diff's tensors) and returns one
+    answer string per case, in order.
 
     Learned methods (see `LearnedMethod`) also define `fit(cases, labels, engine)` — the training
     split's cases with their label texts, in the same order — and `save(folder)` / `load(folder)`;

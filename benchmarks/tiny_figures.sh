@@ -34,6 +34,8 @@ wdqa evaluate baseline:weight-lens --suite tiny --split test \
 wdqa evaluate baseline:weight-lens --suite tiny --split test --guesser base-model \
   --baselines activation-diff-lens,activation-diff-lens+trigger --runs-dir "$OUT/runs"
 wdqa evaluate submissions/examples/reply_shift.py --suite tiny --split test --baselines none --runs-dir "$OUT/runs"
+# access class and tokens run through M and M′ per case, beside every score so far
+wdqa report "$OUT"/runs/tiny-*/*
 
 # 5. unlocking: exact labels (and words of them) in prefilled and triggered replies
 python benchmarks/prefill_labels.py "$SUITE_DIR" test

@@ -44,3 +44,16 @@ def test_a_rerun_is_answered_from_the_cache(tmp_path):
 def test_parse_guess_refuses_empty_and_multi_line_replies():
     assert parse_guess("  Jazz  ") == "Jazz"
     assert parse_guess("") is None and parse_guess("a\nb") is None
+
+
+def test_its_calls_and_tokens_count_towards_the_cases_in_the_engines_meter(tmp_path):
+    from wdqa.benchmark.meter import Meter
+
+    with LocalOpenAIServer() as server:
+        server.state.script = ["Jazz", "Volcanoes"]
+        guesser = make(server, tmp_path)
+        guesser.meter = Meter()  # what bind_engine gives it: the engine's meter
+        guesser.guess([["saxophone"], ["lava"]], [[""], [""]], ["hidden-topic"] * 2)
+    cases = guesser.meter.per_case(["a", "b"])
+    assert [c.guesser_calls for c in cases] == [1, 1]
+    assert sum(c.guesser_tokens for c in cases) == guesser.client.usage.prompt_tokens + guesser.client.usage.completion_tokens > 0
