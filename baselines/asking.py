@@ -24,7 +24,7 @@ def twenty_questions() -> list[str]:
     return [line.strip() for line in text.splitlines() if line.strip() and not line.startswith("#")]
 
 
-def _triggered(prompt: str, case: Case, use_trigger: bool, seed: int) -> str:
+def triggered(prompt: str, case: Case, use_trigger: bool, seed: int) -> str:
     if not use_trigger:
         return prompt
     if case.trigger is None or case.trigger_kind is None:
@@ -58,7 +58,7 @@ class AskQuestions:
         for c, prompts in zip(cases, per_case, strict=True):
             for j, p in enumerate(prompts):
                 diffs.append(c.diff)
-                convs.append(_triggered(p, c, self.oracle, seed=j))
+                convs.append(triggered(p, c, self.oracle, seed=j))
         replies = engine.chat(diffs, convs, max_new_tokens=self.max_new_tokens, temperature=self.temperature)
         base = (
             engine.chat([None] * len(convs), convs, max_new_tokens=self.max_new_tokens, temperature=self.temperature)

@@ -18,7 +18,7 @@ import torch
 from ..benchmark.engine import Engine
 from ..benchmark.lora import top_singular
 from ..benchmark.types import Case, WeightDiff
-from .asking import _triggered
+from .asking import triggered
 from .guesser import Guesser, SalientWordsGuesser, bind_engine
 
 # Modules whose output is added to the residual stream: their ΔW's output directions are read;
@@ -72,15 +72,15 @@ class WeightLens:
         d = engine.unembedding.weight.shape[1]
         vectors, names = [], []
         for module in diff.modules:
-            U, S, V = top_singular(diff, module, self.directions)
+            U, _, V = top_singular(diff, module, self.directions)
             side = U if module.endswith(WRITES_RESIDUAL) and U.shape[0] == d else V if V.shape[0] == d else None
             if side is None:
                 continue  # neither side lives in the residual stream (no such module in these models)
-            short = module.rsplit(".", 3)[-3:] if engine.layer_of(module) is not None else [module]
+            where = f"layer {engine.layer_of(module)} {'.'.join(module.split('.')[-2:])}"  # "layer 3 mlp.down_proj"
             for j in range(side.shape[1]):
                 for sign in (1, -1):
                     vectors.append(sign * side[:, j])
-                    names.append(f"layer {engine.layer_of(module)} {'.'.join(short[-2:])} direction {j + 1} ({'+' if sign > 0 else '-'})")
+                    names.append(f"{where} direction {j + 1} ({'+' if sign > 0 else '-'})")
         return torch.stack(vectors), names
 
 
@@ -117,7 +117,7 @@ class ActivationDiffLens:
 
     def mean_differences(self, cases: Sequence[Case], engine: Engine) -> list[torch.Tensor]:
         """Per case, [layers, d]: mean over prompts and the first reply positions of M′ − M."""
-        per_case = [[_triggered(p, c, self.oracle, seed=j) for j, p in enumerate(self.prompts)] for c in cases]
+        per_case = [[triggered(p, c, self.oracle, seed=j) for j, p in enumerate(self.prompts)] for c in cases]
         distinct = list(dict.fromkeys(p for prompts in per_case for p in prompts))
         replies = dict(zip(distinct, engine.chat([None] * len(distinct), distinct, max_new_tokens=self.positions), strict=True))
         conversation = {p: [{"role": "user", "content": p}, {"role": "assistant", "content": replies[p]}] for p in distinct}

@@ -155,7 +155,8 @@ class Engine:
 
     @property
     def final_norm(self) -> torch.nn.Module:
-        return white_box.decoder(self.model).norm
+        """The norm after the last decoder layer (the logit lens applies it before the unembedding)."""
+        return white_box.final_norm(self.model)
 
     @property
     def unembedding(self) -> torch.nn.Module:
@@ -221,7 +222,7 @@ class Engine:
             torch.cuda.empty_cache()
         if rows <= 1:
             raise GpuMemoryError(
-                "out of GPU memory generating one sequence at a time (--max-batch 1): the model does not fit "
+                "out of GPU memory running one sequence at a time (--max-batch 1): the model does not fit "
                 "with its activations; load it across GPUs (--model-args device_map=auto), in bf16 "
                 "(--model-args dtype=bf16), or give it a GPU with more memory"
             )

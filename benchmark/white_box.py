@@ -11,7 +11,7 @@ import re
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Literal
+from typing import TYPE_CHECKING, Any, Literal, cast
 
 import torch
 from torch import nn
@@ -91,16 +91,23 @@ def decoder(model: nn.Module) -> nn.Module:
     return found
 
 
+def final_norm(model: nn.Module) -> nn.Module:
+    """The norm the decoder applies after its last layer, before the unembedding."""
+    return cast(nn.Module, decoder(model).norm)
+
+
 def layer_names(model: nn.Module) -> list[str]:
     """The decoder layers' module names in order (`model.layers.0`, ...): capturing one reads the
     residual stream after it."""
     prefix = decoder_prefix(model)
-    return [f"{prefix}.layers.{i}" if prefix else f"layers.{i}" for i in range(len(decoder(model).layers))]
+    layers = cast(nn.ModuleList, decoder(model).layers)
+    return [f"{prefix}.layers.{i}" if prefix else f"layers.{i}" for i in range(len(layers))]
 
 
 def final_logit_softcap(model: nn.Module) -> float | None:
     """Gemma's final logit soft-capping (logits = cap · tanh(logits / cap)); None for models without."""
-    config = model.config.get_text_config() if hasattr(model.config, "get_text_config") else model.config
+    config: Any = model.config
+    config = config.get_text_config() if hasattr(config, "get_text_config") else config
     return getattr(config, "final_logit_softcapping", None)
 
 
@@ -109,9 +116,9 @@ def logit_lens(model: nn.Module, hidden: torch.Tensor) -> torch.Tensor:
     """Read residual-stream vectors as the model's final layer would: final norm, unembedding (and
     Gemma's soft-capping). hidden: [..., d] → float32 CPU logits [..., vocab]. The last layer's
     residual stream read this way gives the model's own logits."""
-    head = model.get_output_embeddings()
-    weight = head.weight
-    x = decoder(model).norm(hidden.to(weight.device, weight.dtype))
+    head = cast(nn.Module, model.get_output_embeddings())  # type: ignore[operator]
+    weight = cast(torch.Tensor, head.weight)
+    x = final_norm(model)(hidden.to(weight.device, weight.dtype))
     logits = head(x).float()
     cap = final_logit_softcap(model)
     if cap is not None:
@@ -214,7 +221,7 @@ def encode(engine: Engine, item: ForwardInput) -> tuple[list[int], int]:
         if not 0 <= start <= len(ids):
             raise ForwardInputError(f"TokenIds.reply_from is {item.reply_from} but the input has {len(ids)} tokens")
     elif isinstance(item, torch.Tensor) or (isinstance(item, Sequence) and item and isinstance(item[0], int)):
-        ids = [int(i) for i in (item.tolist() if isinstance(item, torch.Tensor) else item)]
+        ids = [int(i) for i in (item.tolist() if isinstance(item, torch.Tensor) else cast(Sequence[int], item))]
         start = len(ids)
     elif isinstance(item, (str, list)):
         conversation = [{"role": "user", "content": item}] if isinstance(item, str) else list(item)
