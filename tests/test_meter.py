@@ -101,6 +101,21 @@ def test_a_black_box_method_that_reads_the_diff_is_stopped_with_the_reason(small
     assert reply.user_error and "declares black-box access but read the weight diff's `lora`" in reply.error, reply
 
 
+RETURNS_TENSORS = '''
+class Tensors:
+    name = "tensors"
+
+    def answer(self, cases, engine):
+        return [engine.forward([c.diff], [c.question]).logits[0, -1] for c in cases]
+'''
+
+
+def test_a_method_returning_tensors_fails_with_the_type_it_returned(small_suite: Path, tmp_path: Path) -> None:  # noqa: F811
+    (tmp_path / "tensors.py").write_text(RETURNS_TENSORS)
+    reply = answer_in_process(small_suite, str(tmp_path / "tensors.py"))
+    assert "answer() returned Tensor for case test/" in reply.error and "expected str" in reply.error, reply
+
+
 def test_each_answered_case_comes_with_its_own_counts(small_suite: Path) -> None:  # noqa: F811
     reply = answer_in_process(small_suite, EXAMPLE)
     usage = [Usage.from_dict(u) for u in reply.usage]
