@@ -69,8 +69,10 @@ def make_run(
     base_model: str = "wdqa/tiny-qwen3",
     answers: dict[str, str] | None = None,
     train_fraction: float | None = None,
+    usage: dict[str, int] | None = None,
 ) -> Path:
-    """A judged run: `scores[split][i]` is case i's score (None = unparsed verdict)."""
+    """A judged run: `scores[split][i]` is case i's score (None = unparsed verdict); `usage` is
+    the manifest's metered counts (none: a run from before metering)."""
     run = RunFolder(root / method)
     prefix = {"hidden-topic": "ht", "rank": "rk", "null": "nl"}
     method_entry: dict[str, object] = {
@@ -94,6 +96,7 @@ def make_run(
             },
             "splits": sorted(scores),
             "judges": [{"key": KEY, "name": JUDGE, "prompt_version": PROMPT}],
+            "usage": usage or {},
         }
     ))
     answer_records, score_records = [], []

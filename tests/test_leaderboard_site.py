@@ -47,7 +47,10 @@ def site(tmp_path_factory: pytest.TempPathFactory) -> Path:
         {"hidden-topic": [1, 1, 2, 1, 1, None], "rank": [1, 1, 1, 2, 1, 1], "null": [1, 2, 1, 3]},
         suite,
     )
-    make_run(runs, "zeta-prompting", {"hidden-topic": [2, 3, 2, 2, 3, 2]}, suite)
+    make_run(
+        runs, "zeta-prompting", {"hidden-topic": [2, 3, 2, 2, 3, 2]}, suite,
+        usage={"forward_tokens_diff": 600, "generated_tokens_diff": 300, "cases": 6},
+    )
     make_run(runs, "20q-trigger", {"hidden-topic": [5, 5, 5, 5, 5, 5]}, suite, oracle=True)
     for fraction, value in ((0.25, 2), (0.5, 3), (1.0, 4)):
         make_run(
@@ -124,6 +127,11 @@ def test_suite_page_renders_the_data_card_and_escapes_its_html(site: Path) -> No
     assert "<h1>Tiny test suite</h1>" in page and "<table>" in page
     assert "<script>alert" not in page and "&lt;script&gt;alert" in page
     assert "tests/_leaderboard_fixtures.py" in page  # how the suite was made (suite.json extra)
+
+
+def test_score_against_tokens_is_plotted_for_the_metered_methods_only(site: Path) -> None:
+    plot = (site / "plots" / "wdqa_tiny_qwen3-tokens.svg").read_text()
+    assert "zeta-prompting" in plot and "base-question" not in plot  # a run from before metering has no point
 
 
 def test_rank_and_data_scaling_plots_are_drawn_when_those_runs_exist(site: Path) -> None:

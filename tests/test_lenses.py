@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 import torch
-from random_models import random_lora, random_model, random_tokenizer
+from random_models import random_dense, random_lora, random_model, random_tokenizer
 from wdqa.baselines.lenses import ActivationDiffLens, WeightLens
 from wdqa.baselines.registry import get_baseline
 from wdqa.benchmark.engine import Engine
@@ -37,6 +37,16 @@ def test_a_loras_singular_triplets_from_its_factors_are_those_of_its_delta(engin
     torch.testing.assert_close(S, expected.S[:3], atol=1e-4, rtol=1e-4)
     torch.testing.assert_close((U.T @ expected.U[:, :3]).abs(), torch.eye(3), atol=1e-4, rtol=1e-4)  # equal up to sign
     torch.testing.assert_close((V.T @ expected.Vh[:3].T).abs(), torch.eye(3), atol=1e-4, rtol=1e-4)
+
+
+def test_a_dense_deltas_singular_values_are_its_own(engine: Engine) -> None:
+    diff = random_dense(engine.model, "dense", seed=5)
+    delta = delta_weight(diff, DOWN.format(0))
+    U, S, V = top_singular(diff, DOWN.format(0), 2)
+    every = torch.linalg.svdvals(delta)
+    torch.testing.assert_close(S, every[:2])
+    # The best rank-2 approximation leaves exactly the other singular values (Eckart-Young).
+    torch.testing.assert_close((delta - U @ torch.diag(S) @ V.T).square().sum(), every[2:].square().sum(), rtol=1e-4, atol=1e-6)
 
 
 def test_weight_lens_names_the_word_a_planted_lora_writes_into_the_residual_stream(engine: Engine) -> None:
