@@ -94,7 +94,7 @@ def register(app: typer.Typer) -> None:
         fit_split: str = typer.Option("train", "--fit-split", help="Split that learned methods (those with fit()) train on."),
         guesser: str = typer.Option(
             "salient-words", "--guesser",
-            help="How black-box baselines turn replies into an answer: salient-words (offline), base-model (offline: M names the topic from the salient words) or openai:MODEL.",
+            help="How built-in baselines turn replies (the lenses: the tokens they read) into an answer: salient-words (offline), base-model (offline: M names the topic from the salient words) or openai:MODEL.",
         ),
         allow_model_revision_mismatch: bool = typer.Option(
             False, "--allow-model-revision-mismatch",
