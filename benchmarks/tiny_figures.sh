@@ -28,7 +28,7 @@ wdqa evaluate baseline:base-question+trigger --suite tiny --split test --guesser
   --baselines 20-questions+trigger,prefill --runs-dir "$OUT/runs"
 
 # white-box baselines (training-free: ΔW's singular directions / M′ − M activations through the
-# logit lens) and the white-box example, both guessers; the tiny suite has no `null` split
+# logit lens) and the white-box example, both guessers
 wdqa evaluate baseline:weight-lens --suite tiny --split test \
   --baselines activation-diff-lens,activation-diff-lens+trigger --runs-dir "$OUT/runs"
 wdqa evaluate baseline:weight-lens --suite tiny --split test --guesser base-model \
@@ -36,6 +36,15 @@ wdqa evaluate baseline:weight-lens --suite tiny --split test --guesser base-mode
 wdqa evaluate submissions/examples/reply_shift.py --suite tiny --split test --baselines none --runs-dir "$OUT/runs"
 # access class and tokens run through M and M′ per case, beside every score so far
 wdqa report "$OUT"/runs/tiny-*/*
+# their false-finding rate on a `null` split (16 diffs that hide nothing) built beside the suite
+wdqa generate extra "$SUITE_DIR" --split null --out "$OUT/null-suite"
+wdqa evaluate baseline:weight-lens --suite "$OUT/null-suite" --split null \
+  --baselines activation-diff-lens,base-question,prefill,empty-answer --runs-dir "$OUT/null-runs"
+wdqa evaluate baseline:weight-lens --suite "$OUT/null-suite" --split null --guesser base-model \
+  --baselines activation-diff-lens --runs-dir "$OUT/null-runs"
+wdqa evaluate submissions/examples/reply_shift.py --suite "$OUT/null-suite" --split null --baselines none \
+  --runs-dir "$OUT/null-runs"
+wdqa leaderboard "$OUT"/null-runs/tiny-*/* --out "$OUT/null-site"   # the false-finding column
 
 # 5. unlocking: exact labels (and words of them) in prefilled and triggered replies
 python benchmarks/prefill_labels.py "$SUITE_DIR" test
