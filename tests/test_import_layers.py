@@ -24,7 +24,8 @@ FOLDERS = {"wdqa": "wdqa", "benchmark": "wdqa.benchmark", "generators": "wdqa.ge
 CORE = {"wdqa", "wdqa.benchmark"} | {
     f"wdqa.benchmark.{name}"
     for name in ("errors", "registry", "types", "suite", "lora", "engine", "triggers", "models", "model_revision",
-                 "cache_dir", "llm_client", "hub", "peft_export", "measure", "progress", "model_options", "model_fetch")
+                 "cache_dir", "llm_client", "hub", "peft_export", "measure", "progress", "model_options", "model_fetch",
+                 "meter", "white_box")
 }
 TOP = {"wdqa.benchmark.cli", "wdqa.benchmark.gpu_check"}
 ORDER = ("core", "generators", "benchmark", "baselines", "leaderboard", "cli")
