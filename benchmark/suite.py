@@ -591,11 +591,12 @@ class SuiteWriter:
         a sealed split): it gets no labels file.
         """
         df = pd.DataFrame.from_records(records)
-        required = [c for c in INDEX_COLUMNS if c not in LABEL_COLUMNS] if private else INDEX_COLUMNS
+        required = CASE_TEXT_COLUMNS if private else INDEX_COLUMNS
         missing = [c for c in required if c not in df.columns]
         if missing:
             raise SuiteError(f"split {split}: index rows lack columns {missing}")
-        df = df[required + [c for c in df.columns if c not in required]]
+        first = [c for c in INDEX_COLUMNS if c in df.columns]
+        df = df[first + [c for c in df.columns if c not in first]]
         schema = pa.Schema.from_pandas(df, preserve_index=False)
         case_columns = [f.name for f in schema if is_case_column(f.name, f.type)]
         label_columns = ["diff_id", *(c for c in df.columns if c not in case_columns)]

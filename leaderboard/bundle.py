@@ -75,22 +75,24 @@ def _judge_entries(manifest: RunManifest, scores: dict[str, dict[str, ScoreRecor
 
 def canonical_files(run: RunFolder) -> dict[str, bytes]:
     """The run's files as a bundle holds them: one answer and one score per case and judge (the last
-    the run wrote), re-serialised, and the summary recomputed from exactly those records."""
+    the run wrote), re-serialised, and the summary recomputed from exactly those records. Answers of
+    a private split go unscored: the maintainers score them (`wdqa score-private`)."""
     manifest = run.manifest()
     keys = run.judge_keys()
-    if not keys:
-        raise BundleError(
-            f"run {run.path} has no scores; judge it (`wdqa judge {run.path}`) before submitting"
-        )
     answers = run.answers()
     if not answers:
         raise BundleError(f"run {run.path} has no answers; run `wdqa evaluate` before submitting")
+    public = {c: a for c, a in answers.items() if a.split not in manifest.private_splits}
+    if public and not keys:
+        raise BundleError(
+            f"run {run.path} has no scores; judge it (`wdqa judge {run.path}`) before submitting"
+        )
     scores = {key: run.scores(key) for key in keys}
     for key, graded in scores.items():
         stale = sorted(
-            c for c, a in answers.items() if c not in graded or graded[c].answer != a.answer
+            c for c, a in public.items() if c not in graded or graded[c].answer != a.answer
         )
-        stale += sorted(set(graded) - set(answers))
+        stale += sorted(set(graded) - set(public))
         if stale:
             raise BundleError(
                 f"run {run.path}: scores/{key}.jsonl does not grade the run's current answers ({len(stale)} case(s) "
@@ -271,6 +273,11 @@ def verify(
         labels = check_suite(records, found, where, v)
     except SuiteError as err:
         raise BundleError(_one_line(err)) from err
+    for split in records.manifest.private_splits:
+        n = sum(1 for a in records.answers.values() if a.split == split)
+        v.unverified.append(
+            f"split {split} is private: its {n} answers are scored by the maintainers (`wdqa score-private`), not here"
+        )
     if rejudge_sample <= 0:
         v.unverified.append("no case was re-judged (--rejudge-sample 0)")
         return v
