@@ -28,6 +28,7 @@ if TYPE_CHECKING:  # the judge and the suite import torch; `wdqa submit` needs n
 BUNDLE_FORMAT = "wdqa-bundle"
 BUNDLE_VERSION = 1
 INDEX = "bundle.json"
+PRIVATE_RESULT = "private-result.json"  # the maintainers' signed result, added by `wdqa score-private`
 REQUIRED = ("manifest.json", "answers.jsonl", "summary.json")
 SCORE_FILE = re.compile(r"scores/([^/]+)\.jsonl")
 TOLERANCE = 1e-9  # recomputed floats must equal the stated ones up to JSON round-off
@@ -99,9 +100,10 @@ def check_index(files: Mapping[str, bytes], v: Verification) -> bool:
     for name in sorted(set(files) - set(listed) - {INDEX}):
         v.problems.append(f"{name} is in the bundle but not listed in {INDEX}")
     for name in sorted(files):
-        if name not in (*REQUIRED, INDEX) and not SCORE_FILE.fullmatch(name):
+        if name not in (*REQUIRED, INDEX, PRIVATE_RESULT) and not SCORE_FILE.fullmatch(name):
             v.problems.append(
-                f"{name} is not part of a bundle (it holds {', '.join(REQUIRED)}, scores/*.jsonl, {INDEX})"
+                f"{name} is not part of a bundle (it holds {', '.join(REQUIRED)}, scores/*.jsonl, {INDEX}, "
+                f"{PRIVATE_RESULT})"
             )
     missing = [name for name in REQUIRED if name not in files]
     for name in missing:

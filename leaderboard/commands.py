@@ -234,10 +234,18 @@ def register(app: typer.Typer) -> None:
             int | None,
             typer.Option(help="Seed of the re-judged sample (default: a fresh one, printed)."),
         ] = None,
+        public_key: Annotated[
+            Path | None,
+            typer.Option(
+                "--public-key",
+                help="The maintainers' public key file to check a signed private result with (default: the suite's).",
+            ),
+        ] = None,
     ) -> None:
         """Check a result bundle: archive limits, file hashes, one answer and one score per case,
         scores 1-5, judge versions, the aggregates recomputed, the suite's content hash, every case of
-        each split and only those, the suite's labels, and a re-judged random sample. Prints ACCEPTED,
+        each split and only those, the suite's labels, a re-judged random sample, and the signature of
+        a private-split result (a bundle scored by `wdqa score-private`). Prints ACCEPTED,
         or REFUSED with every problem and exit code 1.
 
         Examples:
@@ -249,8 +257,9 @@ def register(app: typer.Typer) -> None:
         from .bundle import BundleError
         from .bundle import verify as verify_bundle
 
+        key = public_key.read_text() if public_key is not None else None
         try:
-            result = verify_bundle(bundle, suite, rejudge_sample, judge, max_disagreement, seed)
+            result = verify_bundle(bundle, suite, rejudge_sample, judge, max_disagreement, seed, public_key=key)
         except BundleError as err:
             typer.echo(f"error: {err}", err=True)
             raise typer.Exit(2) from err

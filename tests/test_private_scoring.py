@@ -112,3 +112,156 @@ def test_an_oracle_method_on_a_private_split_is_refused_in_one_line(micro_suite:
                      "--baselines", "none", "--runs-dir", str(tmp_path))
     assert result.exit_code != 0
     assert "is private" in result.output and "Traceback" not in result.output
+
+
+# ---------------------------------------------------------------- maintainer scoring and signatures
+
+
+@pytest.fixture(scope="module")
+def keys(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, str]:
+    from wdqa.leaderboard.signing import generate_key_pair
+
+    return generate_key_pair(tmp_path_factory.mktemp("keys"))
+
+
+@pytest.fixture(scope="module")
+def judge():
+    from wdqa.benchmark.judge.registry import get_judge
+
+    return get_judge("offline")
+
+
+def score(bundle: Path, micro_suite: Path, keys, judge, labels: Path | None = None) -> tuple[Path, dict]:
+    from wdqa.leaderboard.private_scoring import score_private
+    from wdqa.leaderboard.signing import load_private_key
+
+    return score_private(bundle, labels or maintainer_labels_path(micro_suite), judge, load_private_key(keys[0]),
+                         str(micro_suite), bundle.with_name(bundle.name.replace(".tar.gz", ".scored.tar.gz")))
+
+
+@pytest.fixture(scope="module")
+def scored_bundle(cheater_bundle: Path, micro_suite: Path, keys, judge) -> tuple[Path, dict]:
+    return score(cheater_bundle, micro_suite, keys, judge)
+
+
+def test_the_signed_result_names_scores_judge_and_suite_revision(scored_bundle, micro_suite: Path) -> None:
+    from wdqa.benchmark.suite import Suite
+
+    _, result = scored_bundle
+    assert result["suite"]["content_sha256"] == Suite.load(micro_suite, verify=False).content_sha256
+    assert result["judge"]["prompt_version"] and result["split"] == PRIVATE_SPLIT
+    assert result["summary"]["n"] == 2  # three diffs, one a canary: left out of the score
+    assert result["signature"]["algorithm"] == "ed25519"
+
+
+def test_verify_accepts_a_scored_bundle_whose_signature_holds(scored_bundle, micro_suite: Path, keys) -> None:
+    result = verify(scored_bundle[0], str(micro_suite), rejudge_sample=0, public_key=keys[1])
+    assert result.accepted, result.problems
+    assert any("Ed25519 signature" in check for check in result.checks)
+
+
+def test_keygen_publishes_the_key_in_the_suite_without_changing_its_content(
+    scored_bundle, micro_suite: Path, keys, tmp_path: Path
+) -> None:
+    import shutil
+
+    from wdqa.benchmark.suite import Suite
+
+    suite = tmp_path / "suite"
+    shutil.copytree(micro_suite, suite)
+    result = run_cli("keygen", "--out", str(tmp_path / "other-keys"), "--suite", str(suite))
+    assert result.exit_code == 0, result.output
+    published = Suite.load(suite)
+    assert published.maintainer_public_key and published.content_sha256 == Suite.load(micro_suite).content_sha256
+    # The bundle was signed with another key than the one this suite now publishes.
+    problems = verify(scored_bundle[0], str(suite), rejudge_sample=0).problems
+    assert any("does not hold under the suite's maintainer key" in p for p in problems), problems
+
+
+def test_a_suite_without_a_public_key_asks_for_one(scored_bundle, micro_suite: Path) -> None:
+    problems = verify(scored_bundle[0], str(micro_suite), rejudge_sample=0).problems
+    assert any("publishes no maintainer public key" in p and "--public-key" in p for p in problems), problems
+
+
+def _edit_result(change):
+    def edit(files: dict[str, bytes]) -> None:
+        result = json.loads(files["private-result.json"])
+        change(result)
+        files["private-result.json"] = json.dumps(result).encode()
+
+    return edit
+
+
+def test_a_result_without_a_signature_is_refused(scored_bundle, micro_suite: Path, keys) -> None:
+    tampered = repack(scored_bundle[0], scored_bundle[0].with_name("unsigned.tar.gz"),
+                      _edit_result(lambda r: r.pop("signature")))
+    problems = verify(tampered, str(micro_suite), rejudge_sample=0, public_key=keys[1]).problems
+    assert any("has no signature" in p for p in problems), problems
+
+
+def test_a_result_whose_canary_flag_was_removed_after_signing_is_refused(scored_bundle, micro_suite: Path, keys) -> None:
+    tampered = repack(scored_bundle[0], scored_bundle[0].with_name("unflagged.tar.gz"),
+                      _edit_result(lambda r: r["canaries"].update(named=0, flagged=False)))
+    problems = verify(tampered, str(micro_suite), rejudge_sample=0, public_key=keys[1]).problems
+    assert any("signature does not hold" in p for p in problems), problems
+
+
+def test_answers_edited_after_signing_are_refused(scored_bundle, micro_suite: Path, keys) -> None:
+    def edit(files: dict[str, bytes]) -> None:
+        rows = [json.loads(line) for line in files["answers.jsonl"].splitlines()]
+        for row in rows:
+            if row["split"] == PRIVATE_SPLIT:
+                row["answer"] = "a better answer"
+        files["answers.jsonl"] = "".join(json.dumps(r) + "\n" for r in rows).encode()
+
+    tampered = repack(scored_bundle[0], scored_bundle[0].with_name("edited.tar.gz"), edit)
+    problems = verify(tampered, str(micro_suite), rejudge_sample=0, public_key=keys[1]).problems
+    assert any("edited after signing" in p for p in problems), problems
+
+
+def test_a_bundle_of_another_suite_revision_is_refused_in_one_line(cheater_bundle: Path, micro_suite: Path, keys) -> None:
+    def other_revision(files: dict[str, bytes]) -> None:
+        manifest = json.loads(files["manifest.json"])
+        manifest["suite"]["content_sha256"] = "0" * 64
+        files["manifest.json"] = json.dumps(manifest).encode()
+
+    other = repack(cheater_bundle, cheater_bundle.with_name("other-revision.tar.gz"), other_revision)
+    result = run_cli("score-private", str(other), "--labels", str(maintainer_labels_path(micro_suite)),
+                     "--key", str(keys[0]), "--suite", str(micro_suite))
+    assert result.exit_code == 1 and "another revision" in result.output
+    assert len(result.output.strip().splitlines()) == 1, result.output
+
+
+def test_a_label_file_that_does_not_match_the_split_is_refused_in_one_line(
+    cheater_bundle: Path, micro_suite: Path, keys, tmp_path: Path
+) -> None:
+    from wdqa.benchmark.private_labels import read_private_labels, write_private_labels
+    from wdqa.benchmark.suite import Suite
+
+    labels = read_private_labels(maintainer_labels_path(micro_suite))
+    fewer = tmp_path / "fewer.parquet"
+    write_private_labels(fewer, Suite.load(micro_suite, verify=False), PRIVATE_SPLIT, labels.table.iloc[:-1])
+    result = run_cli("score-private", str(cheater_bundle), "--labels", str(fewer), "--key", str(keys[0]),
+                     "--suite", str(micro_suite))
+    assert result.exit_code == 1 and "does not label the diffs of split" in result.output
+    assert len(result.output.strip().splitlines()) == 1, result.output
+
+
+# ---------------------------------------------------------------- canaries
+
+
+def test_a_method_that_read_the_labels_names_the_canary_and_is_flagged(scored_bundle) -> None:
+    _, result = scored_bundle
+    assert result["canaries"] == {"n": 1, "named": 1, "flagged": True}
+
+
+def test_a_method_that_answers_from_the_weights_is_not_flagged(cheater_bundle: Path, micro_suite: Path, keys, judge) -> None:
+    def honest(files: dict[str, bytes]) -> None:  # private answers are unscored: changing them keeps the bundle whole
+        rows = [json.loads(line) for line in files["answers.jsonl"].splitlines()]
+        for row in rows:
+            if row["split"] == PRIVATE_SPLIT:
+                row["answer"] = "cooking"
+        files["answers.jsonl"] = "".join(json.dumps(r, sort_keys=True) + "\n" for r in rows).encode()
+
+    _, result = score(repack(cheater_bundle, cheater_bundle.with_name("honest.tar.gz"), honest), micro_suite, keys, judge)
+    assert result["canaries"] == {"n": 1, "named": 0, "flagged": False}
