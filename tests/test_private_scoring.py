@@ -265,3 +265,34 @@ def test_a_method_that_answers_from_the_weights_is_not_flagged(cheater_bundle: P
 
     _, result = score(repack(cheater_bundle, cheater_bundle.with_name("honest.tar.gz"), honest), micro_suite, keys, judge)
     assert result["canaries"] == {"n": 1, "named": 0, "flagged": False}
+
+
+# ---------------------------------------------------------------- the site
+
+
+def test_the_site_shows_public_and_private_test_side_by_side_with_the_gap(
+    cheater_run, scored_bundle, keys, tmp_path: Path
+) -> None:
+    from wdqa.leaderboard.private_results import load_private_results
+    from wdqa.leaderboard.results import load_runs
+    from wdqa.leaderboard.site import build_boards, build_site
+
+    results = load_runs([cheater_run[0]])
+    private = load_private_results([scored_bundle[0]], keys[1])
+    (row,) = build_boards(results, private=private)[0].rows
+    public_mean = results[0].summaries["test"].mean
+    assert row.gap == pytest.approx(public_mean - scored_bundle[1]["summary"]["mean"])
+    page = build_site(results, tmp_path / "site", private=private).read_text()
+    assert f"{PRIVATE_SPLIT} (signed)" in page and ">signed</span>" in page
+    assert f"{row.gap:+.2f}" in page
+    assert "read labels?</span></td>" in page  # the canary flag, on the cheater's row
+
+
+def test_the_site_refuses_a_result_whose_signature_does_not_hold(cheater_run, scored_bundle, keys, tmp_path: Path) -> None:
+    tampered = repack(scored_bundle[0], tmp_path / "better.tar.gz",
+                      _edit_result(lambda r: r["summary"].update(n=40)))
+    (tmp_path / "key.pub").write_text(keys[1])
+    result = run_cli("leaderboard", "--runs", str(cheater_run[0]), "--private", str(tampered), "--public-key",
+                     str(tmp_path / "key.pub"), "--out", str(tmp_path / "site"))
+    assert result.exit_code == 1 and "signature does not hold" in result.output
+    assert len(result.output.strip().splitlines()) == 1, result.output
