@@ -19,7 +19,7 @@ import json
 import os
 import struct
 import tempfile
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -490,7 +490,7 @@ def _check_shard_names(split: str, df: pd.DataFrame) -> None:
             )
 
 
-def rewrite_manifest(root: str | Path, change: Any) -> Suite:
+def rewrite_manifest(root: str | Path, change: Callable[[dict[str, Any]], None]) -> Suite:
     """Apply `change(raw_manifest_dict)` to a finished suite's suite.json, in place, and reload it.
     For steps after `SuiteWriter.finish` (sealing a private split, publishing a key)."""
     path = Path(root) / MANIFEST

@@ -106,6 +106,12 @@ def register(app: typer.Typer) -> None:
             console.print(f"[bold]all splits[/bold]: {len(every)} diffs")
             console.print(rates_table(every))
         console.print(f"suite written to {root}")
+        for split in (s for s in suite.splits if suite.is_private(s)):
+            from .private_split import maintainer_labels_path
+
+            kept = private_labels or maintainer_labels_path(root, split)
+            console.print(f"split {split} is private: its labels and canaries are in {kept}, outside the suite; "
+                          "keep that file with the maintainers (never publish it)", soft_wrap=True)
 
     @app.command("show-diff")
     def show_diff(

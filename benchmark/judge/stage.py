@@ -62,7 +62,7 @@ def judge_run(
     """
     t0 = time.perf_counter()
     key = judge_key(judge.name, judge.prompt_version)
-    private = set(run.manifest().private_splits)  # answered for the maintainers, who judge them
+    private = set(run.manifest().private_splits) if run.exists() else set()  # answered for the maintainers to judge
     answers = {c: a for c, a in run.answers().items() if a.split not in private}
     missing = sorted(set(answers) - set(labels))
     if missing:
