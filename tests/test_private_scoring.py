@@ -296,3 +296,11 @@ def test_the_site_refuses_a_result_whose_signature_does_not_hold(cheater_run, sc
                      str(tmp_path / "key.pub"), "--out", str(tmp_path / "site"))
     assert result.exit_code == 1 and "signature does not hold" in result.output
     assert len(result.output.strip().splitlines()) == 1, result.output
+
+
+def test_a_signing_key_that_is_not_one_is_refused_in_one_line(cheater_bundle: Path, micro_suite: Path, tmp_path: Path) -> None:
+    (tmp_path / "not-a-key").write_text("hello")
+    result = run_cli("score-private", str(cheater_bundle), "--labels", str(maintainer_labels_path(micro_suite)),
+                     "--key", str(tmp_path / "not-a-key"))
+    assert result.exit_code == 1 and "cannot read the signing key" in result.output and "wdqa keygen" in result.output
+    assert len(result.output.strip().splitlines()) == 1, result.output

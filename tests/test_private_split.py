@@ -76,3 +76,17 @@ def test_the_tiny_recipe_has_a_50_diff_private_split_and_private_sets_its_size()
     assert dict(TinySuiteRecipe().split_sizes)[PRIVATE_SPLIT] == 50
     assert dict(with_private_split(TinySuiteRecipe(), 20).split_sizes)[PRIVATE_SPLIT] == 20
     assert PRIVATE_SPLIT not in dict(with_private_split(TinySuiteRecipe(), 0).split_sizes)
+
+
+def test_a_label_file_of_another_index_revision_is_refused(micro_suite: Path) -> None:
+    import dataclasses
+
+    labels = read_private_labels(maintainer_labels_path(micro_suite))
+    stale = dataclasses.replace(labels, index_sha256="0" * 64)
+    with pytest.raises(PrivateLabelsError, match="another revision"):
+        check_labels_match(stale, Suite.load(micro_suite, verify=False), PRIVATE_SPLIT)
+
+
+def test_a_file_that_is_not_a_label_file_is_refused(micro_suite: Path) -> None:
+    with pytest.raises(PrivateLabelsError, match="not a private split's label file"):
+        read_private_labels(micro_suite / "splits" / "test" / "labels.parquet")
