@@ -178,6 +178,9 @@ def register(app: typer.Typer) -> None:
                     the_method = mine if i == 0 else stack.enter_context(MethodProcess.start(spec))
                     # A private split publishes no trigger: oracle baselines run on the other splits.
                     method_splits = [s for s in split if i == 0 or not (the_method.oracle and the_suite.is_private(s))]
+                    if len(method_splits) < len(split):
+                        console.print(f"{escape(the_method.name)} is an oracle: not run on the private split(s), "
+                                      "which publish no trigger", highlight=False)
                     if not method_splits:
                         continue
                     task = progress.add_task(escape(the_method.name), total=n_cases)
@@ -189,7 +192,7 @@ def register(app: typer.Typer) -> None:
                             model_options=options, max_batch=max_batch,
                         )
                     )
-        if any(r.summary for r in results):
+        if any(splits for r in results for splits in r.summary.values()):
             console.print(score_table(results, f"{the_judge.name} @ {the_judge.prompt_version}"))
         first = results[0]
         console.print(f"run folder: {first.run_dir}")

@@ -88,7 +88,8 @@ def canonical_files(run: RunFolder) -> dict[str, bytes]:
         raise BundleError(
             f"run {run.path} has no scores; judge it (`wdqa judge {run.path}`) before submitting"
         )
-    scores = {key: run.scores(key) for key in keys}
+    # A judge that graded nothing (a run of private splits only) has no score file to pack.
+    scores = {key: graded for key in keys if (graded := run.scores(key))}
     for key, graded in scores.items():
         stale = sorted(
             c for c, a in public.items() if c not in graded or graded[c].answer != a.answer

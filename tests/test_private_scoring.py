@@ -304,3 +304,21 @@ def test_a_signing_key_that_is_not_one_is_refused_in_one_line(cheater_bundle: Pa
                      "--key", str(tmp_path / "not-a-key"))
     assert result.exit_code == 1 and "cannot read the signing key" in result.output and "wdqa keygen" in result.output
     assert len(result.output.strip().splitlines()) == 1, result.output
+
+
+def test_a_run_of_the_private_split_alone_packs_and_verifies(cheater_run, micro_suite: Path, tmp_path: Path) -> None:
+    import shutil
+
+    run = tmp_path / "private-only"
+    shutil.copytree(cheater_run[0], run)
+    answers = [line for line in (run / "answers.jsonl").read_text().splitlines() if f'"{PRIVATE_SPLIT}/' in line]
+    (run / "answers.jsonl").write_text("\n".join(answers) + "\n")
+    for scores in (run / "scores").glob("*.jsonl"):
+        scores.write_text("")  # the judge stage graded nothing
+    manifest = json.loads((run / "manifest.json").read_text())
+    manifest["splits"] = [PRIVATE_SPLIT]
+    (run / "manifest.json").write_text(json.dumps(manifest))
+    result = run_cli("submit", str(run), "--out", str(tmp_path / "private-only.tar.gz"))
+    assert result.exit_code == 0, result.output
+    verdict = verify(tmp_path / "private-only.tar.gz", str(micro_suite), rejudge_sample=0)
+    assert verdict.accepted, verdict.problems
