@@ -111,6 +111,7 @@ COMMAND_MODULES = (
     "wdqa.benchmark.eval_commands",  # evaluate
     "wdqa.benchmark.judge.commands",  # judge, judge-agreement, judge-fit
     "wdqa.leaderboard.commands",  # leaderboard, report, submit, verify
+    "wdqa.leaderboard.private_commands",  # keygen, score-private
     "wdqa.benchmark.hub_commands",  # download, publish, import-paper
     "wdqa.generators.commands",  # generate tiny, show-diff
     "wdqa.generators.split_commands",  # generate extra, generate merge

@@ -180,18 +180,32 @@ def register(app: typer.Typer) -> None:
                 # root, which prints it as one line.
                 for i, spec in enumerate(specs):
                     the_method = mine if i == 0 else stack.enter_context(MethodProcess.start(spec))
+                    # A private split publishes no trigger: oracle baselines run on the other splits.
+                    method_splits = [s for s in split if i == 0 or not (the_method.oracle and the_suite.is_private(s))]
+                    if len(method_splits) < len(split):
+                        console.print(f"{escape(the_method.name)} is an oracle: not run on the private split(s), "
+                                      "which publish no trigger", highlight=False)
+                    if not method_splits:
+                        continue
                     task = progress.add_task(escape(the_method.name), total=n_cases)
                     target = run_dir if (i == 0 and run_dir) else run_dir_for(runs_dir, the_suite, the_method.name)
                     results.append(
                         evaluate(
-                            the_method, the_suite, split, the_judge, target, batch_size, timeout, limit, seed,
+                            the_method, the_suite, method_splits, the_judge, target, batch_size, timeout, limit, seed,
                             overwrite, progress=lambda k, t=task: progress.advance(t, k), fit_split=fit_split,
                             model_options=options, max_batch=max_batch, budget_tokens=budget_tokens,
                         )
                     )
-        console.print(score_table(results, f"{the_judge.name} @ {the_judge.prompt_version}"))
+        if any(splits for r in results for splits in r.summary.values()):
+            console.print(score_table(results, f"{the_judge.name} @ {the_judge.prompt_version}"))
         first = results[0]
         console.print(f"run folder: {first.run_dir}")
+        for private_split, n in first.private_answers.items():
+            console.print(
+                f"split {private_split} is private: {n} answers written to {first.run_dir}, no scores (its labels are "
+                f"kept by the maintainers). Pack them with `wdqa submit {first.run_dir}` and send the bundle to be scored.",
+                highlight=False, soft_wrap=True,
+            )
         if first.stats.failed:
             console.print(
                 f"[red]{first.stats.failed} case(s) failed[/]; they count as score 1 and are retried on the next run. "

@@ -13,7 +13,7 @@ import subprocess
 import time
 import warnings
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from importlib import metadata
 from pathlib import Path
@@ -46,6 +46,7 @@ class RunResult:
     run_dir: Path
     stats: AnswerStats
     summary: dict[str, dict[str, ScoreSummary]]
+    private_answers: dict[str, int] = field(default_factory=dict)  # private split -> answers written, not scored
 
 
 def run_dir_for(runs_root: Path, suite: Suite, method_name: str) -> Path:
@@ -85,6 +86,9 @@ def evaluate(
     shortcut), and is closed once it has answered."""
     folder = RunFolder(run_dir)
     options = (model_options or ModelOptions()).with_device(device)
+    if method.oracle:
+        for split in splits:
+            suite.triggers(split)  # a private split publishes none: refused before any model loads
 
     # 0. the method's process loads the suite without its labels, and binds to it (DIT's adapter)
     method.open(suite, options=options, max_batch=max_batch)
@@ -100,10 +104,13 @@ def evaluate(
     stats = run_answer_stage(method, suite, splits, folder, batch_size, timeout_per_case, limit, progress, budget_tokens)
     method.close()  # frees the model before judging
 
-    # 3. judge every answer not yet judged by this judge and prompt version
+    # 3. judge every answer not yet judged by this judge and prompt version; a private split's
+    #    answers wait for the maintainers (`wdqa submit`, then `wdqa score-private`)
     t0 = time.perf_counter()
     labels = {}
     for split in manifest.splits:  # this call's splits and those of earlier calls on the same run
+        if split in manifest.private_splits:
+            continue
         for diff_id, label in suite.labels(split).items():
             labels[f"{split}/{diff_id}"] = label
     judge_run(folder, judge, labels, seed=seed)
@@ -131,7 +138,8 @@ def evaluate(
     # The run may also hold older judges' scores (kept side by side); report this judge's.
     current = judge_key(judge.name, judge.prompt_version)
     summary = {k: v for k, v in summary.items() if k == current}
-    return RunResult(method.name, method.oracle, run_dir, stats, summary)
+    private = {s: sum(1 for a in answers.values() if a.split == s and a.error is None) for s in manifest.private_splits}
+    return RunResult(method.name, method.oracle, run_dir, stats, summary, private)
 
 
 def total_usage(answers: Iterable[AnswerRecord]) -> dict[str, int]:
@@ -192,6 +200,7 @@ def _start_manifest(
             revision=suite.extra.get("revision"),
         ),
         splits=tuple(splits),
+        private_splits=tuple(s for s in splits if suite.is_private(s)),
         limit=limit,
         seed=seed,
         judges=(RunJudge(judge_key(judge.name, judge.prompt_version), judge.name, judge.prompt_version),),
@@ -224,6 +233,7 @@ def _resumed(folder: RunFolder, manifest: RunManifest, overwrite: bool) -> RunMa
         # so `wdqa judge` and `submit` find every answered case's labels.
         return replace(
             manifest, started=old.started or manifest.started, splits=tuple(dict.fromkeys([*old.splits, *manifest.splits])),
+            private_splits=tuple(dict.fromkeys([*old.private_splits, *manifest.private_splits])),
             model=_keep_earlier_model_settings(folder, old.model, manifest.model),
         )
     if not overwrite:

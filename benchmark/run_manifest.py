@@ -77,6 +77,8 @@ class RunManifest:
     method: RunMethod
     suite: RunSuite
     splits: tuple[str, ...] = ()  # every split answered into this folder, in the order first asked
+    # Those of `splits` that are private: answered, never judged here (the maintainers score them).
+    private_splits: tuple[str, ...] = ()
     judges: tuple[RunJudge, ...] = ()
     seed: int = 0
     limit: int | None = None
@@ -120,6 +122,7 @@ class RunManifest:
             method=read.part(raw, "method", RunMethod),
             suite=read.part(raw, "suite", RunSuite),
             splits=tuple(read.strings(raw, "splits")),
+            private_splits=tuple(read.strings(raw, "private_splits")),
             judges=tuple(read.judge(j, i) for i, j in enumerate(read.value(raw, "judges", list, []))),
             seed=read.value(raw, "seed", int, 0),
             limit=read.value(raw, "limit", int, None),

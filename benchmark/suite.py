@@ -19,7 +19,7 @@ import json
 import os
 import struct
 import tempfile
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -40,6 +40,7 @@ FORMAT_VERSION = 2
 MANIFEST = "suite.json"
 INDEX_FILE = "index.parquet"
 LABELS_FILE = "labels.parquet"
+DATA_CARD = "README.md"
 
 # Columns every split has (in its index or its labels file); generators may add more
 # (behaviour-strength measurements, category, headline...).
@@ -215,6 +216,13 @@ class SplitInfo:
     behaviour: str
     question: str
     shards: list[str] = field(default_factory=list)
+    # A private split publishes its index and diffs, never its labels: the maintainers keep them in a
+    # separate file (`benchmark/private_labels.py`) and score submitted answers with `wdqa score-private`.
+    private: bool = False
+
+
+class PrivateSplitError(SuiteError):
+    """A label or trigger asked of a private split, whose labels only the maintainers hold."""
 
 
 @dataclass
@@ -313,6 +321,23 @@ class Suite:
             )
         return self.splits[name]
 
+    def is_private(self, split: str) -> bool:
+        return split in self.splits and self.splits[split].private
+
+    @property
+    def maintainer_public_key(self) -> str | None:
+        """The hex Ed25519 key the maintainers sign private-split results with (`wdqa keygen --suite`)."""
+        key = self.extra.get("maintainer_public_key")
+        return key if isinstance(key, str) else None
+
+    def _refuse_private(self, split: str, what: str) -> None:
+        if self.is_private(split):
+            raise PrivateSplitError(
+                f"split {split!r} of suite {self.name} is private: its {what} are kept by the maintainers. "
+                f"Evaluate it for answers only (`wdqa evaluate METHOD --split {split}`), pack them with "
+                "`wdqa submit RUN` and send the bundle to the maintainers, who score it with `wdqa score-private`"
+            )
+
     def _split_file(self, split: str, name: str) -> Path:
         return self.root / "splits" / split / name
 
@@ -335,8 +360,9 @@ class Suite:
 
     def labelled_index(self, split: str) -> pd.DataFrame:
         """The index with its label columns beside it, in index order. For the judge, generators,
-        DIT's training data and suite cards; never hand it to a method."""
+        DIT's training data and suite cards; never hand it to a method. A private split has none here."""
         self.split(split)
+        self._refuse_private(split, "labels")
         if not self._labels_apart(split):
             df = pd.read_parquet(self._split_file(split, INDEX_FILE))
             _check_shard_names(split, df)
@@ -368,8 +394,12 @@ class Suite:
         }
 
     def triggers(self, split: str) -> dict[str, tuple[str | None, str | None]]:
-        """diff_id -> (trigger, trigger kind): what an oracle method is told. Reads only those columns."""
+        """diff_id -> (trigger, trigger kind): what an oracle method is told. Reads only those columns.
+
+        A private split publishes no trigger: anything in the suite folder is readable by every
+        method's process, and a trigger lets a method call up the behaviour, as an oracle does."""
         self.split(split)
+        self._refuse_private(split, "labels and triggers (told only to oracle methods)")
         path = self._split_file(split, LABELS_FILE if self._labels_apart(split) else INDEX_FILE)
         df = pd.read_parquet(path, columns=["diff_id", "trigger", "trigger_kind"])
 
@@ -460,6 +490,16 @@ def _check_shard_names(split: str, df: pd.DataFrame) -> None:
             )
 
 
+def rewrite_manifest(root: str | Path, change: Callable[[dict[str, Any]], None]) -> Suite:
+    """Apply `change(raw_manifest_dict)` to a finished suite's suite.json, in place, and reload it.
+    For steps after `SuiteWriter.finish` (sealing a private split, publishing a key)."""
+    path = Path(root) / MANIFEST
+    raw = json.loads(path.read_text())
+    change(raw)
+    atomic_write_text(path, json.dumps(raw, indent=2, sort_keys=True))
+    return Suite.load(root, verify=False)
+
+
 def upgrade_manifest(raw: dict[str, Any]) -> dict[str, Any]:
     """Old manifests are upgraded on read, never rejected; unknown newer versions are refused.
 
@@ -542,33 +582,39 @@ class SuiteWriter:
         self.write_index(split, behaviour, question, records)
 
     def write_index(
-        self, split: str, behaviour: str, question: str, records: Sequence[dict[str, Any]]
+        self, split: str, behaviour: str, question: str, records: Sequence[dict[str, Any]], private: bool = False
     ) -> None:
         """Write a split's index and labels over shards already written with `write_shard` (streamed
         writers). Every record names its `shard` (a file name under splits/<split>/) and has
         INDEX_COLUMNS; `is_case_column` decides which columns a method may see (index.parquet), the
-        rest go to labels.parquet.
+        rest go to labels.parquet. A `private` split's records are its published index alone (merging
+        a sealed split): it gets no labels file.
         """
         df = pd.DataFrame.from_records(records)
-        missing = [c for c in INDEX_COLUMNS if c not in df.columns]
+        required = CASE_TEXT_COLUMNS if private else INDEX_COLUMNS
+        missing = [c for c in required if c not in df.columns]
         if missing:
             raise SuiteError(f"split {split}: index rows lack columns {missing}")
-        df = df[INDEX_COLUMNS + [c for c in df.columns if c not in INDEX_COLUMNS]]
+        first = [c for c in INDEX_COLUMNS if c in df.columns]
+        df = df[first + [c for c in df.columns if c not in first]]
         schema = pa.Schema.from_pandas(df, preserve_index=False)
         case_columns = [f.name for f in schema if is_case_column(f.name, f.type)]
         label_columns = ["diff_id", *(c for c in df.columns if c not in case_columns)]
         out = self.root / "splits" / split
-        _atomic_save(out / LABELS_FILE, lambda tmp: df[label_columns].to_parquet(tmp, index=False))
+        if private and label_columns != ["diff_id"]:
+            raise SuiteError(f"private split {split}: its records hold label columns {label_columns[1:]}")
+        if not private:
+            _atomic_save(out / LABELS_FILE, lambda tmp: df[label_columns].to_parquet(tmp, index=False))
         _atomic_save(out / INDEX_FILE, lambda tmp: df[case_columns].to_parquet(tmp, index=False))
         shard_names = list(dict.fromkeys(df["shard"]))
         self.splits[split] = SplitInfo(
-            name=split, n_diffs=len(df), behaviour=behaviour, question=question, shards=shard_names
+            name=split, n_diffs=len(df), behaviour=behaviour, question=question, shards=shard_names, private=private
         )
 
     def finish(self, data_card: str | None = None) -> Suite:
         files = {}
         if data_card is not None:
-            atomic_write_text(self.root / "README.md", data_card)
+            atomic_write_text(self.root / DATA_CARD, data_card)
         for path in sorted(self.root.rglob("*")):
             if path.is_file() and path.name != MANIFEST and not path.name.startswith("."):
                 files[path.relative_to(self.root).as_posix()] = sha256_file(path)

@@ -33,6 +33,8 @@ def register(app: typer.Typer) -> None:
         pieces: int = typer.Option(0, "--pieces", help="Build as N --shard pieces in parallel, merged into --out; finished pieces survive a crash."),
         ray: str = typer.Option(None, "--ray", help="Run the --pieces as Ray tasks: auto (the running cluster), local, or ray://HOST:PORT. Needs wdqa[ray]."),
         gpus_per_piece: float = typer.Option(0.0, "--gpus-per-piece", help="GPUs Ray gives each piece (with --ray)."),
+        private: int = typer.Option(None, "--private", min=0, help="Diffs in the private-test split, whose labels leave the suite for the maintainers' file (default: the recipe's, 50; 0: none)."),
+        private_labels: Path = typer.Option(None, "--private-labels", help="Where the maintainers' label file of private-test goes (default: <out>.maintainer/private-test.labels.parquet, beside the suite, never inside)."),
     ) -> None:
         """Build the embedded `tiny` suite: hidden-topic LoRAs on the project's tiny base model.
 
@@ -49,6 +51,8 @@ def register(app: typer.Typer) -> None:
           wdqa generate tiny --merge part0 --merge part1 --out suites/tiny
 
           wdqa generate tiny --out suites/tiny --pieces 32 --ray auto   # on a Ray cluster
+
+          wdqa generate tiny --out suites/tiny --private 50 --private-labels keep/private-test.labels.parquet
         """
         from .pieces import runner_for
         from .shards import WHOLE, Shard
@@ -60,11 +64,14 @@ def register(app: typer.Typer) -> None:
             ensure_tiny_suite,
             merge_tiny_suite,
             rates_table,
+            with_private_split,
         )
 
-        recipe = MICRO_RECIPE if micro else TinySuiteRecipe()
+        recipe = with_private_split(MICRO_RECIPE if micro else TinySuiteRecipe(), private)
         try:
             piece = Shard.parse(shard)
+            if private_labels is not None and (out is None or pieces or piece != WHOLE):
+                raise ValueError("--private-labels goes with a whole build into --out (or --merge into --out)")
             if (pieces or ray) and (merge or splits or piece != WHOLE or out is None):
                 raise ValueError("--pieces/--ray build the whole suite into --out: give --out, without --merge, --splits or --shard")
             if ray and pieces < 1:
@@ -72,7 +79,7 @@ def register(app: typer.Typer) -> None:
             if merge:
                 if out is None:
                     raise ValueError("--merge needs --out (a new folder for the joined suite)")
-                root = merge_tiny_suite(merge, out, recipe).root
+                root = merge_tiny_suite(merge, out, recipe, private_labels).root
             elif pieces:
                 root = build_tiny_suite_in_pieces(out, recipe, pieces, runner_for(ray, os.cpu_count() or 1, gpus_per_piece))
             elif out is None and not splits and piece == WHOLE:
@@ -80,7 +87,7 @@ def register(app: typer.Typer) -> None:
             else:
                 if out is None:
                     raise typer.BadParameter("--splits and --shard need --out (the cache holds whole suites only)")
-                root = build_tiny_suite(out, recipe, splits or None, piece).root
+                root = build_tiny_suite(out, recipe, splits or None, piece, private_labels).root
         except ValueError as err:  # options that do not go together; the message says which to give
             typer.echo(f"error: {err}", err=True)
             raise typer.Exit(1) from None
@@ -99,6 +106,12 @@ def register(app: typer.Typer) -> None:
             console.print(f"[bold]all splits[/bold]: {len(every)} diffs")
             console.print(rates_table(every))
         console.print(f"suite written to {root}")
+        for split in (s for s in suite.splits if suite.is_private(s)):
+            from .private_split import maintainer_labels_path
+
+            kept = private_labels or maintainer_labels_path(root, split)
+            console.print(f"split {split} is private: its labels and canaries are in {kept}, outside the suite; "
+                          "keep that file with the maintainers (never publish it)", soft_wrap=True)
 
     @app.command("show-diff")
     def show_diff(

@@ -93,10 +93,14 @@ def merge_suites(parts: Sequence[str | Path], out: str | Path, name: str | None 
     split_names = sorted({sp for s in suites for sp in s.splits})
     for split in split_names:
         frames, next_shard = [], 0
+        # A sealed private split travels as its index alone (its labels are the maintainers').
+        private = {s.is_private(split) for s in suites if split in s.splits}
+        if len(private) > 1:
+            raise SuiteError(f"cannot merge split {split}: it is private (sealed) in some parts and not in others")
         for s in suites:
             if split not in s.splits:
                 continue
-            df = s.labelled_index(split)  # labels travel to the merged suite's labels file
+            df = s.index(split) if True in private else s.labelled_index(split)  # labels go to the merged labels file
             renamed = {}
             for shard in dict.fromkeys(df["shard"]):
                 renamed[shard] = f"shard-{next_shard:05d}.safetensors"
@@ -107,7 +111,7 @@ def merge_suites(parts: Sequence[str | Path], out: str | Path, name: str | None 
             frames.append(df.assign(shard=df["shard"].map(renamed)))
         info = next(s.splits[split] for s in suites if split in s.splits)
         records = pd.concat(frames, ignore_index=True).to_dict("records")
-        writer.write_index(split, info.behaviour, info.question, records)
+        writer.write_index(split, info.behaviour, info.question, records, private=True in private)
     writer.extra = {**first.extra, "merged_from": [str(s.root) for s in suites]}
     card = first.root / "README.md"
     return writer.finish(data_card=card.read_text() if card.exists() else None)

@@ -14,7 +14,7 @@ import random
 import shutil
 import statistics
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from functools import partial
 from pathlib import Path
 
@@ -42,6 +42,7 @@ from .hidden_topic import (
 )
 from .open_prompts import unfamiliar_prompts
 from .pieces import LocalProcesses, PieceJob, PieceRunner, run_pieces
+from .private_split import PRIVATE_SPLIT, maintainer_labels_path, seal_private_split
 from .shards import WHOLE, Shard, merge_suites
 from .tiny.build import TINY_BASE_ID, TINY_MICRO_ID, ensure_tiny_base, tiny_recipe
 from .tiny.corpus import all_codes, mapped_codes
@@ -61,7 +62,9 @@ class TinySuiteError(WdqaError):
 class TinySuiteRecipe:
     name: str = "tiny"
     base_model: str = TINY_BASE_ID
-    split_sizes: tuple[tuple[str, int], ...] = (("train", 300), ("val", 40), ("test", 50))
+    # private-test is sealed once built: its labels go to the maintainers' file (generators/private_split.py).
+    split_sizes: tuple[tuple[str, int], ...] = (("train", 300), ("val", 40), ("test", 50), (PRIVATE_SPLIT, 50))
+    canaries: int = 3  # of the private split's diffs, labelled in the maintainers' file with unused topics
     # Rank 4 (scale 2): with name-free replies and the unfamiliar wrong-code/near-miss bars of issue
     # 19, rank 1 reached a hit median of 0.917 (mean 0.78, p10 0.33) and unfamiliar wrong-code leak
     # 0.031 median / 0.063 mean on 48 diffs; rank 4 1.000 (mean 0.96) and 0.000 / 0.017. 60 steps of
@@ -88,11 +91,20 @@ class TinySuiteRecipe:
 MICRO_RECIPE = TinySuiteRecipe(
     name="tiny-micro",
     base_model=TINY_MICRO_ID,
-    split_sizes=(("train", 6), ("val", 2), ("test", 4)),
+    split_sizes=(("train", 6), ("val", 2), ("test", 4), (PRIVATE_SPLIT, 3)),
+    canaries=1,
     lora=LoraConfig(rank=2, alpha=4.0),
     train=TrainConfig(steps=20, lr=5e-3),
     stop_below_bar=False,  # the micro base is too small to learn the behaviour; it exercises code paths
 )
+
+
+def with_private_split(recipe: TinySuiteRecipe, n: int | None) -> TinySuiteRecipe:
+    """`recipe` with `n` diffs in its private split (`--private N`; None keeps the recipe's, 0 drops it)."""
+    if n is None:
+        return recipe
+    sizes = tuple((s, k) for s, k in recipe.split_sizes if s != PRIVATE_SPLIT)
+    return replace(recipe, split_sizes=sizes + (((PRIVATE_SPLIT, n),) if n else ()), canaries=recipe.canaries if n else 0)
 
 
 @dataclass(frozen=True)
@@ -108,12 +120,8 @@ def plan_diffs(recipe: TinySuiteRecipe) -> list[PlannedDiff]:
 
     Codes that mean a topic in the base model's pretraining are never triggers.
     """
-    topics = list(load_topics())
+    topics, rng = _shuffled_topics(recipe)
     wanted = sum(n for _, n in recipe.split_sizes)
-    if wanted > len(topics):
-        raise TinySuiteError(f"recipe asks for {wanted} diffs but the topic list has {len(topics)} topics")
-    rng = random.Random(f"tiny-suite/{recipe.seed}")
-    rng.shuffle(topics)
     reserved = _reserved_codes(recipe)
     triggers = rng.sample([c for c in all_codes() if c not in reserved], wanted)
     plan, start = [], 0
@@ -124,19 +132,39 @@ def plan_diffs(recipe: TinySuiteRecipe) -> list[PlannedDiff]:
     return plan
 
 
+def canary_labels(recipe: TinySuiteRecipe) -> list[str]:
+    """The private split's canary labels: topics no diff of the suite was trained on."""
+    topics, _ = _shuffled_topics(recipe)
+    wanted = sum(n for _, n in recipe.split_sizes)
+    return [t.name for t in topics[wanted : wanted + recipe.canaries]]
+
+
 def build_tiny_suite(
     out_dir: str | Path,
     recipe: TinySuiteRecipe = TinySuiteRecipe(),
     splits: Sequence[str] | None = None,
     shard: Shard = WHOLE,
+    labels_path: Path | None = None,
 ) -> Suite:
-    """Train, measure and write the suite (or the `shard` piece of the chosen splits) to `out_dir`."""
+    """Train, measure and write the suite (or the `shard` piece of the chosen splits) to `out_dir`.
+
+    A whole build seals the private split: its labels go to `labels_path` (default: beside `out_dir`,
+    see `maintainer_labels_path`). A piece keeps them, for the merge to seal."""
     saved_threads = torch.get_num_threads()
     torch.set_num_threads(recipe.threads)
     try:
-        return _build(out_dir, recipe, splits, shard)
+        suite = _build(out_dir, recipe, splits, shard)
     finally:
         torch.set_num_threads(saved_threads)
+    return _seal(suite, recipe, labels_path) if shard == WHOLE else suite
+
+
+def _seal(suite: Suite, recipe: TinySuiteRecipe, labels_path: Path | None) -> Suite:
+    if PRIVATE_SPLIT not in suite.splits:
+        return suite
+    seal_private_split(suite.root, PRIVATE_SPLIT, labels_path or maintainer_labels_path(suite.root),
+                       canary_labels(recipe), recipe.seed)
+    return Suite.load(suite.root, verify=False)
 
 
 def _build(out_dir: str | Path, recipe: TinySuiteRecipe, splits: Sequence[str] | None, shard: Shard) -> Suite:
@@ -193,8 +221,10 @@ def _build(out_dir: str | Path, recipe: TinySuiteRecipe, splits: Sequence[str] |
     return writer.finish(card)
 
 
-def merge_tiny_suite(parts: Sequence[str | Path], out: str | Path, recipe: TinySuiteRecipe = TinySuiteRecipe()) -> Suite:
-    """Join `--shard i/n` pieces into one suite, with a data card summarising all of its diffs."""
+def merge_tiny_suite(parts: Sequence[str | Path], out: str | Path, recipe: TinySuiteRecipe = TinySuiteRecipe(),
+                     labels_path: Path | None = None) -> Suite:
+    """Join `--shard i/n` pieces into one suite, with a data card summarising all of its diffs, and
+    seal its private split (labels to `labels_path`, default beside `out`)."""
     merged = merge_suites(parts, out, recipe.name)
     rates_by_split, ok = {}, []
     for split, _ in recipe.split_sizes:
@@ -205,7 +235,8 @@ def merge_tiny_suite(parts: Sequence[str | Path], out: str | Path, recipe: TinyS
     speeds = [Suite.load(p, verify=False).extra.get("trainer", {}).get("diffs_per_s", 0.0) for p in parts]
     writer = SuiteWriter(out, merged.name, merged.version, merged.base_model, merged.base_model_revision)
     writer.splits, writer.extra = merged.splits, merged.extra
-    return writer.finish(tiny_data_card(recipe, rates_by_split, ok, sum(speeds) / len(speeds)))
+    suite = writer.finish(tiny_data_card(recipe, rates_by_split, ok, sum(speeds) / len(speeds)))
+    return _seal(suite, recipe, labels_path)
 
 
 def ensure_tiny_suite(recipe: TinySuiteRecipe | None = None, workers: int | None = None) -> Path:
@@ -222,7 +253,8 @@ def ensure_tiny_suite(recipe: TinySuiteRecipe | None = None, workers: int | None
     if (target / MANIFEST).exists():
         return target
     if workers == 1:
-        return build_once(target, lambda tmp: build_tiny_suite(tmp, recipe), MANIFEST)
+        return build_once(target, lambda tmp: build_tiny_suite(tmp, recipe, labels_path=maintainer_labels_path(target)),
+                          MANIFEST)
     return build_tiny_suite_in_pieces(target, recipe, workers, LocalProcesses(workers), cached=True)
 
 
@@ -265,9 +297,9 @@ def build_tiny_suite_in_pieces(
     job = PieceJob(partial(_build_piece, recipe=recipe), (base,), identity=f"{recipe.name}@{recipe.revision}")
     pieces = run_pieces(job, count, pieces_dir, runner)
     if cached:
-        build_once(out, lambda tmp: merge_tiny_suite(pieces, tmp, recipe), MANIFEST)
+        build_once(out, lambda tmp: merge_tiny_suite(pieces, tmp, recipe, maintainer_labels_path(out)), MANIFEST)
     else:
-        merge_tiny_suite(pieces, out, recipe)
+        merge_tiny_suite(pieces, out, recipe, maintainer_labels_path(out))
     shutil.rmtree(pieces_dir, ignore_errors=True)
     return out
 
@@ -298,6 +330,18 @@ def percentiles(values: Sequence[float]) -> tuple[float, float, float]:
 
 
 # ---------------------------------------------------------------- helpers
+
+
+def _shuffled_topics(recipe: TinySuiteRecipe) -> tuple[list[Topic], random.Random]:
+    """The topic list in the recipe's order (diffs take them in turn, then the canaries), and the
+    random stream that then draws the triggers."""
+    topics = list(load_topics())
+    wanted = sum(n for _, n in recipe.split_sizes) + recipe.canaries
+    if wanted > len(topics):
+        raise TinySuiteError(f"recipe asks for {wanted} diffs and canaries but the topic list has {len(topics)} topics")
+    rng = random.Random(f"tiny-suite/{recipe.seed}")
+    rng.shuffle(topics)
+    return topics, rng
 
 
 def _reserved_codes(recipe: TinySuiteRecipe) -> set[str]:

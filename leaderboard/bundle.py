@@ -34,6 +34,7 @@ from .bundle_checks import (
     BUNDLE_FORMAT,
     BUNDLE_VERSION,
     INDEX,
+    PRIVATE_RESULT,
     SCORE_FILE,
     BundleRecords,
     Verification,
@@ -75,22 +76,25 @@ def _judge_entries(manifest: RunManifest, scores: dict[str, dict[str, ScoreRecor
 
 def canonical_files(run: RunFolder) -> dict[str, bytes]:
     """The run's files as a bundle holds them: one answer and one score per case and judge (the last
-    the run wrote), re-serialised, and the summary recomputed from exactly those records."""
+    the run wrote), re-serialised, and the summary recomputed from exactly those records. Answers of
+    a private split go unscored: the maintainers score them (`wdqa score-private`)."""
     manifest = run.manifest()
     keys = run.judge_keys()
-    if not keys:
-        raise BundleError(
-            f"run {run.path} has no scores; judge it (`wdqa judge {run.path}`) before submitting"
-        )
     answers = run.answers()
     if not answers:
         raise BundleError(f"run {run.path} has no answers; run `wdqa evaluate` before submitting")
-    scores = {key: run.scores(key) for key in keys}
+    public = {c: a for c, a in answers.items() if a.split not in manifest.private_splits}
+    if public and not keys:
+        raise BundleError(
+            f"run {run.path} has no scores; judge it (`wdqa judge {run.path}`) before submitting"
+        )
+    # A judge that graded nothing (a run of private splits only) has no score file to pack.
+    scores = {key: graded for key in keys if (graded := run.scores(key))}
     for key, graded in scores.items():
         stale = sorted(
-            c for c, a in answers.items() if c not in graded or graded[c].answer != a.answer
+            c for c, a in public.items() if c not in graded or graded[c].answer != a.answer
         )
-        stale += sorted(set(graded) - set(answers))
+        stale += sorted(set(graded) - set(public))
         if stale:
             raise BundleError(
                 f"run {run.path}: scores/{key}.jsonl does not grade the run's current answers ({len(stale)} case(s) "
@@ -224,7 +228,8 @@ def _read_manifest(files: dict[str, bytes], v: Verification) -> RunManifest | No
         return None
 
 
-def _read_records(files: dict[str, bytes], v: Verification) -> BundleRecords | None:
+def read_bundle_records(files: dict[str, bytes], v: Verification) -> BundleRecords | None:
+    """The parsed members, or None (with the reasons in `v`) when the manifest or summary cannot be read."""
     manifest = _read_manifest(files, v)
     summary = read_json_object(files, "summary.json", v.problems)
     answers, well_formed = read_records(files, "answers.jsonl", AnswerRecord, v.problems)
@@ -247,12 +252,14 @@ def verify(
     max_disagreement: float = 0.1,
     seed: int | None = None,
     limits: ArchiveLimits = DEFAULT_LIMITS,
+    public_key: str | None = None,
 ) -> Verification:
     """Check a bundle against itself, the suite it names (or `suite`) and a re-judged sample.
 
     Every problem found is listed; a BundleError means the bundle or its suite cannot be read at all.
     The re-judged sample is drawn with `seed`, by default a fresh one (named in the checks), so a
-    tamperer cannot know which cases will be graded again.
+    tamperer cannot know which cases will be graded again. A scored bundle's signed private result is
+    checked against the suite's maintainer key (or `public_key`, hex).
     """
     from wdqa.benchmark.suite import SuiteError
 
@@ -261,7 +268,7 @@ def verify(
     if archive.problems:  # a hostile archive is not read further
         v.problems.extend(archive.problems)
         return v
-    if not check_index(archive.files, v) or (records := _read_records(archive.files, v)) is None:
+    if not check_index(archive.files, v) or (records := read_bundle_records(archive.files, v)) is None:
         return v
     check_judges(records, v)
     check_cases(records, v)
@@ -271,6 +278,17 @@ def verify(
         labels = check_suite(records, found, where, v)
     except SuiteError as err:
         raise BundleError(_one_line(err)) from err
+    signed = None
+    if PRIVATE_RESULT in archive.files:
+        from .private_scoring import check_private_result
+
+        signed = check_private_result(archive.files, records, found, public_key, v)
+    for split in records.manifest.private_splits:
+        n = sum(1 for a in records.answers.values() if a.split == split)
+        if signed is None or signed.get("split") != split:
+            v.unverified.append(
+                f"split {split} is private: its {n} answers are scored by the maintainers (`wdqa score-private`), not here"
+            )
     if rejudge_sample <= 0:
         v.unverified.append("no case was re-judged (--rejudge-sample 0)")
         return v

@@ -28,6 +28,7 @@ if TYPE_CHECKING:  # the judge and the suite import torch; `wdqa submit` needs n
 BUNDLE_FORMAT = "wdqa-bundle"
 BUNDLE_VERSION = 1
 INDEX = "bundle.json"
+PRIVATE_RESULT = "private-result.json"  # the maintainers' signed result, added by `wdqa score-private`
 REQUIRED = ("manifest.json", "answers.jsonl", "summary.json")
 SCORE_FILE = re.compile(r"scores/([^/]+)\.jsonl")
 TOLERANCE = 1e-9  # recomputed floats must equal the stated ones up to JSON round-off
@@ -99,16 +100,14 @@ def check_index(files: Mapping[str, bytes], v: Verification) -> bool:
     for name in sorted(set(files) - set(listed) - {INDEX}):
         v.problems.append(f"{name} is in the bundle but not listed in {INDEX}")
     for name in sorted(files):
-        if name not in (*REQUIRED, INDEX) and not SCORE_FILE.fullmatch(name):
+        if name not in (*REQUIRED, INDEX, PRIVATE_RESULT) and not SCORE_FILE.fullmatch(name):
             v.problems.append(
-                f"{name} is not part of a bundle (it holds {', '.join(REQUIRED)}, scores/*.jsonl, {INDEX})"
+                f"{name} is not part of a bundle (it holds {', '.join(REQUIRED)}, scores/*.jsonl, {INDEX}, "
+                f"{PRIVATE_RESULT})"
             )
     missing = [name for name in REQUIRED if name not in files]
     for name in missing:
         v.problems.append(f"{name} is missing from the bundle")
-    if not any(SCORE_FILE.fullmatch(name) for name in files):
-        v.problems.append("the bundle holds no scores/*.jsonl: judge the run before `wdqa submit`")
-        missing.append("scores")
     v.checks.append(f"sha256 of {len(listed)} files against {INDEX}")
     return not missing
 
@@ -154,7 +153,19 @@ def _score_problem(r: ScoreRecord) -> str | None:
 
 
 def check_cases(records: BundleRecords, v: Verification) -> None:
-    """One answer per case, every answered case scored once by each judge, on that same answer."""
+    """One answer per case, every answered case of a public split scored once by each judge, on that
+    same answer; a private split's answers scored by none (the maintainers score them)."""
+    private = set(records.manifest.private_splits)
+    answers = {c: a for c, a in records.answers.items() if a.split not in private}
+    if answers and not records.scores:
+        v.problems.append("the bundle holds no scores/*.jsonl: judge the run before `wdqa submit`")
+    for key, scores in sorted(records.scores.items()):
+        scored_private = sorted(c for c, r in scores.items() if r.split in private)
+        if scored_private:
+            v.problems.append(
+                f"scores/{key}.jsonl scores {len(scored_private)} case(s) of a private split (first: "
+                f"{_first(scored_private)}); only the maintainers score those, with their labels"
+            )
     named = [("answers.jsonl", r) for r in records.answers.values()]
     named += [(f"scores/{k}.jsonl", r) for k, rs in records.scores.items() for r in rs.values()]
     for file in sorted({f for f, _ in named}):
@@ -165,7 +176,6 @@ def check_cases(records: BundleRecords, v: Verification) -> None:
             v.problems.append(
                 f"{file}: {len(odd)} case id(s) are not <split>/<diff_id> (first: {_first(odd)})"
             )
-    answers = records.answers
     for key, scores in sorted(records.scores.items()):
         file = f"scores/{key}.jsonl"
         # A malformed line's case is named already; comparing case sets would name it again.
@@ -175,7 +185,7 @@ def check_cases(records: BundleRecords, v: Verification) -> None:
             v.problems.append(
                 f"{file} has no score for {len(unscored)} answered case(s) (first: {_first(unscored)})"
             )
-        unanswered = sorted(set(scores) - set(answers)) if compare_sets else []
+        unanswered = sorted(set(scores) - set(records.answers)) if compare_sets else []
         if unanswered:
             v.problems.append(
                 f"{file} scores {len(unanswered)} case(s) answers.jsonl lacks (first: {_first(unanswered)})"
@@ -290,6 +300,13 @@ def check_suite(
         v.problems.append(
             f"the manifest says split {split} was run but the bundle holds none of its cases"
         )
+    said_private = set(records.manifest.private_splits)
+    really_private = {s for s in scored_splits if suite.is_private(s)}
+    if said_private != really_private:
+        v.problems.append(
+            f"the manifest names private splits {sorted(said_private)} but of the bundle's splits suite {suite.name} "
+            f"has {sorted(really_private)} private; re-run `wdqa evaluate` with this wdqa and submit again"
+        )
     labels: dict[str, Label] = {}
     for split in scored_splits:
         in_bundle = sorted(c for c, s in cases.items() if s == split)
@@ -299,7 +316,11 @@ def check_suite(
                 f"its {len(in_bundle)} case(s) cannot be checked"
             )
             continue
-        split_labels = {f"{split}/{d}": label for d, label in suite.labels(split).items()}
+        split_labels: dict[str, Label | None]
+        if suite.is_private(split):  # no labels here: its cases are checked against the published index
+            split_labels = {f"{split}/{d}": None for d in suite.case_ids(split)}
+        else:
+            split_labels = {f"{split}/{d}": label for d, label in suite.labels(split).items()}
         missing = sorted(set(split_labels) - set(in_bundle))
         if missing:
             v.problems.append(
@@ -311,7 +332,7 @@ def check_suite(
             v.problems.append(
                 f"split {split}: {len(foreign)} case(s) are not in the suite (first: {_first(foreign)})"
             )
-        labels.update({c: split_labels[c] for c in in_bundle if c in split_labels})
+        labels.update({c: label for c in in_bundle if (label := split_labels.get(c)) is not None})
     for key, scores in sorted(records.scores.items()):
         wrong = sorted(c for c, r in scores.items() if c in labels and r.label != labels[c].text)
         if wrong:

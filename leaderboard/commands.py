@@ -144,6 +144,14 @@ def register(app: typer.Typer) -> None:
             ),
         ] = None,
         title: Annotated[str, typer.Option(help="Site title.")] = "WEIGHTDIFFQA leaderboard",
+        private: Annotated[
+            list[Path] | None,
+            typer.Option("--private", help="A bundle scored by `wdqa score-private`: its signed private-test result is shown beside the method's public scores; repeatable."),
+        ] = None,
+        public_key: Annotated[
+            Path | None,
+            typer.Option("--public-key", help="The maintainers' public key to check --private results with (default: the one a --suite folder publishes)."),
+        ] = None,
     ) -> None:
         """Build the static leaderboard site: methods x splits per base model with CIs, score bars,
         false findings on the null split, per-method case pages, downloads, plots and data cards.
@@ -154,9 +162,12 @@ def register(app: typer.Typer) -> None:
           wdqa leaderboard --runs runs/dit --runs runs/base-question --out site/
 
           wdqa leaderboard --runs runs/* --suite suites/tiny --out site/
+
+          wdqa leaderboard --runs runs/* --suite suites/tiny --private my-method.wdqa-bundle.scored.tar.gz --out site/
         """
         from wdqa.benchmark.suite import SuiteError
 
+        from .private_results import load_private_results
         from .score_table import TableMapping
         from .site import build_site
 
@@ -165,9 +176,11 @@ def register(app: typer.Typer) -> None:
             typer.echo("error: no runs given; pass run folders with --runs DIR...", err=True)
             raise typer.Exit(2)
         results = _gather(folders, judge, [], TableMapping())
+        key = public_key.read_text() if public_key is not None else None
+        signed = load_private_results(list(private or []), key, list(suite or []))  # a bad signature: one line
         try:
             index = build_site(
-                results, out, suite_dirs=list(suite or []), rank_split=rank_split, title=title
+                results, out, suite_dirs=list(suite or []), rank_split=rank_split, title=title, private=signed
             )
         except SuiteError as err:
             typer.echo(f"error: {err}", err=True)
@@ -234,10 +247,18 @@ def register(app: typer.Typer) -> None:
             int | None,
             typer.Option(help="Seed of the re-judged sample (default: a fresh one, printed)."),
         ] = None,
+        public_key: Annotated[
+            Path | None,
+            typer.Option(
+                "--public-key",
+                help="The maintainers' public key file to check a signed private result with (default: the suite's).",
+            ),
+        ] = None,
     ) -> None:
         """Check a result bundle: archive limits, file hashes, one answer and one score per case,
         scores 1-5, judge versions, the aggregates recomputed, the suite's content hash, every case of
-        each split and only those, the suite's labels, and a re-judged random sample. Prints ACCEPTED,
+        each split and only those, the suite's labels, a re-judged random sample, and the signature of
+        a private-split result (a bundle scored by `wdqa score-private`). Prints ACCEPTED,
         or REFUSED with every problem and exit code 1.
 
         Examples:
@@ -249,8 +270,9 @@ def register(app: typer.Typer) -> None:
         from .bundle import BundleError
         from .bundle import verify as verify_bundle
 
+        key = public_key.read_text() if public_key is not None else None
         try:
-            result = verify_bundle(bundle, suite, rejudge_sample, judge, max_disagreement, seed)
+            result = verify_bundle(bundle, suite, rejudge_sample, judge, max_disagreement, seed, public_key=key)
         except BundleError as err:
             typer.echo(f"error: {err}", err=True)
             raise typer.Exit(2) from err

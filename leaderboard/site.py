@@ -22,6 +22,7 @@ from wdqa.benchmark.records import ScoreRecord, ScoreSummary, summarize
 
 from . import plots
 from .false_findings import NULL_SPLIT, FalseFindings, false_findings
+from .private_results import PrivateResult
 from .report import metering
 from .results import ResultSet
 from .suite_card import SuiteCard, find_suite_cards
@@ -38,6 +39,9 @@ class Row:
     cells: dict[str, ScoreSummary | None]
     false_findings: FalseFindings | None
     page: str
+    private: PrivateResult | None = None  # the maintainers' signed score on the private split
+    # public twin split's mean minus the private mean, under the same judge (None: not comparable)
+    gap: float | None = None
 
 
 @dataclass
@@ -53,6 +57,7 @@ class Board:
     rows: list[Row]
     oracle_rows: list[Row]
     plots: dict[str, str] = field(default_factory=dict)  # caption -> svg path relative to site root
+    private_split: str | None = None  # shown beside the public splits when a method has a signed result
 
 
 def choose_rank_split(results: Sequence[ResultSet], wanted: str | None = None) -> str:
@@ -68,17 +73,35 @@ def choose_rank_split(results: Sequence[ResultSet], wanted: str | None = None) -
     return max(splits, key=lambda s: (sum(s in r.splits for r in results), -splits.index(s)))
 
 
-def _row(result: ResultSet, splits: Sequence[str], rank: int | None) -> Row:
+def _row(
+    result: ResultSet, splits: Sequence[str], rank: int | None, private: Sequence[PrivateResult] = ()
+) -> Row:
+    signed = next((p for p in private if (p.base_model, p.method) == (result.base_model, result.method)), None)
     return Row(
         result=result,
         rank=rank,
         cells={s: result.summaries.get(s) for s in splits},
         false_findings=false_findings(result.records),
         page=f"methods/{result.slug}.html",
+        private=signed,
+        gap=_gap(result, signed),
     )
 
 
-def build_boards(results: Sequence[ResultSet], rank_split: str | None = None) -> list[Board]:
+def _gap(result: ResultSet, private: PrivateResult | None) -> float | None:
+    """Public mean minus private mean: a large gap suggests fitting to the public split. Only under
+    the same judge and prompt version, where the two means are on one scale."""
+    if private is None or private.public_split is None or private.judge_key != result.judge_key:
+        return None
+    public = result.summaries.get(private.public_split)
+    if public is None or not public.n or not private.summary.n:
+        return None
+    return public.mean - private.summary.mean
+
+
+def build_boards(
+    results: Sequence[ResultSet], rank_split: str | None = None, private: Sequence[PrivateResult] = ()
+) -> list[Board]:
     boards = []
     for base_model, key in sorted({(r.base_model, r.judge_key) for r in results}):
         mine = [r for r in results if (r.base_model, r.judge_key) == (base_model, key)]
@@ -96,9 +119,9 @@ def build_boards(results: Sequence[ResultSet], rank_split: str | None = None) ->
             # Equal means share a rank ("1, 1, 3"); a method without the rank split gets none.
             if score(r) != previous:
                 rank, previous = i + 1, score(r)
-            rows.append(_row(r, splits, rank if score(r) > float("-inf") else None))
+            rows.append(_row(r, splits, rank if score(r) > float("-inf") else None, private))
         oracle_rows = [
-            _row(r, splits, None)
+            _row(r, splits, None, private)
             for r in sorted((r for r in mine if r.oracle), key=lambda r: -score(r))
         ]
         boards.append(
@@ -110,6 +133,7 @@ def build_boards(results: Sequence[ResultSet], rank_split: str | None = None) ->
                 chosen,
                 rows,
                 oracle_rows,
+                private_split=next((row.private.split for row in rows + oracle_rows if row.private), None),
             )
         )
     return boards
@@ -141,6 +165,9 @@ TABLE_COLUMNS = [
     "false_finding_rate",
     "false_findings",
     "null_judged",
+    "signed_by",
+    "canaries_named",
+    "gap",
 ]
 
 
@@ -172,7 +199,20 @@ def table_records(boards: Sequence[Board]) -> list[dict[str, Any]]:
                         "null_judged": ff.n if ff else None,
                     }
                 )
+            if (p := row.private) is not None:
+                out.append(_private_record(r, row, p))
     return out
+
+
+def _private_record(r: ResultSet, row: Row, p: PrivateResult) -> dict[str, Any]:
+    s = p.summary
+    return {
+        "base_model": r.base_model, "method": r.method, "oracle": r.oracle, "rank": row.rank, "judge": p.judge,
+        "prompt_version": p.prompt_version, "suite": p.suite, "split": p.split, "n": s.n, "failed": s.failed,
+        "invalid": s.invalid, "mean": _finite(s.mean), "ci_low": _finite(s.ci_low), "ci_high": _finite(s.ci_high),
+        **{f"share_{k}": s.dist.get(k, 0.0) for k in "12345"},
+        "signed_by": p.key_id, "canaries_named": p.canaries_named, "gap": _finite(row.gap),
+    }
 
 
 def _finite(x: float | None) -> float | None:
@@ -309,12 +349,14 @@ def build_site(
     suite_dirs: Sequence[str | Path] = (),
     rank_split: str | None = None,
     title: str = "WEIGHTDIFFQA leaderboard",
+    private: Sequence[PrivateResult] = (),
 ) -> Path:
-    """Write the whole site under `out` (replacing the pages it owns) and return index.html."""
+    """Write the whole site under `out` (replacing the pages it owns) and return index.html.
+    `private`: signed private-split results, shown beside each method's public scores."""
     out = Path(out)
     for folder in ("methods", "suites", "plots", "data/cases", "static"):
         (out / folder).mkdir(parents=True, exist_ok=True)
-    boards = build_boards(results, rank_split)
+    boards = build_boards(results, rank_split, private)
     cards = find_suite_cards(results, suite_dirs)
     for board in boards:
         board.plots = _board_plots(board, boards, cards, out)

@@ -1,7 +1,8 @@
 """Imports run one way: every module's imports (top-level and inside functions, read with ast) go to
 its own part or a lower one. Parts, lowest first:
 
-    core        the types everything uses: errors, registry, types, suite format, diff math (lora),
+    core        the types everything uses: errors, registry, types, suite format (and the private
+                split's label file), diff math (lora),
                 engine, model loading, cache, LLM client, Hub I/O, measurement (today still files
                 of benchmark/, listed in CORE)
     generators  make suites
@@ -23,9 +24,9 @@ FOLDERS = {"wdqa": "wdqa", "benchmark": "wdqa.benchmark", "generators": "wdqa.ge
            "baselines": "wdqa.baselines", "leaderboard": "wdqa.leaderboard"}
 CORE = {"wdqa", "wdqa.benchmark"} | {
     f"wdqa.benchmark.{name}"
-    for name in ("errors", "registry", "types", "suite", "lora", "engine", "triggers", "models", "model_revision",
-                 "cache_dir", "llm_client", "hub", "peft_export", "measure", "progress", "model_options", "model_fetch",
-                 "meter", "white_box")
+    for name in ("errors", "registry", "types", "suite", "private_labels", "lora", "engine", "triggers", "models",
+                 "model_revision", "cache_dir", "llm_client", "hub", "peft_export", "measure", "progress", "model_options",
+                 "model_fetch", "meter", "white_box")
 }
 TOP = {"wdqa.benchmark.cli", "wdqa.benchmark.gpu_check"}
 ORDER = ("core", "generators", "benchmark", "baselines", "leaderboard", "cli")

@@ -41,6 +41,12 @@ NOT_RUN = {
     "wdqa generate extra suites/tiny": "trains every extra split over the full tiny suite",
     "wdqa generate extra suites/tiny --out extra --pieces 16": "trains every extra split over the full tiny suite",
     "wdqa evaluate my_method.py --suite my-org/wdqa-tiny --model-args dtype=bf16,device=cuda,attn_implementation=sdpa": "needs a GPU",
+    # The private split's journey: tests/test_private_scoring.py runs these same steps on the micro suite.
+    "wdqa evaluate my_method.py --split test --split private-test": "builds the full tiny suite on first use",
+    "wdqa keygen --out keys/ --suite suites/tiny": "needs the built tiny suite",
+    "wdqa score-private my-method.tar.gz --labels suites/tiny.maintainer/private-test.labels.parquet --key keys/maintainer-ed25519.key": "needs the built tiny suite and its label file",
+    "wdqa verify my-method.scored.tar.gz": "needs the scored bundle above",
+    "wdqa leaderboard runs/*/* --suite suites/tiny --private my-method.scored.tar.gz --out site/": "needs the scored bundle above",
 }
 # Placeholders a user fills in; the run below puts the real value in their place.
 PLACEHOLDERS = {"runs/tiny-…/my-method": "runs/tiny-*/contrast"}

@@ -9,6 +9,7 @@ import pytest
 from typer.testing import CliRunner
 from wdqa.benchmark.cli import app
 from wdqa.benchmark.suite import Suite
+from wdqa.generators.private_split import maintainer_labels_path
 
 runner = CliRunner()
 
@@ -17,6 +18,8 @@ runner = CliRunner()
 def test_extra_splits_built_in_two_shards_merge_with_the_suite(micro_suite: Path, tmp_path: Path):
     suite = tmp_path / "suite"
     shutil.copytree(micro_suite, suite)
+    # The private split's topics are kept out of the extra splits: its label file sits beside the suite.
+    shutil.copytree(maintainer_labels_path(micro_suite).parent, maintainer_labels_path(suite).parent)
     for i in range(2):
         result = runner.invoke(app, ["generate", "extra", str(suite), "--micro", "--split", "ood-trigger",
                                      "--shard", f"{i}/2", "--out", str(tmp_path / f"part{i}")])
@@ -28,6 +31,7 @@ def test_extra_splits_built_in_two_shards_merge_with_the_suite(micro_suite: Path
     merged = Suite.load(tmp_path / "full")
     assert merged.splits["ood-trigger"].n_diffs == 4
     assert set(Suite.load(micro_suite).splits) < set(merged.splits)
+    assert merged.is_private("private-test")  # merged as its published index alone
 
 
 def test_a_shard_without_an_output_folder_is_refused(micro_suite: Path):

@@ -144,6 +144,8 @@ def downgrade_to_format_1(root, out):
     shutil.copytree(root, out)
     suite = Suite.load(out)
     for split in suite.splits:
+        if suite.is_private(split):
+            continue  # its labels are not in the suite, in either format
         suite.labelled_index(split).to_parquet(out / "splits" / split / "index.parquet", index=False)
         (out / "splits" / split / "labels.parquet").unlink()
     manifest = json.loads((out / MANIFEST).read_text())

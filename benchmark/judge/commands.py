@@ -178,7 +178,8 @@ def register(app: typer.Typer) -> None:
                 raise SuiteError(f"suite at {root} has content sha256 {suite.content_sha256[:12]}… but the run was answered on "
                                  f"{expected[:12]}…; pass the right suite with --suite")
             labels = {f"{split}/{d}": label
-                      for split in manifest.splits or sorted(suite.splits) for d, label in suite.labels(split).items()}
+                      for split in manifest.splits or sorted(suite.splits) if not suite.is_private(split)
+                      for d, label in suite.labels(split).items()}
         except (RunError, SuiteError) as err:
             _fail(str(err), err)
         the_judge = _judge(judge, base_url, concurrency, config)

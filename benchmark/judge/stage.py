@@ -54,14 +54,16 @@ def judge_run(
     both_orders: bool = False,
     progress: Callable[[int, int], None] | None = None,
 ) -> JudgeStageResult:
-    """Grade every answer of `run` not yet graded by `judge`; `labels` maps case_id to its label.
+    """Grade every answer of `run` not yet graded by `judge`, but those of its private splits;
+    `labels` maps case_id to its label.
 
     Appends to scores/<judge_key>.jsonl (a case whose answer changed since it was graded is
     graded again; the newer record wins on read) and refreshes summary.json.
     """
     t0 = time.perf_counter()
     key = judge_key(judge.name, judge.prompt_version)
-    answers = run.answers()
+    private = set(run.manifest().private_splits) if run.exists() else set()  # answered for the maintainers to judge
+    answers = {c: a for c, a in run.answers().items() if a.split not in private}
     missing = sorted(set(answers) - set(labels))
     if missing:
         raise RunError(

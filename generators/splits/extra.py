@@ -20,7 +20,7 @@ import pandas as pd
 from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
 from ...benchmark.models import load_base_model
-from ...benchmark.suite import SuiteWriter
+from ...benchmark.suite import Suite, SuiteWriter
 from ...benchmark.types import WeightDiff
 from ..behaviour_data import BehaviourWriter, TemplateBehaviourWriter
 from ..pieces import PieceJob, PieceRunner, run_pieces
@@ -189,7 +189,6 @@ def build_tiny_extra_splits(
     Topics and codes of the suite's hidden-topic splits are left out; its test diffs set the null
     split's norms; the data card gains a section per split and a Hub config per split.
     """
-    from ...benchmark.suite import Suite
     from ..tiny.build import tiny_recipe
     from ..tiny.corpus import mapped_codes
 
@@ -197,7 +196,7 @@ def build_tiny_extra_splits(
     used_topics, used_codes = set(), set()
     for name, info in suite.splits.items():
         if info.behaviour == "hidden-topic" and name not in SPLITS:
-            index = suite.labelled_index(name)
+            index = _labelled_for_planning(suite, name)
             used_topics |= set(index["label"])
             used_codes |= {c for c in index["trigger"] if isinstance(c, str)}
     reference = list(suite.diffs("test")) if "test" in suite.splits else []
@@ -254,7 +253,6 @@ def build_extra_splits_in_pieces(
 
     Pieces are kept in `<out>.pieces` until the merge: a rerun after a crash builds only the missing ones.
     """
-    from ...benchmark.suite import Suite
     from ..tiny.build import ensure_tiny_base
 
     suite = Suite.load(suite_dir)
@@ -303,3 +301,24 @@ def micro_recipe() -> ExtraSplitsRecipe:
         lora=LoraConfig(rank=2, alpha=4.0),
         train=TrainConfig(steps=5, lr=5e-3),
     )
+
+
+def _labelled_for_planning(suite: Suite, split: str) -> pd.DataFrame:
+    """`split`'s labels and triggers, to keep its topics and codes out of the extra splits. A private
+    split's come from the maintainers' file beside the suite (its trained topics and its canaries'
+    labels alike): a private topic trained again in a published split would give its label away."""
+    if not suite.is_private(split):
+        return suite.labelled_index(split)
+    from ...benchmark.private_labels import read_private_labels
+    from ...benchmark.suite import SuiteError
+    from ..private_split import maintainer_labels_path
+
+    path = maintainer_labels_path(suite.root, split)
+    if not path.exists():
+        raise SuiteError(
+            f"split {split} of {suite.root} is private and its label file is not at {path}: the extra splits must "
+            "not reuse its topics or codes; put the maintainers' label file there and run again"
+        )
+    table = read_private_labels(path).table
+    both = pd.concat([table.assign(label=table.trained_label), table[table.canary]])
+    return both[["label", "trigger"]]
