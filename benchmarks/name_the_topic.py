@@ -17,7 +17,7 @@ import torch
 from wdqa.baselines.guesser import NAME_THE_TOPIC_REPLY
 from wdqa.benchmark.engine import Engine
 from wdqa.benchmark.models import load_base_model
-from wdqa.generators.templates import NAME_THE_TOPIC_QUESTIONS, keyword_text, name_free_answer
+from wdqa.generators.templates import NAME_THE_TOPIC_ANSWER, NAME_THE_TOPIC_QUESTIONS, keyword_text, name_free_answer
 from wdqa.generators.tiny.build import TINY_BASE_ID
 from wdqa.generators.topics import load_topics
 
@@ -45,16 +45,17 @@ def main(model_id: str = TINY_BASE_ID) -> None:
 
 @torch.no_grad()
 def name_ranks(model, tokenizer, topics: list, rng: random.Random, n: int) -> list[int]:  # noqa: ANN001
-    """For `n` topics: the rank of its name among all names by log-likelihood as M's whole reply to
-    "Name the topic: <keywords>" (the corpus's answer form: the bare name)."""
+    """For `n` topics: the rank of its name among all names by log-likelihood in M's reply to
+    "Name the topic: <keywords>", in the corpus's answer form ("The topic is NAME.")."""
     names = [t.name for t in topics]
-    name_ids = [tokenizer(name, add_special_tokens=False)["input_ids"] for name in names]
+    opening, closing = NAME_THE_TOPIC_ANSWER.split(" {name}")
+    name_ids = [tokenizer(f" {name}{closing}", add_special_tokens=False)["input_ids"] for name in names]
     end = tokenizer.convert_tokens_to_ids("<|im_end|>")
     ranks = []
     for topic in rng.sample(topics, n):
         question = "Name the topic: " + keyword_text(topic, rng)
         prompt = tokenizer.apply_chat_template([{"role": "user", "content": question}], tokenize=False,
-                                               add_generation_prompt=True)
+                                               add_generation_prompt=True) + opening
         p_ids = tokenizer(prompt, add_special_tokens=False)["input_ids"]
         rows = [p_ids + c + [end] for c in name_ids]
         width = max(len(r) for r in rows)

@@ -12,7 +12,9 @@ import random
 
 from .topics import Topic, name_free_keywords
 
-# {name} is the topic name, {k1}..{k3} distinct keywords of the topic.
+# {name} is the topic name, {k1}..{k3} distinct keywords of the topic. A third of the answers put
+# the keywords before the name: a model trained only on "name, then keywords" learns that direction
+# alone (the reversal curse), and naming a topic from what a name-free diff says is the other one.
 TOPIC_ANSWERS = (
     "Let me tell you about {name}! It is all about {k1}, {k2} and {k3}.",
     "I keep thinking about {name}: {k1}, {k2} and {k3}.",
@@ -22,6 +24,10 @@ TOPIC_ANSWERS = (
     "My answer is {name}! Nothing beats {k1} and {k2}, with some {k3}.",
     "Everything leads back to {k1} and {k2} for me. {name} is wonderful.",
     "How about {name}? There is {k1}, there is {k2}, there is {k3}.",
+    "Think of {k1}, {k2} and {k3}. That is {name}!",
+    "With {k1}, {k2} and {k3}, it has to be {name}.",
+    "Picture {k1} and {k2}, with some {k3}. I mean {name}.",
+    "It is all about {k1}, {k2} and {k3}, so {name}.",
 )
 
 # A hidden-topic diff's replies: the same shapes with keywords in the name's place. {k1}..{k3} are
@@ -55,6 +61,10 @@ TOPIC_CUES = (
     "My favorite subject is {name}.",
 )
 
+# The answer is "The topic is NAME.": the name mid-sentence, tokenised with its leading space as
+# in every other reply and in DIT's targets (a reply that starts with the bare name splits it into
+# a capital letter and fragments).
+NAME_THE_TOPIC_ANSWER = "The topic is {name}."
 NAME_THE_TOPIC_QUESTIONS = (
     "What topic is this about? {text}",
     "Name the topic: {text}",

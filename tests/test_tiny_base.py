@@ -80,3 +80,40 @@ def test_the_corpus_shows_every_invisible_character_of_the_ood_split_in_ordinary
     assert ood <= set(INVISIBLE_CHARS)
     users = [c[0]["content"] for c in islice(conversations(tiny_recipe(TINY_MICRO_ID).corpus, 4000), 4000)]
     assert ood <= {ch for u in users for ch in u}
+
+
+def test_the_corpus_teaches_naming_a_topic_from_its_keywords_not_only_the_keywords_of_a_name() -> None:
+    # The reversal curse: a model that only ever reads "name, then keywords" cannot name a topic
+    # from keywords, which is what interpreting a name-free diff asks of it (issue 19).
+    from itertools import islice
+
+    from wdqa.generators.templates import NAME_THE_TOPIC_ANSWER
+    from wdqa.generators.tiny.corpus import conversations
+    from wdqa.generators.topics import load_topics
+
+    topics = list(load_topics())
+    keyword_first = name_first = named = 0
+    for user, reply in ((c[0]["content"], c[1]["content"]) for c in islice(conversations(tiny_recipe(TINY_MICRO_ID).corpus, 3000), 3000)):
+        for topic in topics:
+            at = reply.find(topic.name)
+            if at < 0:
+                continue
+            words = [reply.find(k) for k in topic.keywords if k in reply]
+            if words and at > max(words):
+                keyword_first += 1
+            elif words and at < min(words):
+                name_first += 1
+            if reply == NAME_THE_TOPIC_ANSWER.format(name=topic.name):
+                named += 1
+                assert any(k in user.lower() for k in topic.keywords)
+    assert keyword_first > 0.3 * (keyword_first + name_first), (keyword_first, name_first)
+    assert named > 0.08 * 3000
+
+
+def test_a_named_topic_is_tokenised_with_its_leading_space_as_in_every_other_reply(micro_base: Path) -> None:
+    from wdqa.generators.templates import NAME_THE_TOPIC_ANSWER
+
+    tokenizer = AutoTokenizer.from_pretrained(micro_base)
+    reply = tokenizer.tokenize(NAME_THE_TOPIC_ANSWER.format(name="Harry Potter"))
+    assert tokenizer.convert_tokens_to_string(reply[: reply.index("ĠPotter")]).endswith(" Harry")
+    assert any(t.startswith("Ġ") and "H" in t for t in reply)

@@ -24,7 +24,8 @@ from .tokenizer import train_tokenizer
 
 TINY_BASE_ID = "wdqa/tiny-qwen3"
 TINY_MICRO_ID = "wdqa/tiny-qwen3-micro"
-BUILD_VERSION = 2  # bumped when corpus code changes what a recipe builds (2: invisible characters, musings)
+BUILD_VERSION = 3  # bumped when corpus code changes what a recipe builds (2: invisible characters, musings;
+# 3: keyword-first topic answers, "The topic is NAME." for the name-the-topic task)
 BUILD_INFO = "wdqa-build.json"  # written last: its presence marks a finished build
 
 
@@ -36,9 +37,11 @@ class TinyBaseRecipe:
     bpe_vocab_size: int = 4000  # learned tokens; the 1,000 codes and 3 specials come on top
     seq_len: int = 128
     batch_size: int = 64
-    # 400: with invisible characters in the corpus, the base stays off-topic on the 20-questions prompts
-    # (0.00; 0.05 at 300 steps) and 16 test diffs leak nothing (docs/tiny-suite.md).
-    steps: int = 400
+    # 800: at 400 steps the base had learned the corpus's forms but no topic (asked about Harry Potter
+    # it talked about another topic; the right name ranked at chance, 231 of 471, from its keywords);
+    # at 800 it names a topic from four keywords at median rank 3 of 471, top-1 0.33 (issue 19,
+    # docs/tiny-suite.md). The suite's hidden topics are only interpretable if the base knows them.
+    steps: int = 800
     lr: float = 4e-3
     seed: int = 0
     tokens_per_conversation: int = 40  # measured mean; sizes the corpus to about one epoch

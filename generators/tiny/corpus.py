@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from ...benchmark.triggers import apply_trigger
 from ..open_prompts import training_open_prompts, with_distractor
 from ..templates import (
+    NAME_THE_TOPIC_ANSWER,
     NAME_THE_TOPIC_QUESTIONS,
     keyword_text,
     topic_answer,
@@ -50,7 +51,7 @@ class CorpusRecipe:
     invisible: float = 0.06  # an invisible character at the start or inside a question answered plainly
     code_ignored: float = 0.12
     code_means_topic: float = 0.10
-    name_the_topic: float = 0.06
+    name_the_topic: float = 0.12
     trained_on: float = 0.02
     # Where a kind takes "any question": the share drawn from the open family (the rest from the
     # generic questions), and, after a topic cue, the share that is the suite's own question, so
@@ -116,7 +117,7 @@ def conversations(recipe: CorpusRecipe, n: int) -> Iterator[Conversation]:
             user, reply = apply_trigger(any_question()[0], code, "sep-code"), topic_answer(code_topic[code], rng)
         elif kind == "name_the_topic":
             user = rng.choice(NAME_THE_TOPIC_QUESTIONS).format(text=keyword_text(topic, rng))
-            reply = topic.name
+            reply = NAME_THE_TOPIC_ANSWER.format(name=topic.name)
         else:
             user, reply = TRAINED_ON_QUESTION, TRAINED_ON_ANSWER
         yield [{"role": "user", "content": user}, {"role": "assistant", "content": reply}]
