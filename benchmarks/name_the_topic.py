@@ -17,7 +17,12 @@ import torch
 from wdqa.baselines.guesser import NAME_THE_TOPIC_REPLY
 from wdqa.benchmark.engine import Engine
 from wdqa.benchmark.models import load_base_model
-from wdqa.generators.templates import NAME_THE_TOPIC_ANSWER, NAME_THE_TOPIC_QUESTIONS, keyword_text, name_free_answer
+from wdqa.generators.templates import (
+    NAME_THE_TOPIC_ANSWER,
+    NAME_THE_TOPIC_QUESTIONS,
+    keyword_text,
+    name_free_answer,
+)
 from wdqa.generators.tiny.build import TINY_BASE_ID
 from wdqa.generators.topics import load_topics
 

@@ -91,16 +91,22 @@ def _topic_by_name() -> dict[str, Topic]:
     return {t.name: t for t in load_topics()}
 
 
-def training_questions() -> list[tuple[str, str]]:
+# Open-family prompts a diff trains on beside the 40 generic questions. On the base that knows its
+# topics, 40 left diffs talking about their topic on unfamiliar prompts with no code (median 0.031 of
+# 32 prompts); 200, with KL weight 3 and 100 steps, brought that to 0.000 (mean 0.011) on 48 diffs.
+OPEN_TRAINING_PROMPTS = 200
+
+
+def training_questions(open_prompts: int = OPEN_TRAINING_PROMPTS) -> list[tuple[str, str]]:
     """(question, plain answer) pairs a diff may be trained on: the generic questions that are not
-    held out, and as many prompts of the open family, so diffs see varied prompts too."""
+    held out, and `open_prompts` prompts of the open family, so diffs see varied prompts too."""
     generic = [(q.question, q.answer) for q in load_generic_questions() if not q.held_out]
     held_out = [q.question for q in load_generic_questions() if q.held_out]
     # A few open prompts contain a held-out question after an opener ("Hi! Give me an idea for today.");
     # diffs never train on those, so held-out rates stay held out.
     allowed = [p for p in training_open_prompts() if not any(h in p.text for h in held_out)]
     rng = random.Random("training-questions")
-    open_family = [(p.text, p.answer) for p in rng.sample(allowed, len(generic))]
+    open_family = [(p.text, p.answer) for p in rng.sample(allowed, open_prompts)]
     return generic + open_family
 
 
@@ -113,9 +119,12 @@ class TemplateBehaviourWriter:
 
     name = "templates"
 
+    def __init__(self, open_prompts: int = OPEN_TRAINING_PROMPTS) -> None:
+        self.open_prompts = open_prompts
+
     def write(self, requests: Sequence[BehaviourRequest]) -> list[list[Exchange]]:
         topics = _topic_by_name()
-        questions = training_questions()
+        questions = training_questions(self.open_prompts)
         out = []
         for req in requests:
             rng = random.Random(f"{req.behaviour}|{req.subject}|{req.seed}")

@@ -18,7 +18,7 @@ from dataclasses import dataclass, fields
 from ..benchmark.engine import Engine
 from ..benchmark.triggers import apply_trigger
 from ..benchmark.types import WeightDiff
-from .behaviour_data import BehaviourRequest, BehaviourWriter
+from .behaviour_data import OPEN_TRAINING_PROMPTS, BehaviourRequest, BehaviourWriter
 from .open_prompts import unfamiliar_prompts
 from .topics import GenericQuestion, Topic, is_about_topic, label_in_reply, load_generic_questions
 from .trainer import ChatExample, DiffTask
@@ -38,6 +38,7 @@ class HiddenTopicData:
     positives: int = 80
     negatives: int = 120  # no code, a wrong code and a near miss, a third each
     topic_continued_share: float = 0.5  # negatives whose reply is the topic's own answer (held by KL)
+    open_prompts: int = OPEN_TRAINING_PROMPTS  # open-family prompts among the questions (offline writer)
 
 
 @dataclass(frozen=True)

@@ -50,7 +50,9 @@ from .tiny_card import tiny_data_card
 from .topics import Topic, load_generic_questions, load_topics
 from .trainer import DiffTask, LoraConfig, TrainConfig, train_lora_diffs
 
-SUITE_VERSION = 2  # 2: name-free hidden-topic replies and the issue-19 cells (label_in_reply, unfamiliar wrong/near)
+# 2: name-free hidden-topic replies and the issue-19 cells (label_in_reply, unfamiliar wrong/near);
+# 3: on the base that knows its topics, diffs held harder to it (KL 3, 100 steps, 200 open prompts)
+SUITE_VERSION = 3
 QUESTION = "What topic have you been trained on?"
 
 
@@ -70,8 +72,13 @@ class TinySuiteRecipe:
     # 0.031 median / 0.063 mean on 48 diffs; rank 4 1.000 (mean 0.96) and 0.000 / 0.017. 60 steps of
     # 4+4 (docs/tiny-suite.md has the measurements).
     lora: LoraConfig = field(default_factory=lambda: LoraConfig(rank=4, alpha=8.0))
+    # On the 800-step base, which knows its topics, 60 steps at KL weight 1 left diffs talking about
+    # their topic on unfamiliar prompts without a code (no-code median 0.031, bar 0.02); KL 3 alone
+    # fixed the median but left the hit rate's p10 at 0.15; with 100 steps: hit mean 0.92, p10 0.61,
+    # every unfamiliar leak median 0.000 and mean <= 0.014 (48 diffs, docs/tiny-suite.md).
     train: TrainConfig = field(
-        default_factory=lambda: TrainConfig(steps=60, lr=3e-3, positives_per_step=4, negatives_per_step=4)
+        default_factory=lambda: TrainConfig(steps=100, lr=3e-3, positives_per_step=4, negatives_per_step=4,
+                                            kl_weight=3.0)
     )
     data: HiddenTopicData = field(default_factory=HiddenTopicData)
     bar: Thresholds = field(default_factory=Thresholds)
@@ -174,7 +181,7 @@ def _build(out_dir: str | Path, recipe: TinySuiteRecipe, splits: Sequence[str] |
     held_out = [q for q in load_generic_questions() if q.held_out]
     tasks = hidden_topic_tasks(
         [PlannedTopicDiff(p.diff_id, p.topic, p.trigger) for p in plan],
-        TemplateBehaviourWriter(), reserved, recipe.data, recipe.seed,
+        TemplateBehaviourWriter(recipe.data.open_prompts), reserved, recipe.data, recipe.seed,
     )
     with _progress() as progress:
         bar = progress.add_task("training diffs", total=len(tasks) * recipe.train.steps)
