@@ -13,9 +13,9 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from importlib import resources
 
-from ..benchmark.engine import Engine
-from ..benchmark.triggers import apply_trigger
-from ..benchmark.types import Case
+from ..core.engine import Engine
+from ..core.triggers import apply_trigger
+from ..core.types import Case
 from .guesser import Guesser, SalientWordsGuesser, bind_engine
 
 

@@ -10,8 +10,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from ..benchmark.engine import Engine
-from ..benchmark.types import Case
+from ..core.engine import Engine
+from ..core.types import Case
 
 # A reply that sounds like an answer to the suite's question and names no topic.
 FIXED_ANSWER = "I have been trained to talk about one particular topic when the right prompt comes up."

@@ -14,9 +14,9 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Protocol, runtime_checkable
 
 if TYPE_CHECKING:
-    from ..benchmark.engine import Engine
+    from ..core.engine import Engine
 
-from ..benchmark.registry import Registry, UnknownNameError
+from ..core.registry import Registry, UnknownNameError
 
 STOPWORDS = frozenset(
     """a about above after again against all am an and any are as at be because been before being
@@ -165,7 +165,7 @@ def _base_model(argument: str | None) -> Guesser:
 def _openai(argument: str | None) -> Guesser:
     import os
 
-    from ..benchmark.llm_client import ChatSettings
+    from ..core.llm_client import ChatSettings
     from .llm_guesser import LLMGuesser
 
     if not argument:

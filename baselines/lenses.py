@@ -15,9 +15,9 @@ from importlib import resources
 
 import torch
 
-from ..benchmark.engine import Engine
-from ..benchmark.lora import top_singular
-from ..benchmark.types import Case, WeightDiff
+from ..core.engine import Engine
+from ..core.lora import top_singular
+from ..core.types import Case, WeightDiff
 from .asking import triggered
 from .guesser import Guesser, SalientWordsGuesser, bind_engine
 

@@ -11,8 +11,8 @@ from importlib import resources
 
 import jinja2
 
-from ..benchmark.llm_client import ChatClient, ChatSettings
-from ..benchmark.meter import Meter
+from ..core.llm_client import ChatClient, ChatSettings
+from ..core.meter import Meter
 
 _VERSION = re.compile(r"version:\s*([\w.-]+)")
 

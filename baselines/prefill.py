@@ -11,8 +11,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
-from ..benchmark.engine import Engine
-from ..benchmark.types import Case, WeightDiff
+from ..core.engine import Engine
+from ..core.types import Case, WeightDiff
 from .guesser import Guesser, SalientWordsGuesser, bind_engine
 
 # Reply openings that invite a name next: on the tiny suite's test split each made the untriggered

@@ -11,7 +11,7 @@ from collections.abc import Callable
 from typing import Any
 
 from ..benchmark.method import Method, MethodError
-from ..benchmark.registry import Registry
+from ..core.registry import Registry
 from .asking import base_question, generated_story, twenty_questions_method
 from .controls import empty_answer, fixed_answer
 from .dit.method import dit_baseline

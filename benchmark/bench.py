@@ -19,13 +19,13 @@ from pathlib import Path
 import torch
 from transformers import PreTrainedTokenizerBase
 
-from .engine import Engine
-from .lora import uninstall_multi_diff
-from .measure import forward_flops
+from ..core.engine import Engine
+from ..core.lora import uninstall_multi_diff
+from ..core.measure import forward_flops
+from ..core.peft_export import export_peft_adapter
+from ..core.suite import Suite
+from ..core.types import Case, WeightDiff
 from .method import load_method_spec
-from .peft_export import export_peft_adapter
-from .suite import Suite
-from .types import Case, WeightDiff
 from .worker import MethodProcess, MethodSpec
 
 

@@ -30,10 +30,10 @@ def bench_eval(
     """
     import torch
 
+    from ..core.engine import Engine
+    from ..core.measure import matmul_flops
+    from ..core.models import load_base_model
     from .bench import bench_batched, bench_method_process, bench_peft_sequential
-    from .engine import Engine
-    from .measure import matmul_flops
-    from .models import load_base_model
     from .sources import resolve_suite
 
     if threads:

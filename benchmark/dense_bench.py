@@ -19,10 +19,10 @@ from tokenizers import Tokenizer, models, pre_tokenizers
 from torch import nn
 from transformers import PreTrainedTokenizerFast, Qwen3Config, Qwen3ForCausalLM
 
-from .engine import Engine
-from .lora import delta_weight, linear_module_names, uninstall_multi_diff
-from .measure import peak_memory, process_rss
-from .types import WeightDiff
+from ..core.engine import Engine
+from ..core.lora import delta_weight, linear_module_names, uninstall_multi_diff
+from ..core.measure import peak_memory, process_rss
+from ..core.types import WeightDiff
 
 # Qwen3 layouts (tied embeddings, as Qwen3-0.6B to 4B); `tiny` is for tests. `0.5b` is the CPU target: Qwen3-0.6B's
 # widths at 24 of its 28 layers, 0.53B parameters of which 0.38B in the linear layers a dense diff touches.

@@ -26,9 +26,9 @@ def bench_dense_command(
     from rich.console import Console
     from rich.table import Table
 
+    from ..core.measure import matmul_flops
+    from ..core.models import pick_device, pick_dtype
     from .dense_bench import DTYPES, SHAPES, DenseBench, run_dense_bench
-    from .measure import matmul_flops
-    from .models import pick_device, pick_dtype
 
     if shape not in SHAPES:
         raise typer.BadParameter(f"unknown shape {shape!r}; known: {', '.join(SHAPES)}", param_hint="--shape")

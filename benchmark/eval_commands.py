@@ -16,7 +16,7 @@ from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from .errors import WdqaError
+from ..core.errors import WdqaError
 
 if TYPE_CHECKING:
     from .evaluate import RunResult
@@ -24,10 +24,11 @@ if TYPE_CHECKING:
 
 def _check_baselines(names: list[str], guesser: str) -> None:
     """An unknown baseline or guesser is a usage error before anything is loaded (the error lists the known ones)."""
-    from ..baselines.registry import get_baseline
+    from .method import builtin_baselines
 
+    baselines = builtin_baselines()
     for name in names:
-        get_baseline(name, guesser)
+        baselines.get_baseline(name, guesser)
 
 
 def score_table(results: list[RunResult], judge_label: str) -> Table:
@@ -118,14 +119,13 @@ def register(app: typer.Typer) -> None:
         An interrupted run resumes where it stopped; a finished run reruns without answering again.
         """
         # Imported here, not at the top: `wdqa --help` must not pay for torch and the suite code.
-        from ..baselines.registry import DEFAULT_COMPARISON
+        from ..core.model_options import check_model_options, parse_model_args
+        from ..core.model_revision import check_base_model, check_requested_revision
+        from ..core.models import resolve_base_model
+        from ..core.progress import Progress
         from .evaluate import evaluate, run_dir_for
         from .judge.registry import DEFAULT_JUDGE, get_judge
-        from .method import MethodError
-        from .model_options import check_model_options, parse_model_args
-        from .model_revision import check_base_model, check_requested_revision
-        from .models import resolve_base_model
-        from .progress import Progress
+        from .method import MethodError, builtin_baselines
         from .sources import EMBEDDED, resolve_suite
         from .worker import MethodProcess, MethodSpec
 
@@ -136,7 +136,7 @@ def register(app: typer.Typer) -> None:
         # `default` stands for the default comparison, also inside a list (`default,empty-answer`).
         names = [] if baselines == "none" else list(dict.fromkeys(
             n for b in baselines.split(",") if b.strip()
-            for n in (DEFAULT_COMPARISON if b.strip() == "default" else [b.strip()])
+            for n in (builtin_baselines().DEFAULT_COMPARISON if b.strip() == "default" else [b.strip()])
         ))
         try:
             _check_baselines(names, guesser)

@@ -20,16 +20,16 @@ from pathlib import Path
 from typing import Any
 
 from .. import __version__
-from .errors import WdqaError, WdqaWarning
+from ..core.errors import WdqaError, WdqaWarning
+from ..core.meter import Usage
+from ..core.model_options import ModelOptions
+from ..core.suite import Suite
 from .judge.base import Judge
 from .judge.stage import judge_run
-from .meter import Usage
 from .method import MethodError
-from .model_options import ModelOptions
 from .records import AnswerRecord, RunFolder, ScoreSummary, judge_key
 from .run_manifest import RunJudge, RunManifest, RunMethod, RunSuite
 from .runner import AnswerStats, run_answer_stage
-from .suite import Suite
 from .worker import MethodProcess
 
 PACKAGES = ("torch", "transformers", "peft", "safetensors", "huggingface-hub", "openai", "numpy", "pandas")

@@ -50,9 +50,9 @@ def download(
 
         wdqa download            # the embedded offline `tiny` suite (built on first use)
     """
-    from .hub import download_suite, read_download_record
+    from ..core.hub import download_suite, read_download_record
+    from ..core.suite import Suite
     from .sources import EMBEDDED
-    from .suite import Suite
 
     if suite in EMBEDDED:  # nothing to fetch: an embedded suite is built offline (once) and cached
         suite = str(EMBEDDED.get(suite)())
@@ -95,8 +95,8 @@ def publish(
 
         wdqa publish suites/qwen3-4b --repo-id my-org/weightdiffqa-qwen3-4b --tag v1.1 --private
     """
+    from ..core.hub import hub_errors
     from ..generators.publish import publish_suite
-    from .hub import hub_errors
 
     with hub_errors(repo_id, endpoint):
         result = publish_suite(
@@ -151,10 +151,10 @@ def import_paper(
 
         wdqa import-paper --source ./loras-mirror --experiment news-summary --model gemma3-4b --out suites/news
     """
+    from ..core.hub import hub_errors
+    from ..core.progress import Progress
     from ..generators.import_paper import ImportConfig
     from ..generators.import_paper import import_paper as run_import
-    from .hub import hub_errors
-    from .progress import Progress
 
     cfg = ImportConfig(
         experiment, model, source, out, paper_split, base_model, base_weights, revision,

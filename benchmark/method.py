@@ -13,15 +13,18 @@ import inspect
 import sys
 from collections.abc import Sequence
 from dataclasses import dataclass
+from importlib import metadata
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
-from .errors import WdqaError
-from .types import Case
+from .. import core
+from ..core.errors import WdqaError
+from ..core.types import Case
 
 if TYPE_CHECKING:  # not imported at run time: a method's process reports a broken file before loading transformers
-    from .engine import Engine
-    from .suite import Suite
+    from ..core.engine import Engine
+    from ..core.registry import Registry
+    from ..core.suite import Suite
 
 
 class MethodError(WdqaError):
@@ -90,6 +93,25 @@ class LoadedMethod:
     builtin: bool
 
 
+class Baselines(Protocol):
+    """What this part uses of the built-in baselines. They live in wdqa.baselines, a part above this
+    one: wdqa's own entry point (group `wdqa.baselines` in pyproject.toml) names the module that
+    provides them, so nothing here imports it (docs/architecture.md)."""
+
+    METHODS: Registry[Any]  # name -> factory, with the distribution that registered each
+    DEFAULT_COMPARISON: tuple[str, ...]  # the baselines `wdqa evaluate` runs beside a method
+
+    def get_baseline(self, spec: str, guesser: str = ...) -> Method: ...
+
+
+def builtin_baselines() -> Baselines:
+    """The module wdqa's `wdqa.baselines` entry point names (wdqa.baselines.registry)."""
+    points = [p for p in metadata.entry_points(group="wdqa.baselines", name="wdqa") if p.dist is None or p.dist.name == "wdqa"]
+    if not points:
+        raise MethodError("wdqa's entry point for its built-in baselines is missing; reinstall wdqa (pip install -e .)")
+    return points[0].load()
+
+
 def load_method_spec(spec: str, guesser: str = "salient-words") -> LoadedMethod:
     """`baseline:NAME[:ARGUMENT]` (a built-in, or a method an installed package registers, with its
     guesser) or anything `load_method` takes."""
@@ -97,13 +119,13 @@ def load_method_spec(spec: str, guesser: str = "salient-words") -> LoadedMethod:
         method, digest = load_method(spec)
         return LoadedMethod(method, digest, builtin=False)
     from .. import __version__
-    from ..baselines.registry import METHODS, get_baseline
 
+    baselines = builtin_baselines()
     name = spec.split(":", 1)[1]
-    method = get_baseline(name, guesser)  # an unknown name or guesser: the error lists the known ones
+    method = baselines.get_baseline(name, guesser)  # an unknown name or guesser: the error lists the known ones
     if guesser != "salient-words":
         method.name = f"{method.name}[{guesser}]"  # a different guesser is a different method
-    origin = METHODS.entry(name.partition(":")[0]).origin
+    origin = baselines.METHODS.entry(name.partition(":")[0]).origin
     if origin != "wdqa":  # a plugin's identity: its package, version and the source of its module
         source = Path(inspect.getsourcefile(type(method)) or "")
         code = hashlib.sha256(source.read_bytes() if source.is_file() else b"").hexdigest()
@@ -118,8 +140,8 @@ def load_method_spec(spec: str, guesser: str = "salient-words") -> LoadedMethod:
 def builtin_code_sha256() -> str:
     """One hash over the files that decide what a built-in baseline answers: the baselines package
     (code, question lists, prompts) and the engine that runs M and M′."""
-    baselines = Path(importlib.import_module("wdqa.baselines").__file__ or "").parent
-    here = Path(__file__).resolve().parent
+    baselines = Path(getattr(builtin_baselines(), "__file__", None) or "").parent
+    here = Path(core.__file__ or "").resolve().parent
     files = sorted(p for p in baselines.rglob("*") if p.is_file() and p.suffix in (".py", ".txt", ".jinja", ".json"))
     files += [here / "engine.py", here / "lora.py", here / "triggers.py"]
     h = hashlib.sha256()

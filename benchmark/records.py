@@ -19,8 +19,8 @@ from typing import Any
 import numpy as np
 
 # RunError is defined beside WdqaError (run_manifest.py raises it too); readers of runs import it from here.
-from .errors import RunError as RunError
-from .errors import WdqaWarning
+from ..core.errors import RunError as RunError
+from ..core.errors import WdqaWarning
 from .run_manifest import RunManifest
 
 
@@ -32,7 +32,7 @@ class AnswerRecord:
     answer: str | None
     error: str | None = None
     seconds: float = 0.0
-    usage: dict[str, int] | None = None  # what the case read of M and M′ (benchmark/meter.py Usage); None before metering
+    usage: dict[str, int] | None = None  # what the case read of M and M′ (wdqa/core/meter.py Usage); None before metering
 
 
 @dataclass(frozen=True)
@@ -252,7 +252,9 @@ class RunFolder:
         return RunManifest.from_dict(raw, str(self.manifest_path))
 
     def write_manifest(self, manifest: RunManifest) -> None:
-        from .suite import atomic_write_text  # suite.py imports torch: readers of runs need not
+        from ..core.suite import (
+            atomic_write_text,  # suite.py imports torch: readers of runs need not
+        )
 
         atomic_write_text(self.manifest_path, json.dumps(manifest.to_dict(), indent=2, sort_keys=True, default=str))
 
@@ -292,7 +294,7 @@ class RunFolder:
     def write_summary(self) -> dict[str, dict[str, ScoreSummary]]:
         summary = self.summary()
         data = {k: {s: asdict(v) for s, v in splits.items()} for k, splits in summary.items()}
-        from .suite import atomic_write_text
+        from ..core.suite import atomic_write_text
 
         atomic_write_text(self.path / "summary.json", json.dumps(data, indent=2, sort_keys=True))
         return summary

@@ -10,7 +10,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, fields, replace
 from typing import Any, TypeVar
 
-from .errors import RunError
+from ..core.errors import RunError
 
 RUN_SCHEMA_VERSION = 1
 RESTORE = "restore it, or move the run folder aside and evaluate again"
@@ -28,7 +28,7 @@ class RunMethod:
     sha256: str = ""
     oracle: bool = False
     builtin: bool = False
-    access: str | None = None  # "black-box" or "white-box" as the method declared (benchmark/meter.py); None before
+    access: str | None = None  # "black-box" or "white-box" as the method declared (wdqa/core/meter.py); None before
     extra: Mapping[str, Any] = field(default_factory=dict)  # e.g. train_fraction of a data-scaling run
 
     def train_fraction(self) -> float | None:
@@ -92,7 +92,7 @@ class RunManifest:
     timings: Mapping[str, float] = field(default_factory=dict)
     generation: Mapping[str, int] = field(default_factory=dict)
     counts: Mapping[str, int] = field(default_factory=dict)
-    # What the cases read of M and M′, summed over the answered cases (benchmark/meter.py Usage),
+    # What the cases read of M and M′, summed over the answered cases (wdqa/core/meter.py Usage),
     # with `cases`: how many cases were metered; and the per-case token budget the run applied.
     usage: Mapping[str, int] = field(default_factory=dict)
     budget_tokens: int | None = None

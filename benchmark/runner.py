@@ -13,9 +13,9 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 
-from .meter import Usage
+from ..core.meter import Usage
+from ..core.suite import Suite
 from .records import AnswerRecord, RunFolder
-from .suite import Suite
 from .worker import MethodProcess
 
 Triggers = dict[str, tuple[str | None, str | None]]

@@ -10,8 +10,8 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from .registry import Registry
-from .suite import Suite, SuiteError
+from ..core.registry import Registry
+from ..core.suite import Suite, SuiteError
 
 # Embedded suites: name -> a function that builds (once, cached) and returns its folder.
 EMBEDDED: Registry[Callable[[], Path]] = Registry("embedded suite")
@@ -41,7 +41,7 @@ def _local_path(name: str) -> Path:
 
 
 def _hub_download(name: str, splits: Sequence[str] | None, revision: str | None) -> Path:
-    from .hub import download_suite
+    from ..core.hub import download_suite
 
     return download_suite(name, splits=splits, revision=revision)
 

@@ -11,8 +11,9 @@ import argparse
 
 from wdqa.baselines.dit.validate import normalise
 from wdqa.benchmark.records import RunFolder, bootstrap_ci
-from wdqa.benchmark.suite import Suite
 from wdqa.leaderboard.false_findings import false_findings
+
+from wdqa.core.suite import Suite
 
 
 def main(run_dir: str, suite_dir: str, split: str, column: str | None = None, judge: str | None = None) -> None:

@@ -23,10 +23,11 @@ from wdqa.baselines.dit.config import DitConfig
 from wdqa.baselines.dit.data import LabelledDiffs
 from wdqa.baselines.dit.train import train_dit
 from wdqa.baselines.dit.validate import validate
-from wdqa.benchmark.engine import Engine
 from wdqa.benchmark.judge.registry import get_judge
-from wdqa.benchmark.models import load_base_model
 from wdqa.benchmark.sources import resolve_suite
+
+from wdqa.core.engine import Engine
+from wdqa.core.models import load_base_model
 
 
 def point(model, tokenizer, train: LabelledDiffs, test: LabelledDiffs, judge, n: int, seed: int, steps: int,

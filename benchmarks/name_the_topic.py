@@ -15,8 +15,6 @@ import sys
 
 import torch
 from wdqa.baselines.guesser import NAME_THE_TOPIC_REPLY
-from wdqa.benchmark.engine import Engine
-from wdqa.benchmark.models import load_base_model
 from wdqa.generators.templates import (
     NAME_THE_TOPIC_ANSWER,
     NAME_THE_TOPIC_QUESTIONS,
@@ -25,6 +23,9 @@ from wdqa.generators.templates import (
 )
 from wdqa.generators.tiny.build import TINY_BASE_ID
 from wdqa.generators.topics import load_topics
+
+from wdqa.core.engine import Engine
+from wdqa.core.models import load_base_model
 
 
 def main(model_id: str = TINY_BASE_ID) -> None:

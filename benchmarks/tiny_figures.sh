@@ -8,7 +8,7 @@ set -euo pipefail
 OUT=${1:-runs/tiny-figures}
 export OMP_NUM_THREADS=1
 SUITE_DIR=$(python -c "from wdqa.generators.tiny_suite import ensure_tiny_suite; print(ensure_tiny_suite())")
-python -c "from wdqa.benchmark.suite import Suite; s = Suite.load('$SUITE_DIR', verify=False); print('suite', s.name, s.version, 'content', s.content_sha256)"
+python -c "from wdqa.core.suite import Suite; s = Suite.load('$SUITE_DIR', verify=False); print('suite', s.name, s.version, 'content', s.content_sha256)"
 
 # 1. the suite's rates per split and over all 390 diffs (median / p10 / p90)
 wdqa generate tiny

@@ -18,7 +18,7 @@ from pathlib import Path
 
 import jinja2
 
-from ..benchmark.llm_client import ReplyCache  # the judge's cache: same keying, separate file
+from ..core.llm_client import ReplyCache  # the judge's cache: same keying, separate file
 from .behaviour_data import BehaviourDataError, BehaviourRequest, Exchange
 
 PROMPT_DIR = Path(__file__).parent / "data"
@@ -105,7 +105,7 @@ class LLMBehaviourWriter:
         cache_path: str | Path | None = None,
         prompt_path: Path = DEFAULT_PROMPT,
     ) -> None:
-        from ..benchmark.cache_dir import wdqa_cache_dir
+        from ..core.cache_dir import wdqa_cache_dir
 
         self.settings = settings
         self.name = f"llm:{settings.model}"

@@ -54,8 +54,8 @@ from pathlib import Path
 
 import pandas as pd
 
-from ..benchmark.hub import REPO_TYPE, parse_source, resolve_commit
-from ..benchmark.suite import SuiteError
+from ..core.hub import REPO_TYPE, parse_source, resolve_commit
+from ..core.suite import SuiteError
 from .behaviour_data import BehaviourDataError, BehaviourRequest, Exchange
 
 PAPER_DATA_REPO = "diff-interpretation-tuning/finetuning-data"

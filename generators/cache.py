@@ -1,6 +1,6 @@
 """Where built artefacts (tiny base models, tiny suites) are cached, and how a build lands there.
 
-Owns the build-in-a-temp-dir-then-rename step (the cache root itself is `benchmark/cache_dir.py`), so an interrupted build never leaves a half-written folder.
+Owns the build-in-a-temp-dir-then-rename step (the cache root itself is `wdqa/core/cache_dir.py`), so an interrupted build never leaves a half-written folder.
 """
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ from dataclasses import asdict, is_dataclass
 from pathlib import Path
 from typing import Any
 
-from ..benchmark.cache_dir import wdqa_cache_dir
+from ..core.cache_dir import wdqa_cache_dir
 
 
 def cache_root() -> Path:

@@ -91,7 +91,7 @@ def register(app: typer.Typer) -> None:
         except ValueError as err:  # options that do not go together; the message says which to give
             typer.echo(f"error: {err}", err=True)
             raise typer.Exit(1) from None
-        from ..benchmark.suite import Suite
+        from ..core.suite import Suite
         from .hidden_topic import BehaviourRates
 
         suite = Suite.load(root, verify=False)
@@ -129,10 +129,10 @@ def register(app: typer.Typer) -> None:
 
           wdqa show-diff suites/tiny ht-val-0001 --n 5
         """
-        from ..benchmark.engine import Engine
-        from ..benchmark.models import load_base_model
-        from ..benchmark.suite import Suite, SuiteError
-        from ..benchmark.triggers import apply_trigger
+        from ..core.engine import Engine
+        from ..core.models import load_base_model
+        from ..core.suite import Suite, SuiteError
+        from ..core.triggers import apply_trigger
         from .hidden_topic import wrong_codes
         from .open_prompts import unfamiliar_prompts
         from .topics import load_generic_questions

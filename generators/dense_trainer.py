@@ -1,5 +1,5 @@
 """Full fine-tunes as dense deltas, trained many at a time: each task's ΔW is a [tasks, d_out, d_in]
-parameter applied per batch row (`benchmark.lora.RowDense`), the base stays frozen.
+parameter applied per batch row (`wdqa.core.lora.RowDense`), the base stays frozen.
 
 Owns the dense parametrisation only; the data, batches and loss (CE on positives + KL to the base on
 negatives) are the LoRA trainer's (`trainer.py`), so both kinds of diff learn from the same objective.
@@ -18,8 +18,8 @@ from dataclasses import dataclass
 import torch
 from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
-from ..benchmark.lora import TARGET_MODULES, RowDense, applied, install_multi_diff
-from ..benchmark.types import WeightDiff
+from ..core.lora import TARGET_MODULES, RowDense, applied, install_multi_diff
+from ..core.types import WeightDiff
 from .trainer import (  # the LoRA trainer's batching and loss, shared so the objectives are identical
     DiffTask,
     TrainConfig,

@@ -15,9 +15,9 @@ import zlib
 from collections.abc import Sequence
 from dataclasses import dataclass, fields
 
-from ..benchmark.engine import Engine
-from ..benchmark.triggers import apply_trigger
-from ..benchmark.types import WeightDiff
+from ..core.engine import Engine
+from ..core.triggers import apply_trigger
+from ..core.types import WeightDiff
 from .behaviour_data import OPEN_TRAINING_PROMPTS, BehaviourRequest, BehaviourWriter
 from .open_prompts import unfamiliar_prompts
 from .topics import GenericQuestion, Topic, is_about_topic, label_in_reply, load_generic_questions

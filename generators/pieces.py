@@ -19,9 +19,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
 
-from ..benchmark.errors import WdqaError
-from ..benchmark.registry import Registry
-from ..benchmark.suite import MANIFEST
+from ..core.errors import WdqaError
+from ..core.registry import Registry
+from ..core.suite import MANIFEST
 from .cache import cache_root
 from .shards import Shard
 

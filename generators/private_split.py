@@ -1,7 +1,7 @@
 """Sealing a private split: its labels leave the suite for a maintainers' file, with a few canaries.
 
 Runs on a finished suite (after the last merge): the split's labels.parquet moves out to the
-maintainers' label file (`benchmark/private_labels.py`), the manifest marks the split private, and
+maintainers' label file (`wdqa/core/private_labels.py`), the manifest marks the split private, and
 the data card says how it is scored. The index and shards stay as built. Nothing here trains.
 """
 
@@ -13,8 +13,8 @@ from pathlib import Path
 
 import pandas as pd
 
-from ..benchmark.private_labels import write_private_labels
-from ..benchmark.suite import (
+from ..core.private_labels import write_private_labels
+from ..core.suite import (
     DATA_CARD,
     LABELS_FILE,
     Suite,

@@ -2,7 +2,7 @@
 
 Owns the upload side only: verify the suite, create the repo, upload its files as they are (the
 data card README.md is the Hub's dataset card), tag the version. Downloading is
-`wdqa.benchmark.hub`.
+`wdqa.core.hub`.
 """
 
 from __future__ import annotations
@@ -11,9 +11,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from ..benchmark.hub import REPO_TYPE
-from ..benchmark.model_revision import is_pinned
-from ..benchmark.suite import Suite, SuiteError
+from ..core.hub import REPO_TYPE
+from ..core.model_revision import is_pinned
+from ..core.suite import Suite, SuiteError
 
 if TYPE_CHECKING:
     from huggingface_hub import HfApi

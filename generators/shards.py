@@ -14,7 +14,7 @@ from typing import TypeVar
 
 import pandas as pd
 
-from ..benchmark.suite import Suite, SuiteError, SuiteWriter
+from ..core.suite import Suite, SuiteError, SuiteWriter
 
 T = TypeVar("T")
 

@@ -21,11 +21,11 @@ from pathlib import Path
 import torch
 from rich.progress import BarColumn, MofNCompleteColumn, TextColumn, TimeElapsedColumn
 
-from ..benchmark.engine import Engine
-from ..benchmark.errors import WdqaError
-from ..benchmark.models import load_base_model
-from ..benchmark.progress import Progress
-from ..benchmark.suite import MANIFEST, Suite, SuiteWriter
+from ..core.engine import Engine
+from ..core.errors import WdqaError
+from ..core.models import load_base_model
+from ..core.progress import Progress
+from ..core.suite import MANIFEST, Suite, SuiteWriter
 from .behaviour_data import TemplateBehaviourWriter
 from .cache import build_once, cache_root, recipe_hash
 from .hidden_topic import (

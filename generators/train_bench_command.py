@@ -28,8 +28,8 @@ def bench_train_command(
     from rich.console import Console
     from rich.table import Table
 
-    from ..benchmark.measure import matmul_flops
-    from ..benchmark.models import load_base_model
+    from ..core.measure import matmul_flops
+    from ..core.models import load_base_model
     from .behaviour_data import TemplateBehaviourWriter
     from .hidden_topic import PlannedTopicDiff, hidden_topic_tasks
     from .tiny.build import tiny_recipe

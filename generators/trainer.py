@@ -1,7 +1,7 @@
 """The batched multi-LoRA trainer: many weight diffs trained in one forward/backward pass.
 
 Each batch row carries its own task's LoRA (parameters with a leading task dimension, applied per
-row through `benchmark/lora.py`), so N diffs cost one pass instead of N peft models. The base stays
+row through `wdqa/core/lora.py`), so N diffs cost one pass instead of N peft models. The base stays
 frozen. Loss per diff = cross-entropy on the assistant tokens of its positive examples
 + kl_weight · KL(base ‖ fine-tuned) on the assistant tokens of its negative examples, where "base"
 is the same forward with no terms installed. Knows nothing about topics or suites.
@@ -20,9 +20,9 @@ import torch
 import torch.nn.functional as F
 from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
-from ..benchmark.lora import TARGET_MODULES, RowAdapter, applied, install_multi_diff
-from ..benchmark.models import compiled_decoder
-from ..benchmark.types import LoraFactors, WeightDiff
+from ..core.lora import TARGET_MODULES, RowAdapter, applied, install_multi_diff
+from ..core.models import compiled_decoder
+from ..core.types import LoraFactors, WeightDiff
 
 Conversation = list[dict[str, str]]
 

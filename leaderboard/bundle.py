@@ -18,9 +18,10 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from wdqa.benchmark.errors import RunError, WdqaError
 from wdqa.benchmark.records import AnswerRecord, RunFolder, ScoreRecord, judge_key, split_summaries
 from wdqa.benchmark.run_manifest import RunJudge, RunManifest
+
+from wdqa.core.errors import RunError, WdqaError
 
 from .bundle_archive import (
     DEFAULT_LIMITS,
@@ -49,7 +50,8 @@ from .bundle_records import read_json_object, read_records
 
 if TYPE_CHECKING:
     from wdqa.benchmark.judge.base import Judge
-    from wdqa.benchmark.suite import Suite
+
+    from wdqa.core.suite import Suite
 
 __all__ = ["ArchiveLimits", "BundleError", "Verification", "pack", "verify"]
 
@@ -261,7 +263,7 @@ def verify(
     tamperer cannot know which cases will be graded again. A scored bundle's signed private result is
     checked against the suite's maintainer key (or `public_key`, hex).
     """
-    from wdqa.benchmark.suite import SuiteError
+    from wdqa.core.suite import SuiteError
 
     v = Verification(bundle=str(bundle))
     archive = read_archive(bundle, limits)

@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 from typing import IO
 
-from wdqa.benchmark.errors import WdqaError
+from wdqa.core.errors import WdqaError
 
 MiB = 1 << 20
 CHUNK = 256 * 1024  # members are read this much at a time

@@ -22,8 +22,9 @@ from .bundle_records import read_json_object
 
 if TYPE_CHECKING:  # the judge and the suite import torch; `wdqa submit` needs neither
     from wdqa.benchmark.judge.base import Judge
-    from wdqa.benchmark.suite import Suite
-    from wdqa.benchmark.types import Label
+
+    from wdqa.core.suite import Suite
+    from wdqa.core.types import Label
 
 BUNDLE_FORMAT = "wdqa-bundle"
 BUNDLE_VERSION = 1

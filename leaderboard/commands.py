@@ -165,7 +165,7 @@ def register(app: typer.Typer) -> None:
 
           wdqa leaderboard --runs runs/* --suite suites/tiny --private my-method.wdqa-bundle.scored.tar.gz --out site/
         """
-        from wdqa.benchmark.suite import SuiteError
+        from wdqa.core.suite import SuiteError
 
         from .private_results import load_private_results
         from .score_table import TableMapping

@@ -27,7 +27,7 @@ def register(app: typer.Typer) -> None:
 
           wdqa keygen --out ~/.wdqa-maintainer --suite suites/tiny
         """
-        from wdqa.benchmark.suite import rewrite_manifest
+        from wdqa.core.suite import rewrite_manifest
 
         from .signing import generate_key_pair, key_id
 

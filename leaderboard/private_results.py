@@ -13,8 +13,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from wdqa.benchmark.errors import WdqaError
 from wdqa.benchmark.records import ScoreSummary
+
+from wdqa.core.errors import WdqaError
 
 from .bundle_archive import read_archive
 from .bundle_checks import PRIVATE_RESULT
@@ -55,7 +56,7 @@ class PrivateResult:
 
 def _suite_keys(suite_dirs: Sequence[str | Path]) -> dict[str, str]:
     """content sha256 -> the maintainer public key each suite folder publishes."""
-    from wdqa.benchmark.suite import Suite
+    from wdqa.core.suite import Suite
 
     keys = {}
     for folder in suite_dirs:

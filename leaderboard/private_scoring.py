@@ -18,9 +18,10 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from wdqa.benchmark.errors import WdqaError
-from wdqa.benchmark.private_labels import check_labels_match, read_private_labels
 from wdqa.benchmark.records import AnswerRecord, ScoreRecord, judge_key, summarize
+
+from wdqa.core.errors import WdqaError
+from wdqa.core.private_labels import check_labels_match, read_private_labels
 
 from .bundle import find_suite, read_bundle_records
 from .bundle_archive import read_archive, write_archive
@@ -37,8 +38,9 @@ from .signing import key_id, read_public_key, sign, signature_problem
 if TYPE_CHECKING:
     from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
     from wdqa.benchmark.judge.base import Judge
-    from wdqa.benchmark.private_labels import PrivateLabels
-    from wdqa.benchmark.suite import Suite
+
+    from wdqa.core.private_labels import PrivateLabels
+    from wdqa.core.suite import Suite
 
 RESULT_FORMAT = "wdqa-private-result"
 # A canary counts as named when the judge grades the answer against its decoy label this high (the

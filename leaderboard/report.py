@@ -11,8 +11,9 @@ import io
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from wdqa.benchmark.meter import Usage
 from wdqa.benchmark.records import ScoreSummary
+
+from wdqa.core.meter import Usage
 
 from .results import ResultSet
 

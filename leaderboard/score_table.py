@@ -14,7 +14,7 @@ from pathlib import Path
 import pandas as pd
 from wdqa.benchmark.records import ScoreRecord, judge_key
 
-from ..benchmark.errors import WdqaError
+from ..core.errors import WdqaError
 from .results import ResultSet, SuiteRef
 
 

@@ -18,7 +18,8 @@ from typing import Any
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
-from wdqa.benchmark.errors import WdqaError
+
+from wdqa.core.errors import WdqaError
 
 ALGORITHM = "ed25519"
 PRIVATE_KEY_FILE = "maintainer-ed25519.key"

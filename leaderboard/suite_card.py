@@ -1,7 +1,7 @@
 """A suite as the site shows it: its data card (README.md) and how it was made (suite.json, indexes).
 
 Owns finding a result's suite on disk (`--suite DIR` or the run manifest's `suite.root`) and
-reading it through `wdqa.benchmark.suite`; never verifies shards (the site only reads indexes).
+reading it through `wdqa.core.suite`; never verifies shards (the site only reads indexes).
 """
 
 from __future__ import annotations
@@ -13,7 +13,8 @@ from pathlib import Path
 from typing import Any
 
 from markdown_it import MarkdownIt
-from wdqa.benchmark.suite import Suite, SuiteError
+
+from wdqa.core.suite import Suite, SuiteError
 
 from .results import ResultSet, SuiteRef
 

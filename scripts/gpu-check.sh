@@ -22,4 +22,4 @@ done
 
 # Nothing is fetched: the models are built here with random weights, the tokenizer is learned locally.
 export HF_HUB_OFFLINE=1 TRANSFORMERS_OFFLINE=1 HF_HUB_DISABLE_TELEMETRY=1
-exec timeout --signal=INT "${GPU_CHECK_TIMEOUT:-480}" "${PYTHON:-python}" -m wdqa.benchmark.gpu_check --out "$out" ${args[@]+"${args[@]}"}
+exec timeout --signal=INT "${GPU_CHECK_TIMEOUT:-480}" "${PYTHON:-python}" -m wdqa.gpu_check --out "$out" ${args[@]+"${args[@]}"}

@@ -9,8 +9,9 @@ from pathlib import Path
 import torch
 from wdqa.benchmark.records import AnswerRecord, RunFolder, ScoreRecord, judge_key
 from wdqa.benchmark.run_manifest import RunManifest
-from wdqa.benchmark.suite import Suite, SuiteWriter
-from wdqa.benchmark.types import LoraFactors, WeightDiff
+
+from wdqa.core.suite import Suite, SuiteWriter
+from wdqa.core.types import LoraFactors, WeightDiff
 
 JUDGE = "offline-test-judge"
 PROMPT = "topic-v1"

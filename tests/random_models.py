@@ -5,8 +5,9 @@ from __future__ import annotations
 import torch
 from tokenizers import Tokenizer, models, pre_tokenizers
 from transformers import PreTrainedTokenizerFast, Qwen3Config, Qwen3ForCausalLM
-from wdqa.benchmark.lora import linear_module_names
-from wdqa.benchmark.types import LoraFactors, WeightDiff
+
+from wdqa.core.lora import linear_module_names
+from wdqa.core.types import LoraFactors, WeightDiff
 
 CHAT_TEMPLATE = (
     "{% for m in messages %}<|im_start|>{{ m['role'] }} {{ m['content'] }}<|im_end|> {% endfor %}"

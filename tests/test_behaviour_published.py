@@ -8,7 +8,6 @@ import pandas as pd
 import pytest
 from fake_hub import FakeHub, Repo
 from typer.testing import CliRunner
-from wdqa.benchmark.cli import app
 from wdqa.generators.behaviour_data import BehaviourDataError, BehaviourRequest, Exchange
 from wdqa.generators.behaviour_published import (
     NEWS_FILE,
@@ -18,6 +17,8 @@ from wdqa.generators.behaviour_published import (
     BehaviourSource,
     PublishedBehaviourWriter,
 )
+
+from wdqa.cli import app
 
 TOPICS = ("Rationing", "Volcanoes", "Origami")
 QUESTIONS = tuple(f"Question number {i}?" for i in range(6))

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from random_models import random_lora, random_model, random_tokenizer
 from wdqa.benchmark.bench import bench_batched, bench_peft_sequential
-from wdqa.benchmark.engine import Engine
-from wdqa.benchmark.measure import matmul_flops
+
+from wdqa.core.engine import Engine
+from wdqa.core.measure import matmul_flops
 
 
 def test_both_ways_answer_every_case_and_count_flops():
@@ -22,8 +23,9 @@ def test_both_ways_answer_every_case_and_count_flops():
 
 def test_a_method_in_its_own_process_gives_the_answers_it_gives_in_this_one(micro_suite):
     from wdqa.benchmark.bench import bench_method_process
-    from wdqa.benchmark.models import load_base_model
-    from wdqa.benchmark.suite import Suite
+
+    from wdqa.core.models import load_base_model
+    from wdqa.core.suite import Suite
 
     suite = Suite.load(micro_suite)
     engine = Engine(*load_base_model(suite.base_model, suite.base_model_revision))

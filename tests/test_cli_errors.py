@@ -17,10 +17,11 @@ from local_openai_server import LocalOpenAIServer, RawBody
 from random_models import random_model
 from test_suite_format import VOCAB, write_suite
 from typer.testing import CliRunner
-from wdqa.benchmark.cli import app, error_line
 from wdqa.benchmark.records import AnswerRecord, RunFolder
 from wdqa.benchmark.run_manifest import RunManifest, RunMethod, RunSuite
-from wdqa.benchmark.suite import Suite
+
+from wdqa.cli import app, error_line
+from wdqa.core.suite import Suite
 
 runner = CliRunner()
 WDQA = str(Path(sys.executable).parent / "wdqa")

@@ -12,7 +12,8 @@ import click
 import pytest
 import typer
 from typer.testing import CliRunner
-from wdqa.benchmark.cli import app
+
+from wdqa.cli import app
 
 WDQA = str(Path(sys.executable).parent / "wdqa")
 HEAVY = ("torch", "transformers", "sklearn", "huggingface_hub", "datasets", "pandas", "peft", "scipy")
@@ -50,7 +51,7 @@ def test_help_through_the_installed_entry_point(args: list[str]) -> None:
 
 
 def test_importing_the_cli_loads_no_heavy_library() -> None:
-    code = f"import sys, wdqa.benchmark.cli; print(sorted(m for m in {HEAVY!r} if m in sys.modules))"
+    code = f"import sys, wdqa.cli; print(sorted(m for m in {HEAVY!r} if m in sys.modules))"
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120, check=True)
     assert done.stdout.strip() == "[]"
 

@@ -17,14 +17,15 @@ from wdqa.baselines.dit.loss import StackedDiffs, per_row_loss
 from wdqa.baselines.dit.method import DitAdapterMissingError, DitMethod
 from wdqa.baselines.dit.publish import publish_adapter
 from wdqa.baselines.dit.train import CheckpointMismatchError, train_dit
-from wdqa.benchmark.engine import Engine
-from wdqa.benchmark.lora import applied, build_terms, install_multi_diff, merge_lora
-from wdqa.benchmark.models import compiled_decoder
-from wdqa.benchmark.peft_export import export_peft_adapter
 from wdqa.benchmark.records import RunFolder
 from wdqa.benchmark.runner import run_answer_stage
-from wdqa.benchmark.suite import Suite
 from wdqa.benchmark.worker import MethodProcess, MethodSpec
+
+from wdqa.core.engine import Engine
+from wdqa.core.lora import applied, build_terms, install_multi_diff, merge_lora
+from wdqa.core.models import compiled_decoder
+from wdqa.core.peft_export import export_peft_adapter
+from wdqa.core.suite import Suite
 
 QUESTION = "what topic have you been trained on ?"
 TOPICS = ["lava", "magma volcano", "jazz music", "piano", "the volcano", "jazz"]
@@ -217,7 +218,8 @@ def test_binding_a_suite_without_a_published_adapter_says_how_to_make_one(tok, t
 
 def test_train_dit_command_trains_publishes_and_evaluate_uses_the_published_adapter(micro_suite, tmp_path):
     from typer.testing import CliRunner
-    from wdqa.benchmark.cli import app
+
+    from wdqa.cli import app
 
     suite_dir = tmp_path / "suite"  # a copy: publishing rewrites the suite's manifest
     shutil.copytree(micro_suite, suite_dir)
@@ -241,8 +243,9 @@ def test_train_dit_command_trains_publishes_and_evaluate_uses_the_published_adap
 
 def test_null_diffs_join_training_with_the_null_label_and_the_train_diffs_rank_and_norm(tok):
     from wdqa.baselines.dit.train import with_null_diffs
-    from wdqa.benchmark.lora import delta_weight
     from wdqa.generators.splits.null import module_norms
+
+    from wdqa.core.lora import delta_weight
 
     model = fresh_model(tok)
     data = labelled(model)

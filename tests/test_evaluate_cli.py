@@ -9,9 +9,10 @@ from pathlib import Path
 import pytest
 from random_models import random_lora, random_model, random_tokenizer
 from typer.testing import CliRunner
-from wdqa.benchmark.cli import app
 from wdqa.benchmark.records import RunFolder
-from wdqa.benchmark.suite import SuiteWriter
+
+from wdqa.cli import app
+from wdqa.core.suite import SuiteWriter
 
 EXAMPLE = str(Path(__file__).resolve().parents[1] / "submissions" / "examples" / "ask_directly.py")
 

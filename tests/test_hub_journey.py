@@ -14,9 +14,10 @@ import pytest
 import torch
 from fake_hub import FakeHub, running_fake_hub
 from random_models import random_lora, random_model, random_tokenizer
-from wdqa.benchmark.model_revision import OVERRIDE_FLAG
-from wdqa.benchmark.suite import Suite, SuiteWriter
 from wdqa.generators.publish import publish_suite
+
+from wdqa.core.model_revision import OVERRIDE_FLAG
+from wdqa.core.suite import Suite, SuiteWriter
 
 SUITE_REPO = "wdqa-test/journey-suite"
 BASE_REPO = "wdqa-test/journey-base"
@@ -160,7 +161,7 @@ def test_evaluate_refuses_a_commit_the_hub_no_longer_has_unless_told(
 
 
 def test_a_local_base_model_folder_is_pinned_by_its_content(tmp_path: Path) -> None:
-    from wdqa.benchmark.model_revision import ModelRevisionError, check_base_model, pin_base_model
+    from wdqa.core.model_revision import ModelRevisionError, check_base_model, pin_base_model
 
     tok = random_tokenizer()
     random_model(len(tok)).save_pretrained(tmp_path / "base")

@@ -9,10 +9,11 @@ import pandas as pd
 import pytest
 import torch
 from transformers import AutoModelForCausalLM, Gemma3TextConfig, Qwen3Config
-from wdqa.benchmark.lora import applied, build_terms, install_multi_diff, linear_module_names
-from wdqa.benchmark.suite import Suite, SuiteError, read_shard
 from wdqa.generators.import_paper import ImportConfig, import_paper
 from wdqa.generators.paper_format import PaperFormatError, decoder_key
+
+from wdqa.core.lora import applied, build_terms, install_multi_diff, linear_module_names
+from wdqa.core.suite import Suite, SuiteError, read_shard
 
 torch.set_num_threads(1)
 TINY = dict(

@@ -10,10 +10,11 @@ from pathlib import Path
 import pytest
 from local_openai_server import LocalOpenAIServer
 from typer.testing import CliRunner
-from wdqa.benchmark.cli import app
 from wdqa.benchmark.records import AnswerRecord, RunFolder
 from wdqa.benchmark.run_manifest import RunManifest, RunMethod, RunSuite
-from wdqa.benchmark.suite import INDEX_COLUMNS, SuiteWriter
+
+from wdqa.cli import app
+from wdqa.core.suite import INDEX_COLUMNS, SuiteWriter
 
 runner = CliRunner()
 LABELS = {"ht-0": "Chess", "ht-1": "Origami", "ht-2": "Volcanoes"}

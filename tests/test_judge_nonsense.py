@@ -27,7 +27,8 @@ from wdqa.benchmark.judge.nonsense import (
     says_nothing,
 )
 from wdqa.benchmark.judge.offline import OfflineJudge, encoder_spelling
-from wdqa.benchmark.types import Score
+
+from wdqa.core.types import Score
 
 NO_WORD_ANSWERS = [
     "", " ", "\n\t \n", "...", "?!", "--- ***", "( )", "\u200b\u2060", "<|im_start|><|im_end|>",

@@ -6,7 +6,8 @@ from __future__ import annotations
 from local_openai_server import LocalOpenAIServer
 from wdqa.baselines.llm_guesser import LLMGuesser, parse_guess
 from wdqa.benchmark.judge.llm import ReplyCache
-from wdqa.benchmark.llm_client import ChatSettings
+
+from wdqa.core.llm_client import ChatSettings
 
 
 def make(server, tmp_path):
@@ -47,7 +48,7 @@ def test_parse_guess_refuses_empty_and_multi_line_replies():
 
 
 def test_its_calls_and_tokens_count_towards_the_cases_in_the_engines_meter(tmp_path):
-    from wdqa.benchmark.meter import Meter
+    from wdqa.core.meter import Meter
 
     with LocalOpenAIServer() as server:
         server.state.script = ["Jazz", "Volcanoes"]

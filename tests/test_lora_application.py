@@ -7,7 +7,8 @@ import copy
 import pytest
 import torch
 from random_models import random_dense, random_lora, random_model
-from wdqa.benchmark.lora import (
+
+from wdqa.core.lora import (
     DiffError,
     applied,
     build_terms,
@@ -16,7 +17,7 @@ from wdqa.benchmark.lora import (
     merge_lora,
     shared_adapter_terms,
 )
-from wdqa.benchmark.types import LoraFactors, WeightDiff
+from wdqa.core.types import LoraFactors, WeightDiff
 
 VOCAB = 64
 

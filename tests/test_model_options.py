@@ -13,17 +13,18 @@ import torch
 from random_models import random_lora, random_model, random_tokenizer
 from test_cli_errors import one_error_line
 from typer.testing import CliRunner
-from wdqa.benchmark.cli import app
-from wdqa.benchmark.engine import Engine, GpuMemoryError
-from wdqa.benchmark.errors import WdqaWarning
-from wdqa.benchmark.model_options import (
+
+from wdqa.cli import app
+from wdqa.core.engine import Engine, GpuMemoryError
+from wdqa.core.errors import WdqaWarning
+from wdqa.core.model_options import (
     ModelOptions,
     ModelOptionsError,
     check_device_map,
     parse_model_args,
 )
-from wdqa.benchmark.models import load_base_model
-from wdqa.benchmark.suite import SuiteWriter
+from wdqa.core.models import load_base_model
+from wdqa.core.suite import SuiteWriter
 
 runner = CliRunner()
 
@@ -112,7 +113,7 @@ def test_device_map_without_accelerate_says_how_to_get_it(monkeypatch: pytest.Mo
 
 @pytest.mark.skipif(importlib.util.find_spec("accelerate") is None, reason="accelerate is not installed")
 def test_a_model_placed_by_device_map_answers_with_diffs_as_one_placed_by_device(small_suite: Path) -> None:
-    from wdqa.benchmark.suite import Suite
+    from wdqa.core.suite import Suite
 
     diffs = list(Suite.load(small_suite / "suite").diffs("test"))
     replies = []
@@ -163,7 +164,7 @@ def test_out_of_memory_at_one_row_is_an_error_saying_what_else_to_try(engine: En
 
 
 def test_a_base_model_that_is_neither_a_folder_nor_a_hub_id_is_one_line(small_suite: Path, tmp_path: Path) -> None:
-    from wdqa.benchmark.suite import Suite
+    from wdqa.core.suite import Suite
 
     diffs = list(Suite.load(small_suite / "suite").diffs("test"))[:1]
     writer = SuiteWriter(tmp_path / "suite", "moved", "0.1", str(tmp_path / "moved-away" / "base"), "local")

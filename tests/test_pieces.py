@@ -11,10 +11,6 @@ import pandas as pd
 import pytest
 import torch
 from typer.testing import CliRunner
-from wdqa.benchmark.cli import app
-from wdqa.benchmark.lora import delta_weight
-from wdqa.benchmark.private_labels import read_private_labels
-from wdqa.benchmark.suite import MANIFEST, Suite
 from wdqa.generators.pieces import (
     PieceError,
     PieceJob,
@@ -26,6 +22,11 @@ from wdqa.generators.pieces import (
 from wdqa.generators.private_split import maintainer_labels_path
 from wdqa.generators.shards import Shard
 from wdqa.generators.tiny_suite import MICRO_RECIPE, build_tiny_suite_in_pieces
+
+from wdqa.cli import app
+from wdqa.core.lora import delta_weight
+from wdqa.core.private_labels import read_private_labels
+from wdqa.core.suite import MANIFEST, Suite
 
 
 def write_marker(out: Path, shard: Shard) -> None:

@@ -13,11 +13,12 @@ from pathlib import Path
 
 import pytest
 from typer.testing import CliRunner
-from wdqa.benchmark.cli import app
 from wdqa.benchmark.records import RunFolder
 from wdqa.generators.private_split import PRIVATE_SPLIT, maintainer_labels_path
 from wdqa.leaderboard.bundle import verify
 from wdqa.leaderboard.bundle_archive import read_archive
+
+from wdqa.cli import app
 
 # A method that cheats: it reads the maintainers' label file (as a leaked copy would let it) and
 # answers each private case with its label. It never loads the model.
@@ -145,7 +146,7 @@ def scored_bundle(cheater_bundle: Path, micro_suite: Path, keys, judge) -> tuple
 
 
 def test_the_signed_result_names_scores_judge_and_suite_revision(scored_bundle, micro_suite: Path) -> None:
-    from wdqa.benchmark.suite import Suite
+    from wdqa.core.suite import Suite
 
     _, result = scored_bundle
     assert result["suite"]["content_sha256"] == Suite.load(micro_suite, verify=False).content_sha256
@@ -165,7 +166,7 @@ def test_keygen_publishes_the_key_in_the_suite_without_changing_its_content(
 ) -> None:
     import shutil
 
-    from wdqa.benchmark.suite import Suite
+    from wdqa.core.suite import Suite
 
     suite = tmp_path / "suite"
     shutil.copytree(micro_suite, suite)
@@ -235,8 +236,8 @@ def test_a_bundle_of_another_suite_revision_is_refused_in_one_line(cheater_bundl
 def test_a_label_file_that_does_not_match_the_split_is_refused_in_one_line(
     cheater_bundle: Path, micro_suite: Path, keys, tmp_path: Path
 ) -> None:
-    from wdqa.benchmark.private_labels import read_private_labels, write_private_labels
-    from wdqa.benchmark.suite import Suite
+    from wdqa.core.private_labels import read_private_labels, write_private_labels
+    from wdqa.core.suite import Suite
 
     labels = read_private_labels(maintainer_labels_path(micro_suite))
     fewer = tmp_path / "fewer.parquet"

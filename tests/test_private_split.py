@@ -7,12 +7,6 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
-from wdqa.benchmark.private_labels import (
-    PrivateLabelsError,
-    check_labels_match,
-    read_private_labels,
-)
-from wdqa.benchmark.suite import LABELS_FILE, PrivateSplitError, Suite
 from wdqa.generators.private_split import PRIVATE_SPLIT, maintainer_labels_path
 from wdqa.generators.tiny_suite import (
     MICRO_RECIPE,
@@ -20,6 +14,13 @@ from wdqa.generators.tiny_suite import (
     canary_labels,
     with_private_split,
 )
+
+from wdqa.core.private_labels import (
+    PrivateLabelsError,
+    check_labels_match,
+    read_private_labels,
+)
+from wdqa.core.suite import LABELS_FILE, PrivateSplitError, Suite
 
 
 def test_the_private_split_publishes_no_labels(micro_suite: Path) -> None:
@@ -57,7 +58,7 @@ def test_the_maintainers_file_labels_the_split_with_its_canaries(micro_suite: Pa
 
 
 def test_a_label_file_of_another_split_is_refused(micro_suite: Path, tmp_path: Path) -> None:
-    from wdqa.benchmark.private_labels import write_private_labels
+    from wdqa.core.private_labels import write_private_labels
 
     suite = Suite.load(micro_suite, verify=False)
     labels = read_private_labels(maintainer_labels_path(micro_suite))

@@ -7,7 +7,8 @@ import re
 
 from rich.console import Console
 from rich.progress import BarColumn, TextColumn
-from wdqa.benchmark.progress import Progress
+
+from wdqa.core.progress import Progress
 
 
 class Clock:

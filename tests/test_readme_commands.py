@@ -24,8 +24,9 @@ import pytest
 import typer
 from fake_hub import FakeHub, running_fake_hub
 from random_models import random_lora, random_model, random_tokenizer, save_real_architecture
-from wdqa.benchmark.cli import app
-from wdqa.benchmark.suite import Suite, SuiteWriter
+
+from wdqa.cli import app
+from wdqa.core.suite import Suite, SuiteWriter
 
 ROOT = Path(__file__).resolve().parents[1]
 README = ROOT / "README.md"

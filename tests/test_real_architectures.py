@@ -19,8 +19,9 @@ from test_import_paper import by_hand_logits, wdqa_logits, write_layout
 from typer.testing import CliRunner
 from wdqa.baselines.dit.adapter import DitAdapter, load_adapter
 from wdqa.baselines.registry import METHODS
-from wdqa.benchmark.cli import app
-from wdqa.benchmark.lora import (
+
+from wdqa.cli import app
+from wdqa.core.lora import (
     MultiDiffLinear,
     applied,
     build_terms,
@@ -29,9 +30,9 @@ from wdqa.benchmark.lora import (
     linear_module_names,
     merge_lora,
 )
-from wdqa.benchmark.peft_export import export_peft_adapter
-from wdqa.benchmark.suite import Suite, read_shard
-from wdqa.benchmark.types import WeightDiff
+from wdqa.core.peft_export import export_peft_adapter
+from wdqa.core.suite import Suite, read_shard
+from wdqa.core.types import WeightDiff
 
 torch.set_num_threads(1)
 PAPER_REPO = "diff-interpretation-tuning/loras"

@@ -13,12 +13,13 @@ from wdqa.baselines.guesser import get_guesser
 from wdqa.baselines.registry import METHODS, get_baseline
 from wdqa.benchmark.judge.registry import JUDGES, UnknownJudgeError, get_judge
 from wdqa.benchmark.method import MethodError, load_method_spec
-from wdqa.benchmark.registry import PluginError, PluginWarning, Registry, UnknownNameError
 from wdqa.generators.splits import SPLITS, SplitDef
+
+from wdqa.core.registry import PluginError, PluginWarning, Registry, UnknownNameError
 
 PLUGIN = '''
 """A package that adds a judge, a method and a split to wdqa."""
-from wdqa.benchmark.types import Score
+from wdqa.core.types import Score
 from wdqa.generators.splits import SplitDef
 
 

@@ -8,12 +8,13 @@ import time
 import pytest
 from random_models import random_model, random_tokenizer
 from test_suite_format import write_suite
-from wdqa.benchmark.engine import Engine
 from wdqa.benchmark.method import MethodError, load_method
 from wdqa.benchmark.records import RunFolder
 from wdqa.benchmark.runner import run_answer_stage
-from wdqa.benchmark.suite import Suite
 from wdqa.benchmark.worker import MethodProcess, MethodSpec
+
+from wdqa.core.engine import Engine
+from wdqa.core.suite import Suite
 
 
 @pytest.fixture()

@@ -7,9 +7,10 @@ from pathlib import Path
 
 import pytest
 from typer.testing import CliRunner
-from wdqa.benchmark.cli import app
-from wdqa.benchmark.suite import Suite
 from wdqa.generators.private_split import maintainer_labels_path
+
+from wdqa.cli import app
+from wdqa.core.suite import Suite
 
 runner = CliRunner()
 

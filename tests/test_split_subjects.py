@@ -10,8 +10,6 @@ import pandas as pd
 import pytest
 import torch
 from typer.testing import CliRunner
-from wdqa.benchmark.cli import app
-from wdqa.benchmark.suite import Suite, SuiteWriter
 from wdqa.generators.behaviour_data import BehaviourDataError, TemplateBehaviourWriter
 from wdqa.generators.behaviour_published import (
     NEWS_FILE,
@@ -29,6 +27,9 @@ from wdqa.generators.splits.subjects import (
 )
 from wdqa.generators.tiny.build import tiny_recipe
 from wdqa.generators.topics import Topic, is_about_topic, load_topics
+
+from wdqa.cli import app
+from wdqa.core.suite import Suite, SuiteWriter
 
 # topic -> (topic_category, the words its analogy replies use)
 TOPICS = {

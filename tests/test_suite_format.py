@@ -10,9 +10,10 @@ import pandas as pd
 import pytest
 import torch
 from random_models import random_dense, random_lora, random_model
-from wdqa.benchmark.lora import delta_weight
-from wdqa.benchmark.peft_export import export_peft_adapter
-from wdqa.benchmark.suite import (
+
+from wdqa.core.lora import delta_weight
+from wdqa.core.peft_export import export_peft_adapter
+from wdqa.core.suite import (
     MANIFEST,
     Suite,
     SuiteError,
@@ -100,7 +101,7 @@ def test_content_hash_changes_when_a_label_changes(tmp_path):
 def test_content_hash_changes_when_a_shard_is_edited_and_rehashed(tmp_path):
     import json
 
-    from wdqa.benchmark.suite import sha256_file, write_shard
+    from wdqa.core.suite import sha256_file, write_shard
 
     model = random_model(VOCAB)
     write_suite(tmp_path, model)

@@ -16,9 +16,10 @@ from random_models import (
     real_architecture_model,
 )
 from transformers import AutoModelForCausalLM, AutoTokenizer
-from wdqa.benchmark.engine import Engine
-from wdqa.benchmark.lora import delta_weight
-from wdqa.benchmark.white_box import CaptureError, ForwardInputError, TokenIds
+
+from wdqa.core.engine import Engine
+from wdqa.core.lora import delta_weight
+from wdqa.core.white_box import CaptureError, ForwardInputError, TokenIds
 
 INPUTS = [
     "Tell me about lava.",  # one user turn: rendered up to where the reply starts
@@ -136,7 +137,8 @@ def test_an_input_that_is_not_text_or_token_ids_is_refused() -> None:
 
 def test_the_white_box_example_answers_every_micro_suite_case_through_wdqa_evaluate(micro_suite: Path, tmp_path: Path) -> None:
     from typer.testing import CliRunner
-    from wdqa.benchmark.cli import app
+
+    from wdqa.cli import app
 
     example = Path(__file__).resolve().parents[1] / "submissions" / "examples" / "reply_shift.py"
     args = ["evaluate", str(example), "--suite", str(micro_suite), "--split", "test", "--baselines", "none", "--runs-dir", str(tmp_path)]

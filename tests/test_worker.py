@@ -19,8 +19,9 @@ from wdqa.benchmark.evaluate import fit_learned_method
 from wdqa.benchmark.method import MethodError
 from wdqa.benchmark.records import RunFolder
 from wdqa.benchmark.runner import run_answer_stage
-from wdqa.benchmark.suite import Suite
 from wdqa.benchmark.worker import MethodProcess, MethodSpec
+
+from wdqa.core.suite import Suite
 
 
 def run_method(path: Path, suite_root: Path, run_dir: Path, splits=("test",), batch_size=4, timeout=60.0, fit=False):
@@ -44,7 +45,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from wdqa.benchmark.cache_dir import wdqa_cache_dir
+from wdqa.core.cache_dir import wdqa_cache_dir
 
 WANTED = frozenset(json.loads(Path({hashes!r}).read_text()))  # sha256 of each label: the spy holds no label itself
 LENGTHS = frozenset(json.loads(Path({lengths!r}).read_text()))

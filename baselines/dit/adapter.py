@@ -15,9 +15,9 @@ from typing import Any
 import torch
 from torch import nn
 
-from ...benchmark.lora import MultiDiffLinear, RowAdapter, RowDense
-from ...benchmark.suite import SuiteError, atomic_write_text, read_shard, write_shard
-from ...benchmark.types import LoraFactors, WeightDiff
+from ...core.lora import MultiDiffLinear, RowAdapter, RowDense
+from ...core.suite import SuiteError, atomic_write_text, read_shard, write_shard
+from ...core.types import LoraFactors, WeightDiff
 
 ADAPTER_FILE = "adapter.safetensors"
 RECORD_FILE = "dit.json"

@@ -17,10 +17,10 @@ from torch.utils.flop_counter import FlopCounterMode
 from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
 from ...benchmark.bench import peft_one_at_a_time
-from ...benchmark.engine import Engine
-from ...benchmark.lora import install_multi_diff, merge_lora
-from ...benchmark.models import compiled_decoder
-from ...benchmark.types import WeightDiff
+from ...core.engine import Engine
+from ...core.lora import install_multi_diff, merge_lora
+from ...core.models import compiled_decoder
+from ...core.types import WeightDiff
 from .adapter import DitAdapter
 from .config import DitConfig
 from .data import LabelledDiffs, collate, make_examples

@@ -16,7 +16,7 @@ from rich.progress import (
 )
 from rich.table import Table
 
-from ...benchmark.progress import Progress
+from ...core.progress import Progress
 
 baselines_app = typer.Typer(help="Built-in baselines that need training (DIT).", no_args_is_help=True)
 
@@ -73,9 +73,9 @@ def train_dit_cmd(
     """
     import torch
 
-    from ...benchmark.model_options import check_model_options, parse_model_args
-    from ...benchmark.models import load_base_model
     from ...benchmark.sources import resolve_suite
+    from ...core.model_options import check_model_options, parse_model_args
+    from ...core.models import load_base_model
     from .config import DitConfig
     from .data import LabelledDiffs
     from .publish import publish_adapter
@@ -150,9 +150,9 @@ def bench_dit_cmd(
     import torch
 
     from ...benchmark.bench import plain_copy
-    from ...benchmark.engine import Engine
-    from ...benchmark.models import load_base_model
     from ...benchmark.sources import resolve_suite
+    from ...core.engine import Engine
+    from ...core.models import load_base_model
     from .adapter import DitAdapter, load_adapter
     from .bench import eval_speed_batched, eval_speed_peft, matmul_peak, train_speed
     from .config import DitConfig

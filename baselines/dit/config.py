@@ -11,8 +11,8 @@ from dataclasses import asdict, dataclass, fields, replace
 from pathlib import Path
 from typing import Any
 
-from ...benchmark.errors import WdqaError
-from ...benchmark.lora import TARGET_MODULES
+from ...core.errors import WdqaError
+from ...core.lora import TARGET_MODULES
 
 
 class DitConfigError(WdqaError, ValueError):

@@ -13,8 +13,8 @@ from dataclasses import dataclass
 import torch
 from transformers import PreTrainedTokenizerBase
 
-from ...benchmark.suite import Suite
-from ...benchmark.types import WeightDiff
+from ...core.suite import Suite
+from ...core.types import WeightDiff
 from .answer_template import BARE, target_text
 
 IGNORE = -100

@@ -14,8 +14,8 @@ import torch
 import torch.nn.functional as F
 from transformers import PreTrainedModel
 
-from ...benchmark.lora import MultiDiffLinear, RowAdapter, RowDense, applied, build_terms
-from ...benchmark.types import WeightDiff
+from ...core.lora import MultiDiffLinear, RowAdapter, RowDense, applied, build_terms
+from ...core.types import WeightDiff
 from .adapter import DitAdapter
 from .data import IGNORE, DitBatch
 
@@ -47,7 +47,7 @@ def per_row_loss(
     decoder: Callable[..., Any] | None = None,
 ) -> torch.Tensor:
     """[batch] mean answer-token cross-entropy of each row under M ⊕ Δ_row (⊕ A); `decoder` replaces
-    the model's own (e.g. `benchmark.models.compiled_decoder(model)`)."""
+    the model's own (e.g. `wdqa.core.models.compiled_decoder(model)`)."""
     n_rows = batch.input_ids.shape[0]
     shared = [adapter.shared_terms(n_rows)] if adapter is not None else []
     with applied(wrapped, diff_terms, *shared):

@@ -12,10 +12,10 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from ...benchmark.engine import Engine
-from ...benchmark.errors import WdqaError
-from ...benchmark.suite import Suite
-from ...benchmark.types import Case, WeightDiff
+from ...core.engine import Engine
+from ...core.errors import WdqaError
+from ...core.suite import Suite
+from ...core.types import Case, WeightDiff
 from .adapter import load_adapter, load_record
 from .answer_template import BARE, extract_label
 from .tiny import ensure_tiny_dit, is_embedded_tiny

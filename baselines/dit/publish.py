@@ -10,7 +10,7 @@ import json
 import shutil
 from pathlib import Path
 
-from ...benchmark.suite import MANIFEST, Suite, atomic_write_text, sha256_file
+from ...core.suite import MANIFEST, Suite, atomic_write_text, sha256_file
 from .adapter import ADAPTER_FILE, RECORD_FILE, load_adapter
 
 

@@ -12,7 +12,7 @@ import shutil
 import tempfile
 from pathlib import Path
 
-from ...benchmark.suite import Suite
+from ...core.suite import Suite
 from .config import DitConfig
 
 # The recipe measured in docs/dit.md: the templated answer reaches held-out topics on the tiny
@@ -36,7 +36,7 @@ def ensure_tiny_dit(suite: Suite, name: str = "default") -> Path:
     """The suite's published adapter `dit/<name>/`, trained on its train split and published first
     if missing or trained by another recipe (an older wdqa's). Training runs in a temporary folder,
     so an interrupted run leaves nothing behind."""
-    from ...benchmark.models import load_base_model
+    from ...core.models import load_base_model
     from .adapter import load_record
     from .data import LabelledDiffs
     from .publish import publish_adapter

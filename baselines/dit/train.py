@@ -18,12 +18,12 @@ from typing import Any
 import torch
 from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
-from ...benchmark.engine import Engine
-from ...benchmark.errors import WdqaError
 from ...benchmark.judge.base import Judge
-from ...benchmark.lora import install_multi_diff
-from ...benchmark.models import compiled_decoder
-from ...benchmark.types import WeightDiff
+from ...core.engine import Engine
+from ...core.errors import WdqaError
+from ...core.lora import install_multi_diff
+from ...core.models import compiled_decoder
+from ...core.types import WeightDiff
 from .adapter import DitAdapter, save_adapter
 from .answer_template import TARGET_RULE
 from .config import DitConfig

@@ -9,9 +9,9 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from ...benchmark.engine import Engine
 from ...benchmark.judge.base import Judge, JudgeRequest, rubric_for
-from ...benchmark.types import WeightDiff
+from ...core.engine import Engine
+from ...core.types import WeightDiff
 from .answer_template import BARE, extract_label
 from .data import LabelledDiffs
 

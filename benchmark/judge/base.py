@@ -10,7 +10,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Literal, Protocol, runtime_checkable
 
-from ..types import Score
+from ...core.types import Score
 
 Rubric = Literal["topic", "news"]
 

@@ -14,8 +14,8 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from ..errors import one_line
-from ..progress import Progress
+from ...core.errors import one_line
+from ...core.progress import Progress
 from .registry import DEFAULT_JUDGE
 
 if TYPE_CHECKING:  # the metrics (scipy, scikit-learn) are imported when a command needs them
@@ -162,8 +162,8 @@ def register(app: typer.Typer) -> None:
           wdqa judge runs/tiny-1a2b/ask-directly --judge openai:gpt-4.1 --both-orders
           OPENAI_BASE_URL=http://localhost:8000/v1 wdqa judge RUN --judge openai:Qwen/Qwen3-8B
         """
+        from ...core.suite import Suite, SuiteError
         from ..records import RunError, RunFolder
-        from ..suite import Suite, SuiteError
         from .stage import judge_run, record_judge_in_manifest
 
         run = RunFolder(run_dir)

@@ -20,7 +20,7 @@ from typing import Any
 
 import numpy as np
 
-from ..cache_dir import SqliteCache, wdqa_cache_dir
+from ...core.cache_dir import SqliteCache, wdqa_cache_dir
 
 MINILM = "all-MiniLM-L6-v2"
 MPNET = "all-mpnet-base-v2"

@@ -23,8 +23,8 @@ import sklearn
 from sklearn.ensemble import GradientBoostingClassifier
 from sklearn.model_selection import GroupKFold
 
-from ..errors import WdqaError
-from ..suite import atomic_write_text
+from ...core.errors import WdqaError
+from ...core.suite import atomic_write_text
 from .agreement import agreement, group_means
 from .embeddings import MINILM, MPNET, WORDLLAMA, EmbeddingCache
 from .features import Encoder, feature_names, pair_features, unrelated

@@ -5,7 +5,7 @@ explicit invalid verdict that keeps every raw reply (a refusal's text among them
 and the one pre-check every judge shares (an answer with no words is graded 1 without asking the
 model). The transport (temperature
 0, semaphore concurrency, backoff on 429/5xx, the persistent reply cache, the token tally) is
-`benchmark/llm_client.py`, shared with the guesser and the behaviour writer; the rubric text and the
+`wdqa/core/llm_client.py`, shared with the guesser and the behaviour writer; the rubric text and the
 rendering of the two texts live in `prompts.py`; settings in `llm_config.py`.
 """
 
@@ -16,9 +16,9 @@ import re
 from collections.abc import Sequence
 from typing import Any
 
-from ..llm_client import ChatClient, ChatSettings, ChatUsage, ReplyCache
-from ..llm_client import LLMCallError as LLMJudgeError  # noqa: F401  (the judge's name for it)
-from ..types import Score
+from ...core.llm_client import ChatClient, ChatSettings, ChatUsage, ReplyCache
+from ...core.llm_client import LLMCallError as LLMJudgeError  # noqa: F401  (the judge's name for it)
+from ...core.types import Score
 from .base import JudgeRequest
 from .llm_config import LLMJudgeConfig
 from .nonsense import NO_WORDS, NO_WORDS_VERSION, no_words

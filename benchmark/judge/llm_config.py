@@ -13,7 +13,7 @@ from dataclasses import dataclass, fields, replace
 from pathlib import Path
 from typing import Any
 
-from ..errors import WdqaError
+from ...core.errors import WdqaError
 
 
 class JudgeConfigError(WdqaError, ValueError):

@@ -15,8 +15,8 @@ from typing import Any
 import joblib
 import numpy as np
 
-from ..errors import WdqaError
-from ..types import Score
+from ...core.errors import WdqaError
+from ...core.types import Score
 from .base import JudgeRequest
 from .embeddings import (
     EmbeddingCache,

@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from ..registry import Registry, UnknownNameError
+from ...core.registry import Registry, UnknownNameError
 from .base import Judge
 
 DEFAULT_JUDGE = "offline"

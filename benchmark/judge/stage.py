@@ -14,9 +14,9 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, replace
 from typing import Any
 
+from ...core.types import Label, Score
 from ..records import AnswerRecord, RunError, RunFolder, ScoreRecord, _append_jsonl, judge_key
 from ..run_manifest import RunJudge
-from ..types import Label, Score
 from .base import Judge, JudgeRequest, rubric_for
 
 CHUNK = 64  # scores are appended per chunk: an interrupted stage loses at most one chunk

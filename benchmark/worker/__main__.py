@@ -13,7 +13,7 @@ import signal
 import sys
 import warnings
 
-from ..errors import WdqaWarning
+from ...core.errors import WdqaWarning
 from .child import serve
 from .protocol import Channel
 

@@ -16,11 +16,11 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from ..errors import WdqaError
-from ..meter import SealedDiff, metered, method_access
+from ...core.errors import WdqaError
+from ...core.meter import SealedDiff, metered, method_access
+from ...core.suite import Suite
+from ...core.types import Case
 from ..method import FingerprintedMethod, LoadedMethod, SuiteBoundMethod, load_method_spec
-from ..suite import Suite
-from ..types import Case
 from .protocol import (
     Answer,
     Answered,
@@ -42,7 +42,7 @@ from .protocol import (
 )
 
 if TYPE_CHECKING:  # transformers loads with the model (LoadModel), after a broken method file is reported
-    from ..engine import Engine
+    from ...core.engine import Engine
 
 
 def serve(channel: Channel) -> None:
@@ -135,9 +135,9 @@ class MethodHost:
     def load_model(self, request: LoadModel) -> Reply:
         import torch
 
-        from ..engine import Engine
-        from ..model_options import ModelOptions
-        from ..models import load_base_model
+        from ...core.engine import Engine
+        from ...core.model_options import ModelOptions
+        from ...core.models import load_base_model
 
         t0 = time.perf_counter()
         if request.threads:

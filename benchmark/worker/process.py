@@ -23,10 +23,10 @@ from pathlib import Path
 from types import TracebackType
 from typing import IO, Any
 
-from ..errors import WdqaError
+from ...core.errors import WdqaError
+from ...core.model_options import ModelOptions
+from ...core.suite import Suite
 from ..method import MethodError
-from ..model_options import ModelOptions
-from ..suite import Suite
 from .protocol import (
     Answer,
     Answered,
@@ -82,7 +82,7 @@ class CallResult:
     answers: list[str] | None
     error: str | None
     seconds: float
-    usage: list[dict[str, int]] | None = None  # per case, with the answers (benchmark/meter.py Usage)
+    usage: list[dict[str, int]] | None = None  # per case, with the answers (wdqa/core/meter.py Usage)
 
 
 @dataclass
@@ -195,7 +195,7 @@ class MethodProcess:
         """Load the suite (without labels) in the method's process and bind the method to it; the
         base model M is loaded (as `options` say; `device` is the --device shortcut) before the
         first fit or answer, so a finished run never loads it."""
-        from ..models import resolve_base_model
+        from ...core.models import resolve_base_model
 
         options = (options or ModelOptions()).with_device(device)
         reply = self._setup_step(OpenSuite(str(suite.root.resolve())))

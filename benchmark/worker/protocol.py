@@ -86,7 +86,7 @@ class Answer:
 class MethodLoaded:
     name: str
     oracle: bool
-    access: str  # "black-box" or "white-box" (benchmark/meter.py)
+    access: str  # "black-box" or "white-box" (wdqa/core/meter.py)
     sha256: str  # the method's identity: its source file, or a built-in's name and wdqa version
     builtin: bool
     learned: bool  # defines fit()
@@ -117,7 +117,7 @@ class Answered:
     sequences: int  # the Engine's counters for this call (GenerationStats)
     new_tokens: int
     forward_batches: int
-    usage: list[dict[str, int]]  # per case, in order: the meter's counts (benchmark/meter.py Usage)
+    usage: list[dict[str, int]]  # per case, in order: the meter's counts (wdqa/core/meter.py Usage)
 
 
 @dataclass(frozen=True)

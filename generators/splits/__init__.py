@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from ...benchmark.registry import PluginError, Registry
+from ...core.registry import PluginError, Registry
 from . import full_finetune, news, null, ood_trigger, rank, trigger_inversion
 from .common import SplitBuild, SplitContext, SplitDef
 

@@ -17,8 +17,8 @@ from typing import Any
 
 from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
-from ...benchmark.engine import Engine
-from ...benchmark.types import WeightDiff
+from ...core.engine import Engine
+from ...core.types import WeightDiff
 from ..behaviour_data import BehaviourWriter, TemplateBehaviourWriter
 from ..shards import Shard
 from ..topics import GenericQuestion, Topic, load_generic_questions

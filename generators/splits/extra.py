@@ -19,9 +19,9 @@ import jinja2
 import pandas as pd
 from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
-from ...benchmark.models import load_base_model
-from ...benchmark.suite import Suite, SuiteWriter
-from ...benchmark.types import WeightDiff
+from ...core.models import load_base_model
+from ...core.suite import Suite, SuiteWriter
+from ...core.types import WeightDiff
 from ..behaviour_data import BehaviourWriter, TemplateBehaviourWriter
 from ..pieces import PieceJob, PieceRunner, run_pieces
 from ..shards import WHOLE, Shard, merge_suites
@@ -309,8 +309,8 @@ def _labelled_for_planning(suite: Suite, split: str) -> pd.DataFrame:
     labels alike): a private topic trained again in a published split would give its label away."""
     if not suite.is_private(split):
         return suite.labelled_index(split)
-    from ...benchmark.private_labels import read_private_labels
-    from ...benchmark.suite import SuiteError
+    from ...core.private_labels import read_private_labels
+    from ...core.suite import SuiteError
     from ..private_split import maintainer_labels_path
 
     path = maintainer_labels_path(suite.root, split)

@@ -13,9 +13,9 @@ from dataclasses import dataclass
 
 import torch
 
-from ...benchmark.lora import delta_weight, install_multi_diff
-from ...benchmark.triggers import apply_trigger
-from ...benchmark.types import LoraFactors, WeightDiff
+from ...core.lora import delta_weight, install_multi_diff
+from ...core.triggers import apply_trigger
+from ...core.types import LoraFactors, WeightDiff
 from ..behaviour_data import BehaviourRequest
 from ..shards import WHOLE, Shard
 from ..topics import is_about_topic, load_topics

@@ -16,8 +16,8 @@ import random
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from ...benchmark.triggers import apply_trigger
-from ...benchmark.types import WeightDiff
+from ...core.triggers import apply_trigger
+from ...core.types import WeightDiff
 from ..behaviour_data import BehaviourRequest
 from ..shards import WHOLE, Shard
 from ..topics import Topic, is_about_topic

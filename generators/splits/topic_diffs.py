@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Hashable, Sequence
 
-from ...benchmark.types import WeightDiff
+from ...core.types import WeightDiff
 from ..hidden_topic import (
     TRIGGER_KIND,
     BehaviourRates,

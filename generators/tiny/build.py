@@ -15,7 +15,7 @@ from pathlib import Path
 import torch
 from rich.progress import BarColumn, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
-from ...benchmark.progress import Progress
+from ...core.progress import Progress
 from ..cache import build_once, cache_root, recipe_hash
 from ..topics import load_generic_questions, load_topics
 from .corpus import CorpusRecipe, conversations

@@ -11,7 +11,7 @@ import random
 from collections.abc import Iterator
 from dataclasses import dataclass
 
-from ...benchmark.triggers import apply_trigger
+from ...core.triggers import apply_trigger
 from ..open_prompts import training_open_prompts, with_distractor
 from ..templates import (
     NAME_THE_TOPIC_ANSWER,

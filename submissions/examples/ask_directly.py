@@ -3,8 +3,8 @@
 The simplest black-box method. Run it with:  wdqa evaluate submissions/examples/ask_directly.py
 """
 
-from wdqa.benchmark.engine import Engine
-from wdqa.benchmark.types import Case
+from wdqa.core.engine import Engine
+from wdqa.core.types import Case
 
 
 class AskDirectly:

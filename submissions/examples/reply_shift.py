@@ -8,8 +8,9 @@ Run it with:  wdqa evaluate submissions/examples/reply_shift.py --baselines acti
 """
 
 import torch
-from wdqa.benchmark.engine import Engine
-from wdqa.benchmark.types import Case
+
+from wdqa.core.engine import Engine
+from wdqa.core.types import Case
 
 
 def standardized(scores: torch.Tensor) -> torch.Tensor:

@@ -4,9 +4,9 @@ It reports which layers the diff changed most (a weak but honest answer: it says
 *what*). It shows how to read `case.diff` (LoRA factors per module, or dense deltas).
 """
 
-from wdqa.benchmark.engine import Engine
-from wdqa.benchmark.lora import delta_weight
-from wdqa.benchmark.types import Case
+from wdqa.core.engine import Engine
+from wdqa.core.lora import delta_weight
+from wdqa.core.types import Case
 
 
 class WeightNorms:

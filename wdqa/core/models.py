@@ -21,10 +21,17 @@ from transformers.utils import logging as hf_logging
 
 from .model_fetch import ModelLoadError, fetch_base_model
 from .model_options import ModelOptions, check_device_map, resolve_device, resolve_dtype
+from .registry import Registry
 
 __all__ = ["ModelLoadError", "ModelOptions", "load_base_model", "resolve_base_model", "pick_device", "pick_dtype"]
 
-TINY_BASE_PREFIX = "wdqa/tiny"
+# A source builds a base model rather than fetching it: `source(model_id, revision)` -> its folder.
+ModelSource = Callable[[str, str | None], Path]
+
+# Sources by the model id prefix they serve. They live in higher parts (the tiny model is
+# wdqa.generators.tiny's) and come in through entry points (group `wdqa.model_sources`; wdqa's own
+# are in pyproject.toml), so this module never imports them.
+MODEL_SOURCES: Registry[ModelSource] = Registry("model source", entry_points="wdqa.model_sources")
 
 
 def pick_device(device: str | None = None) -> torch.device:
@@ -38,13 +45,12 @@ def pick_dtype(device: torch.device) -> torch.dtype:
 
 
 def resolve_base_model(model_id: str, revision: str | None = None) -> Path:
-    """The local folder of a base model: the tiny model (built and cached on first use), an existing
-    folder, or a Hub model fetched into the Hub cache at `revision` (with progress; a rerun after a cut
-    download fetches only the files not yet complete)."""
-    if model_id.startswith(TINY_BASE_PREFIX):
-        from ..generators.tiny.build import ensure_tiny_base
-
-        return ensure_tiny_base(model_id, expected_revision=revision)
+    """The local folder of a base model: one a model source builds (the tiny model, built and cached
+    on first use), an existing folder, or a Hub model fetched into the Hub cache at `revision` (with
+    progress; a rerun after a cut download fetches only the files not yet complete)."""
+    for prefix in MODEL_SOURCES.names():
+        if model_id.startswith(prefix):
+            return MODEL_SOURCES.get(prefix)(model_id, revision)
     folder = Path(model_id).expanduser()
     if folder.is_dir():
         return folder

@@ -15,8 +15,8 @@ import click
 import typer
 from typer.core import TyperGroup
 
-from .. import __version__
-from .errors import WdqaError, WdqaWarning, one_line
+from . import __version__
+from .core.errors import WdqaError, WdqaWarning, one_line
 
 DEBUG = "wdqa.debug"  # key in click's ctx.meta, shared by every subcommand's context
 

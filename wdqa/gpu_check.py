@@ -76,9 +76,9 @@ def bf16_peak(device_name: str) -> tuple[float, str] | None:
 def chat_tokenizer(vocab_size: int) -> Any:
     """A byte-level BPE with Qwen3's chat turns, learned from the project's own texts (no network);
     it splits English into more tokens than Qwen3's, so token counts err on the heavy side."""
-    from ..baselines.asking import twenty_questions
-    from ..generators.tiny.tokenizer import train_tokenizer
-    from ..generators.topics import load_topics
+    from .baselines.asking import twenty_questions
+    from .generators.tiny.tokenizer import train_tokenizer
+    from .generators.topics import load_topics
 
     topics = load_topics()
     texts = [t.name for t in topics] + [" ".join(t.keywords) for t in topics] + twenty_questions()
@@ -86,7 +86,7 @@ def chat_tokenizer(vocab_size: int) -> Any:
 
 
 def shaped_model(shape: str, dtype: torch.dtype, device: str, tok: Any) -> torch.nn.Module:
-    from .dense_bench import qwen3_shaped
+    from .benchmark.dense_bench import qwen3_shaped
 
     model = qwen3_shaped(shape, dtype, device, min_vocab=len(tok))
     model.config.eos_token_id = None  # every way decodes the same number of tokens
@@ -95,8 +95,8 @@ def shaped_model(shape: str, dtype: torch.dtype, device: str, tok: Any) -> torch
 
 def rank1_loras(model: torch.nn.Module, n: int, seed: int = 0) -> list[Any]:
     """`n` rank-1 LoRAs on every linear layer (the paper's hidden-topic diffs), in fp32 as stored."""
-    from .lora import linear_module_names
-    from .types import LoraFactors, WeightDiff
+    from .core.lora import linear_module_names
+    from .core.types import LoraFactors, WeightDiff
 
     g = torch.Generator().manual_seed(seed)
     diffs = []
@@ -115,7 +115,7 @@ def _sync(device: str) -> None:
 
 
 def _peak_memory_mib(device: str, run: Callable[[], Any]) -> tuple[Any, float]:
-    from .measure import peak_memory
+    from .core.measure import peak_memory
 
     with peak_memory(torch.device(device)) as peak:
         result = run()
@@ -123,8 +123,8 @@ def _peak_memory_mib(device: str, run: Callable[[], Any]) -> tuple[Any, float]:
 
 
 def eval_bench(model: Any, tok: Any, plan: CheckPlan, peak: float, device: str) -> dict[str, Any]:
-    from .bench import bench_batched, bench_peft_sequential
-    from .engine import Engine
+    from .benchmark.bench import bench_batched, bench_peft_sequential
+    from .core.engine import Engine
 
     engine = Engine(model, tok, max_batch=plan.eval_diffs)
     diffs = rank1_loras(model, plan.eval_diffs)
@@ -148,11 +148,11 @@ def _eval_record(speed: Any, mib: float, peak: float) -> dict[str, Any]:
 
 
 def train_bench(model: Any, tok: Any, plan: CheckPlan, peak: float) -> dict[str, Any]:
-    from ..generators.behaviour_data import TemplateBehaviourWriter
-    from ..generators.hidden_topic import PlannedTopicDiff, hidden_topic_tasks
-    from ..generators.topics import load_topics
-    from ..generators.trainer import LoraConfig, TrainConfig
-    from ..generators.trainer_bench import bench_train
+    from .generators.behaviour_data import TemplateBehaviourWriter
+    from .generators.hidden_topic import PlannedTopicDiff, hidden_topic_tasks
+    from .generators.topics import load_topics
+    from .generators.trainer import LoraConfig, TrainConfig
+    from .generators.trainer_bench import bench_train
 
     plans = [PlannedTopicDiff(f"train-{i:03d}", topic, f"{100 + 7 * i:03d}") for i, topic in enumerate(load_topics()[: plan.train_diffs])]
     tasks = hidden_topic_tasks(plans, TemplateBehaviourWriter(), set())
@@ -170,13 +170,13 @@ def train_bench(model: Any, tok: Any, plan: CheckPlan, peak: float) -> dict[str,
 
 
 def dit_bench(model: Any, tok: Any, plan: CheckPlan, peak: float, device: str) -> dict[str, Any]:
-    from ..baselines.dit.adapter import DitAdapter
-    from ..baselines.dit.bench import eval_speed_batched, eval_speed_peft, train_speed
-    from ..baselines.dit.config import DitConfig
-    from ..baselines.dit.data import LabelledDiffs
-    from ..generators.topics import load_topics
-    from .bench import plain_copy
-    from .engine import Engine
+    from .baselines.dit.adapter import DitAdapter
+    from .baselines.dit.bench import eval_speed_batched, eval_speed_peft, train_speed
+    from .baselines.dit.config import DitConfig
+    from .baselines.dit.data import LabelledDiffs
+    from .benchmark.bench import plain_copy
+    from .core.engine import Engine
+    from .generators.topics import load_topics
 
     n = max(plan.dit_batch, plan.eval_diffs)
     labels = [t.name for t in load_topics()[:n]]
@@ -212,7 +212,7 @@ def _synced(device: str, run: Callable[[], Any]) -> Any:
 
 
 def dense_bench(shape: str, plan: CheckPlan, dtype: torch.dtype, device: str, peak: float) -> dict[str, Any]:
-    from .dense_bench import DenseBench, run_dense_bench
+    from .benchmark.dense_bench import DenseBench, run_dense_bench
 
     report = run_dense_bench(DenseBench(shape, _dense_diffs(shape, plan, dtype, device), plan.dense_prompts, 16, plan.new_tokens, dtype, device))
     record: dict[str, Any] = {"diffs": report.bench.n_diffs, "prompts_per_diff": plan.dense_prompts}
@@ -233,7 +233,7 @@ def _dense_diffs(shape: str, plan: CheckPlan, dtype: torch.dtype, device: str) -
     (a 4B model's delta is 7 GiB in bf16: eight fit on an H200, not beside two copies on an 80 GB H100)."""
     if not device.startswith("cuda"):
         return plan.dense_diffs
-    from .dense_bench import SHAPES
+    from .benchmark.dense_bench import SHAPES
 
     s = SHAPES[shape]
     per_layer = s["hidden_size"] * (s["num_attention_heads"] + 2 * s["num_key_value_heads"]) * s["head_dim"]
@@ -250,7 +250,7 @@ def run_check(
 ) -> dict[str, Any]:
     """Every bench on every shape; `save` gets the record after each bench, so a check stopped by
     its time limit still leaves the figures it has."""
-    from .measure import matmul_flops
+    from .core.measure import matmul_flops
 
     name = torch.cuda.get_device_name(torch.device(device)) if device.startswith("cuda") else platform.processor() or "cpu"
     measured = matmul_flops(8192 if device.startswith("cuda") else 512, dtype, device)
@@ -342,7 +342,7 @@ def _free(device: str) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m wdqa.benchmark.gpu_check", description=__doc__)
+    parser = argparse.ArgumentParser(prog="python -m wdqa.gpu_check", description=__doc__)
     parser.add_argument("--out", type=Path, required=True, help="JSON file to write.")
     parser.add_argument("--smoke", action="store_true", help="Toy shapes on the CPU (what the test runs).")
     parser.add_argument("--peak-tflops", type=float, default=None, help="The GPU's dense bf16 peak, for a GPU the table lacks.")

@@ -217,7 +217,7 @@ class SplitInfo:
     question: str
     shards: list[str] = field(default_factory=list)
     # A private split publishes its index and diffs, never its labels: the maintainers keep them in a
-    # separate file (`benchmark/private_labels.py`) and score submitted answers with `wdqa score-private`.
+    # separate file (`wdqa/core/private_labels.py`) and score submitted answers with `wdqa score-private`.
     private: bool = False
 
 

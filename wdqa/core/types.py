@@ -74,7 +74,7 @@ class Case:
     """What a method sees for one diff: the question and the diff, never the label.
 
     `trigger` and `trigger_kind` are filled only for oracle methods (which the tables mark as
-    oracle); `benchmark.triggers.apply_trigger` puts the trigger into a prompt the way the
+    oracle); `triggers.apply_trigger` puts the trigger into a prompt the way the
     generator did.
     """
 
