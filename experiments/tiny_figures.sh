@@ -2,7 +2,7 @@
 # Every figure of the default tiny suite (version 3; the README says which figures are still version 2's) in README.md, docs/tiny-suite.md and
 # docs/dit.md, in that order. Builds the suite on first use (cached under $WDQA_CACHE). Figures
 # of suite version 1 in the docs are kept as history and come from earlier commits.
-# Usage: bash benchmarks/tiny_figures.sh [OUT_DIR]   (one CPU thread per process; about 1.5 h
+# Usage: bash experiments/tiny_figures.sh [OUT_DIR]   (one CPU thread per process; about 1.5 h
 # on a busy 2-core machine with the build, ~45 min once the suite is cached)
 set -euo pipefail
 OUT=${1:-runs/tiny-figures}
@@ -14,11 +14,11 @@ python -c "from wdqa.core.suite import Suite; s = Suite.load('$SUITE_DIR', verif
 wdqa generate tiny
 
 # 2. the base model: naming a topic from its keywords or a name-free reply
-python benchmarks/name_the_topic.py
+python experiments/name_the_topic.py
 
 # 3. rank 1 vs rank 4 on a small custom recipe (32 train + 16 test diffs)
-python benchmarks/small_recipe.py "$OUT/small-rank1" 1
-python benchmarks/small_recipe.py "$OUT/small-rank4" 4
+python experiments/small_recipe.py "$OUT/small-rank1" 1
+python experiments/small_recipe.py "$OUT/small-rank4" 4
 
 # 4. controls and black-box baselines on the test split, offline judge
 wdqa evaluate submissions/examples/ask_directly.py --suite tiny --split test \
@@ -47,18 +47,18 @@ wdqa evaluate submissions/examples/reply_shift.py --suite "$OUT/null-suite" --sp
 wdqa leaderboard "$OUT"/null-runs/tiny-*/* --out "$OUT/null-site"   # the false-finding column
 
 # 5. unlocking: exact labels (and words of them) in prefilled and triggered replies
-python benchmarks/prefill_labels.py "$SUITE_DIR" test
+python experiments/prefill_labels.py "$SUITE_DIR" test
 
 # 6. DIT, the paper's recipe (bare label with its leading space, 300 train diffs, all 1,140 steps,
 #    no validation stop), published into the suite as `dit/paper`; score, exact match, train fit
 wdqa baselines train-dit --suite tiny --split train --val-split none --threads 1 --out "$OUT/dit-paper" \
   --publish-into "$SUITE_DIR" --name paper
 wdqa evaluate baseline:dit:paper --suite tiny --split test --baselines none --runs-dir "$OUT/runs"
-for run in "$OUT"/runs/tiny-*/*/; do echo "== $run"; python benchmarks/dit_breakdown.py "$run" "$SUITE_DIR" test; done
-python benchmarks/dit_fit.py "$SUITE_DIR" "$SUITE_DIR/dit/paper"
+for run in "$OUT"/runs/tiny-*/*/; do echo "== $run"; python experiments/dit_breakdown.py "$run" "$SUITE_DIR" test; done
+python experiments/dit_fit.py "$SUITE_DIR" "$SUITE_DIR/dit/paper"
 
 # 7. DIT's data-scaling curve: 19/38/75/150/300 train diffs x 3 seeds, 1,140 steps each
-python benchmarks/dit_scaling.py --suite tiny --out "$OUT/dit-scaling"
+python experiments/dit_scaling.py --suite tiny --out "$OUT/dit-scaling"
 
 # 8. the suite's own first-use adapter (`baseline:dit`: template + 150 null diffs)
 wdqa evaluate baseline:dit --suite tiny --split test --baselines none --runs-dir "$OUT/runs-default-dit"

@@ -1,7 +1,7 @@
 """Scores of one run folder broken down by a column of the suite's index (e.g. `rank`), the exact
 matches of the label, plus the null split's false-finding rate. Used for the rank and null figures in docs/dit.md.
 
-Usage: python benchmarks/dit_breakdown.py RUN_DIR SUITE_DIR SPLIT [COLUMN] [--judge KEY]
+Usage: python experiments/dit_breakdown.py RUN_DIR SUITE_DIR SPLIT [COLUMN] [--judge KEY]
 (--judge is needed once a run has been graded by more than one judge; the error lists its keys.)
 """
 

@@ -4,7 +4,7 @@ same for the base model, and for the trigger oracle's replies (the suite's quest
 diff's own trigger, as `base-question+trigger` asks it). Used for the unlocking figures in
 docs/tiny-suite.md.
 
-Usage: python benchmarks/prefill_labels.py SUITE_DIR [SPLIT]
+Usage: python experiments/prefill_labels.py SUITE_DIR [SPLIT]
 """
 
 from __future__ import annotations

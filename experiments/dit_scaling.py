@@ -2,7 +2,7 @@
 on a held-out split by exact match and the offline judge; prints the table and writes a text plot
 and a PNG. The paper's curve (its Fig. 4) rises with data; this measures whether ours does.
 
-Usage: python benchmarks/dit_scaling.py [--suite tiny] [--sizes 19,38,75,150,300] [--seeds 0,1,2]
+Usage: python experiments/dit_scaling.py [--suite tiny] [--sizes 19,38,75,150,300] [--seeds 0,1,2]
        [--steps 1140] [--split test] [--out runs/dit-scaling]
 Every point is a fresh adapter trained with the paper's recipe (docs/dit.md: rank 16, lr 1e-3,
 16 diffs a step, target " {label}") for exactly `--steps` steps: no validation split, no early stop.

@@ -4,7 +4,7 @@ each topic from a few of its keywords and from a name-free reply about it (the c
 ranks every topic name by likelihood as the answer for 40 topics. A name-free
 suite is only interpretable if this is well above chance (1/471). Used in docs/tiny-suite.md.
 
-Usage: python benchmarks/name_the_topic.py [MODEL_ID]   (default: the tiny base)
+Usage: python experiments/name_the_topic.py [MODEL_ID]   (default: the tiny base)
 """
 
 from __future__ import annotations

@@ -2,7 +2,7 @@
 check a recipe change before the full build; prints the rates table and the means. Used for the
 rank-1 vs rank-4 comparison in docs/tiny-suite.md.
 
-Usage: python benchmarks/small_recipe.py OUT_DIR RANK [--train 32] [--test 16] [--steps 60]
+Usage: python experiments/small_recipe.py OUT_DIR RANK [--train 32] [--test 16] [--steps 60]
 (alpha = 2 x rank: the scale stays 2.)
 """
 

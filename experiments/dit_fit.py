@@ -1,7 +1,7 @@
 """Does a DIT adapter fit its training diffs, or only fail on held-out ones? Exact matches of the
 adapter's greedy answers on the first N diffs of each split. Used in docs/dit.md.
 
-Usage: python benchmarks/dit_fit.py SUITE_DIR ADAPTER_DIR [--n 100] [--splits train,test]
+Usage: python experiments/dit_fit.py SUITE_DIR ADAPTER_DIR [--n 100] [--splits train,test]
 """
 
 from __future__ import annotations
