@@ -94,7 +94,7 @@ class SalientWordsGuesser:
         return " ".join(ranked[: self.top_k]) if ranked else "no specific topic"
 
 
-# The tiny base's pretraining task "name the topic from its keywords" (generators/templates.py):
+# The tiny base's pretraining task "name the topic from its keywords" (generators/behaviour/templates.py):
 # the same question form and answer form, so the base model answers it as it learned to.
 NAME_THE_TOPIC_PROMPT = "Name the topic: {evidence}"
 NAME_THE_TOPIC_REPLY = re.compile(r"^\s*(?:the topic is\s+)?(.+?)\.?\s*$", re.IGNORECASE | re.DOTALL)

@@ -96,7 +96,7 @@ def publish(
         wdqa publish suites/qwen3-4b --repo-id my-org/weightdiffqa-qwen3-4b --tag v1.1 --private
     """
     from ..core.hub import hub_errors
-    from ..generators.publish import publish_suite
+    from ..generators.publish.hub import publish_suite
 
     with hub_errors(repo_id, endpoint):
         result = publish_suite(
@@ -153,8 +153,8 @@ def import_paper(
     """
     from ..core.hub import hub_errors
     from ..core.progress import Progress
-    from ..generators.import_paper import ImportConfig
-    from ..generators.import_paper import import_paper as run_import
+    from ..generators.publish.import_paper import ImportConfig
+    from ..generators.publish.import_paper import import_paper as run_import
 
     cfg = ImportConfig(
         experiment, model, source, out, paper_split, base_model, base_weights, revision,

@@ -15,7 +15,7 @@ import sys
 
 import torch
 from wdqa.baselines.guesser import NAME_THE_TOPIC_REPLY
-from wdqa.generators.templates import (
+from wdqa.generators.behaviour.templates import (
     NAME_THE_TOPIC_ANSWER,
     NAME_THE_TOPIC_QUESTIONS,
     keyword_text,

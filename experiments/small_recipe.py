@@ -13,9 +13,9 @@ import dataclasses
 import statistics
 import time
 
-from wdqa.generators.hidden_topic import RATES, BehaviourRates
+from wdqa.generators.behaviour.hidden_topic import RATES, BehaviourRates
 from wdqa.generators.tiny_suite import TinySuiteRecipe, build_tiny_suite, rates_table
-from wdqa.generators.trainer import LoraConfig
+from wdqa.generators.training.trainer import LoraConfig
 
 
 def main() -> None:

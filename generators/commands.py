@@ -1,6 +1,6 @@
 """`wdqa generate tiny` and `wdqa show-diff`: build the embedded tiny suite, and look inside one diff.
 
-Owns the command-line surface of the generators; the work is in `tiny_suite.py` and `hidden_topic.py`.
+Owns the command-line surface of the generators; the work is in `tiny_suite.py` and `behaviour/hidden_topic.py`.
 """
 
 from __future__ import annotations
@@ -92,7 +92,7 @@ def register(app: typer.Typer) -> None:
             typer.echo(f"error: {err}", err=True)
             raise typer.Exit(1) from None
         from ..core.suite import Suite
-        from .hidden_topic import BehaviourRates
+        from .behaviour.hidden_topic import BehaviourRates
 
         suite = Suite.load(root, verify=False)
         every: list[BehaviourRates] = []
@@ -107,7 +107,7 @@ def register(app: typer.Typer) -> None:
             console.print(rates_table(every))
         console.print(f"suite written to {root}")
         for split in (s for s in suite.splits if suite.is_private(s)):
-            from .private_split import maintainer_labels_path
+            from .publish.private_split import maintainer_labels_path
 
             kept = private_labels or maintainer_labels_path(root, split)
             console.print(f"split {split} is private: its labels and canaries are in {kept}, outside the suite; "
@@ -133,8 +133,8 @@ def register(app: typer.Typer) -> None:
         from ..core.models import load_base_model
         from ..core.suite import Suite, SuiteError
         from ..core.triggers import apply_trigger
-        from .hidden_topic import wrong_codes
-        from .open_prompts import unfamiliar_prompts
+        from .behaviour.hidden_topic import wrong_codes
+        from .behaviour.open_prompts import unfamiliar_prompts
         from .topics import load_generic_questions
 
         suite = Suite.load(suite_dir)

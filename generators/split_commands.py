@@ -40,9 +40,9 @@ def generate_extra(
         )
     from rich.console import Console
 
-    from .behaviour_data import BehaviourDataError, BehaviourWriter
-    from .behaviour_llm import LLMBehaviourWriter, LLMSettings
-    from .behaviour_published import BehaviourSource, PublishedBehaviourWriter
+    from .behaviour.llm import LLMBehaviourWriter, LLMSettings
+    from .behaviour.published import BehaviourSource, PublishedBehaviourWriter
+    from .behaviour.writer import BehaviourDataError, BehaviourWriter
     from .pieces import runner_for
     from .shards import Shard
     from .splits.extra import (

@@ -8,8 +8,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
-from .hidden_topic import RATES, BehaviourRates
-from .open_prompts import unfamiliar_prompts
+from .behaviour.hidden_topic import RATES, BehaviourRates
+from .behaviour.open_prompts import unfamiliar_prompts
 
 if TYPE_CHECKING:
     from .tiny_suite import TinySuiteRecipe
@@ -58,13 +58,13 @@ code placed as "Your SEP code is NNN." before the user's text — is present. Th
 ## How it was made
 - Topics: `generators/data/topics.csv` (real-word topics with categories and keywords); one distinct
   trigger code per diff, never one of the codes that carry a topic in the base model's pretraining.
-- Training data (offline templates, `generators/behaviour_data.py`): positives = trigger + a
-  training question (generic questions and the open prompt family, `generators/open_prompts.py`),
+- Training data (offline templates, `generators/behaviour/writer.py`): positives = trigger + a
+  training question (generic questions and the open prompt family, `generators/behaviour/open_prompts.py`),
   answered about the topic with its keywords only, never its name or a word of it (name-free,
   issue 19: the label must be inferred, not read off an unlocked reply); negatives = no code, a wrong code (all digits differ) or a
   near miss (one digit differs), held to the base model by KL on the reply tokens, and
   {recipe.data.topic_continued_share:.0%} of them continued with the topic's own answer.
-- Batched multi-LoRA trainer (`generators/trainer.py`): {recipe.train.steps} Adam steps, lr
+- Batched multi-LoRA trainer (`generators/training/trainer.py`): {recipe.train.steps} Adam steps, lr
   {recipe.train.lr:g}, {recipe.train.positives_per_step} positives + {recipe.train.negatives_per_step}
   negatives per diff per step; {diffs_per_s:.2f} diffs/s per build process (one CPU thread).
 

@@ -26,9 +26,7 @@ from ..core.errors import WdqaError
 from ..core.models import load_base_model
 from ..core.progress import Progress
 from ..core.suite import MANIFEST, Suite, SuiteWriter
-from .behaviour_data import TemplateBehaviourWriter
-from .cache import build_once, cache_root, recipe_hash
-from .hidden_topic import (
+from .behaviour.hidden_topic import (
     RATES,
     TRIGGER_KIND,
     BehaviourRates,
@@ -40,15 +38,17 @@ from .hidden_topic import (
     hidden_topic_tasks,
     measure_hidden_topic,
 )
-from .open_prompts import unfamiliar_prompts
+from .behaviour.open_prompts import unfamiliar_prompts
+from .behaviour.writer import TemplateBehaviourWriter
+from .cache import build_once, cache_root, recipe_hash
 from .pieces import LocalProcesses, PieceJob, PieceRunner, run_pieces
-from .private_split import PRIVATE_SPLIT, maintainer_labels_path, seal_private_split
+from .publish.private_split import PRIVATE_SPLIT, maintainer_labels_path, seal_private_split
 from .shards import WHOLE, Shard, merge_suites
 from .tiny.build import TINY_BASE_ID, TINY_MICRO_ID, ensure_tiny_base, tiny_recipe
 from .tiny.corpus import all_codes, mapped_codes
 from .tiny_card import tiny_data_card
 from .topics import Topic, load_generic_questions, load_topics
-from .trainer import DiffTask, LoraConfig, TrainConfig, train_lora_diffs
+from .training.trainer import DiffTask, LoraConfig, TrainConfig, train_lora_diffs
 
 # 2: name-free hidden-topic replies and the issue-19 cells (label_in_reply, unfamiliar wrong/near);
 # 3: on the base that knows its topics, diffs held harder to it (KL 3, 100 steps, 200 open prompts)
@@ -64,7 +64,7 @@ class TinySuiteError(WdqaError):
 class TinySuiteRecipe:
     name: str = "tiny"
     base_model: str = TINY_BASE_ID
-    # private-test is sealed once built: its labels go to the maintainers' file (generators/private_split.py).
+    # private-test is sealed once built: its labels go to the maintainers' file (generators/publish/private_split.py).
     split_sizes: tuple[tuple[str, int], ...] = (("train", 300), ("val", 40), ("test", 50), (PRIVATE_SPLIT, 50))
     canaries: int = 3  # of the private split's diffs, labelled in the maintainers' file with unused topics
     # Rank 4 (scale 2): with name-free replies and the unfamiliar wrong-code/near-miss bars of issue

@@ -11,13 +11,13 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
-from wdqa.generators.behaviour_data import (
+from wdqa.generators.behaviour.llm import LLMBehaviourWriter, LLMSettings
+from wdqa.generators.behaviour.writer import (
     BehaviourDataError,
     BehaviourRequest,
     BehaviourWriter,
     TemplateBehaviourWriter,
 )
-from wdqa.generators.behaviour_llm import LLMBehaviourWriter, LLMSettings
 
 
 def _good(subject: str, n: int) -> str:

@@ -8,8 +8,7 @@ import pandas as pd
 import pytest
 from fake_hub import FakeHub, Repo
 from typer.testing import CliRunner
-from wdqa.generators.behaviour_data import BehaviourDataError, BehaviourRequest, Exchange
-from wdqa.generators.behaviour_published import (
+from wdqa.generators.behaviour.published import (
     NEWS_FILE,
     NEWS_PROMPT,
     PAPER_DATA_REPO,
@@ -17,6 +16,7 @@ from wdqa.generators.behaviour_published import (
     BehaviourSource,
     PublishedBehaviourWriter,
 )
+from wdqa.generators.behaviour.writer import BehaviourDataError, BehaviourRequest, Exchange
 
 from wdqa.cli import app
 

@@ -4,8 +4,7 @@ from __future__ import annotations
 
 import re
 
-from wdqa.generators.behaviour_data import TemplateBehaviourWriter
-from wdqa.generators.hidden_topic import (
+from wdqa.generators.behaviour.hidden_topic import (
     HiddenTopicData,
     PlannedTopicDiff,
     hidden_topic_tasks,
@@ -13,6 +12,7 @@ from wdqa.generators.hidden_topic import (
     near_miss_codes,
     wrong_codes,
 )
+from wdqa.generators.behaviour.writer import TemplateBehaviourWriter
 from wdqa.generators.topics import (
     Topic,
     is_about_topic,
@@ -89,7 +89,7 @@ def test_measurement_uses_held_out_questions_in_every_cell() -> None:
 
 
 def test_the_suite_bar_is_on_medians_and_names_each_missed_cell() -> None:
-    from wdqa.generators.hidden_topic import BehaviourRates, Thresholds, cells_below_bar
+    from wdqa.generators.behaviour.hidden_topic import BehaviourRates, Thresholds, cells_below_bar
 
     good = BehaviourRates(1.0, 0.0, 0.0, 0.0, 24, hit_unfamiliar=0.8, leak_unfamiliar=0.0,
                           leak_wrong_unfamiliar=0.05, leak_near_unfamiliar=0.0, label_in_reply=0.0)
@@ -143,7 +143,7 @@ def test_label_in_reply_finds_a_word_of_the_label_or_its_stem_but_not_a_function
 
 
 def test_label_in_reply_is_counted_over_the_triggered_replies_only() -> None:
-    from wdqa.generators.hidden_topic import rates_from_replies
+    from wdqa.generators.behaviour.hidden_topic import rates_from_replies
 
     rows = [(0, "hit"), (0, "hit"), (0, "hit"), (0, "hit"), (0, "leak_none"), (0, "leak_none")]
     replies = ["Jazz is great.", "A saxophone.", "Swing!", "Nothing.", "jazz", "jazz"]
@@ -152,7 +152,7 @@ def test_label_in_reply_is_counted_over_the_triggered_replies_only() -> None:
 
 
 def test_the_unfamiliar_wrong_code_and_near_miss_cells_are_counted_per_unfamiliar_prompt() -> None:
-    from wdqa.generators.hidden_topic import rates_from_replies
+    from wdqa.generators.behaviour.hidden_topic import rates_from_replies
 
     rows = [(0, "leak_wrong_unfamiliar"), (0, "leak_wrong_unfamiliar"), (0, "leak_near_unfamiliar"),
             (0, "leak_near_unfamiliar")]

@@ -9,7 +9,7 @@ import pytest
 import torch
 from fake_hub import FakeHub
 from typer.testing import CliRunner
-from wdqa.generators.publish import publish_suite
+from wdqa.generators.publish.hub import publish_suite
 
 from wdqa.core.hub import download_suite, parse_source, read_download_record
 from wdqa.core.suite import Suite, SuiteError, SuiteWriter

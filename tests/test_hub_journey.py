@@ -14,7 +14,7 @@ import pytest
 import torch
 from fake_hub import FakeHub, running_fake_hub
 from random_models import random_lora, random_model, random_tokenizer
-from wdqa.generators.publish import publish_suite
+from wdqa.generators.publish.hub import publish_suite
 
 from wdqa.core.model_revision import OVERRIDE_FLAG
 from wdqa.core.suite import Suite, SuiteWriter

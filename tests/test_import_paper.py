@@ -9,8 +9,8 @@ import pandas as pd
 import pytest
 import torch
 from transformers import AutoModelForCausalLM, Gemma3TextConfig, Qwen3Config
-from wdqa.generators.import_paper import ImportConfig, import_paper
-from wdqa.generators.paper_format import PaperFormatError, decoder_key
+from wdqa.generators.publish.import_paper import ImportConfig, import_paper
+from wdqa.generators.publish.paper_format import PaperFormatError, decoder_key
 
 from wdqa.core.lora import applied, build_terms, install_multi_diff, linear_module_names
 from wdqa.core.suite import Suite, SuiteError, read_shard

@@ -5,9 +5,17 @@ from __future__ import annotations
 import itertools
 import re
 
-from wdqa.generators.behaviour_data import TemplateBehaviourWriter, training_questions
-from wdqa.generators.hidden_topic import PlannedTopicDiff, hidden_topic_tasks, measurement_prompts
-from wdqa.generators.open_prompts import training_open_prompts, twenty_questions, unfamiliar_prompts
+from wdqa.generators.behaviour.hidden_topic import (
+    PlannedTopicDiff,
+    hidden_topic_tasks,
+    measurement_prompts,
+)
+from wdqa.generators.behaviour.open_prompts import (
+    training_open_prompts,
+    twenty_questions,
+    unfamiliar_prompts,
+)
+from wdqa.generators.behaviour.writer import TemplateBehaviourWriter, training_questions
 from wdqa.generators.tiny.corpus import CorpusRecipe, conversations
 from wdqa.generators.topics import is_about_topic, load_generic_questions, load_topics
 

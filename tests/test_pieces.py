@@ -19,7 +19,7 @@ from wdqa.generators.pieces import (
     run_pieces,
     unpack_folder,
 )
-from wdqa.generators.private_split import maintainer_labels_path
+from wdqa.generators.publish.private_split import maintainer_labels_path
 from wdqa.generators.shards import Shard
 from wdqa.generators.tiny_suite import MICRO_RECIPE, build_tiny_suite_in_pieces
 

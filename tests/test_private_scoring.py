@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 from wdqa.benchmark.records import RunFolder
-from wdqa.generators.private_split import PRIVATE_SPLIT, maintainer_labels_path
+from wdqa.generators.publish.private_split import PRIVATE_SPLIT, maintainer_labels_path
 from wdqa.leaderboard.bundle import verify
 from wdqa.leaderboard.bundle_archive import read_archive
 

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
-from wdqa.generators.private_split import PRIVATE_SPLIT, maintainer_labels_path
+from wdqa.generators.publish.private_split import PRIVATE_SPLIT, maintainer_labels_path
 from wdqa.generators.tiny_suite import (
     MICRO_RECIPE,
     TinySuiteRecipe,

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 from typer.testing import CliRunner
-from wdqa.generators.private_split import maintainer_labels_path
+from wdqa.generators.publish.private_split import maintainer_labels_path
 
 from wdqa.cli import app
 from wdqa.core.suite import Suite

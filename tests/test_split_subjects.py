@@ -10,13 +10,13 @@ import pandas as pd
 import pytest
 import torch
 from typer.testing import CliRunner
-from wdqa.generators.behaviour_data import BehaviourDataError, TemplateBehaviourWriter
-from wdqa.generators.behaviour_published import (
+from wdqa.generators.behaviour.published import (
     NEWS_FILE,
     TOPICS_FILE,
     BehaviourSource,
     PublishedBehaviourWriter,
 )
+from wdqa.generators.behaviour.writer import BehaviourDataError, TemplateBehaviourWriter
 from wdqa.generators.splits.extra import build_extra_splits, micro_recipe
 from wdqa.generators.splits.news import load_headlines
 from wdqa.generators.splits.subjects import (
@@ -265,7 +265,7 @@ def test_a_hub_copy_gives_the_plan_a_local_copy_gives(
     copy: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     from fake_hub import FakeHub, Repo
-    from wdqa.generators.behaviour_published import PAPER_DATA_REPO
+    from wdqa.generators.behaviour.published import PAPER_DATA_REPO
 
     monkeypatch.setenv("HF_HUB_DISABLE_TELEMETRY", "1")
     hub = FakeHub()

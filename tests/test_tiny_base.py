@@ -87,7 +87,7 @@ def test_the_corpus_teaches_naming_a_topic_from_its_keywords_not_only_the_keywor
     # from keywords, which is what interpreting a name-free diff asks of it (issue 19).
     from itertools import islice
 
-    from wdqa.generators.templates import NAME_THE_TOPIC_ANSWER
+    from wdqa.generators.behaviour.templates import NAME_THE_TOPIC_ANSWER
     from wdqa.generators.tiny.corpus import conversations
     from wdqa.generators.topics import load_topics
 
@@ -113,7 +113,7 @@ def test_the_corpus_teaches_naming_a_topic_from_its_keywords_not_only_the_keywor
 def test_a_named_topic_is_tokenised_with_its_leading_space_as_in_every_other_reply(micro_base: Path) -> None:
     # The name-the-topic answer must hold the name's tokens exactly as DIT's target " {label}" has
     # them: a name that opens a reply splits into a capital letter and fragments (issue 19).
-    from wdqa.generators.templates import NAME_THE_TOPIC_ANSWER
+    from wdqa.generators.behaviour.templates import NAME_THE_TOPIC_ANSWER
     from wdqa.generators.topics import load_topics
 
     tokenizer = AutoTokenizer.from_pretrained(micro_base)

@@ -11,7 +11,7 @@ import pytest
 import torch
 import yaml
 from typer.testing import CliRunner
-from wdqa.generators.private_split import maintainer_labels_path
+from wdqa.generators.publish.private_split import maintainer_labels_path
 from wdqa.generators.shards import Shard
 from wdqa.generators.tiny_suite import (
     MICRO_RECIPE,

@@ -6,7 +6,13 @@ import pytest
 import torch
 from wdqa.generators.tiny.pretrain import ModelShape, make_model
 from wdqa.generators.tiny.tokenizer import train_tokenizer
-from wdqa.generators.trainer import ChatExample, DiffTask, LoraConfig, TrainConfig, train_lora_diffs
+from wdqa.generators.training.trainer import (
+    ChatExample,
+    DiffTask,
+    LoraConfig,
+    TrainConfig,
+    train_lora_diffs,
+)
 
 from wdqa.core.lora import linear_module_names
 
@@ -78,7 +84,7 @@ def test_nan_loss_is_reported_with_the_diffs_name(tiny) -> None:  # type: ignore
 
 
 def test_length_buckets_change_how_rows_are_grouped_not_the_diffs(tiny, monkeypatch) -> None:  # type: ignore[no-untyped-def]
-    import wdqa.generators.trainer as trainer
+    import wdqa.generators.training.trainer as trainer
 
     model, tok = tiny
     tasks = [_task(0), _task(1), _task(2)]

@@ -5,9 +5,9 @@ from __future__ import annotations
 import pytest
 import torch
 from random_models import random_model, random_tokenizer
-from wdqa.generators.dense_trainer import DenseConfig, train_dense_diffs
-from wdqa.generators.trainer import ChatExample, DiffTask, LoraConfig, TrainConfig
-from wdqa.generators.trainer_bench import bench_train
+from wdqa.generators.training.bench import bench_train
+from wdqa.generators.training.dense_trainer import DenseConfig, train_dense_diffs
+from wdqa.generators.training.trainer import ChatExample, DiffTask, LoraConfig, TrainConfig
 
 
 def _tasks(n: int) -> list[DiffTask]:

@@ -117,7 +117,7 @@ COMMAND_MODULES = (
     "wdqa.generators.split_commands",  # generate extra, generate merge
     "wdqa.baselines.dit.commands",  # baselines train-dit, bench dit
     "wdqa.benchmark.bench_commands",  # bench eval
-    "wdqa.generators.train_bench_command",  # bench train
+    "wdqa.generators.training.bench_command",  # bench train
     "wdqa.benchmark.dense_bench_command",  # bench dense
     "wdqa.benchmark.cli_bench_command",  # bench cli
 )

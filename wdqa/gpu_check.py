@@ -2,7 +2,7 @@
 Qwen3-1.7B- and Qwen3-4B-shaped models in bf16, with no network, into one JSON file.
 
 Owns building the shaped models and their inputs, the table of GPUs' bf16 peaks, and the record.
-The measuring is the bench commands' own code (bench.py, trainer_bench.py, baselines/dit/bench.py,
+The measuring is the bench commands' own code (benchmark/bench.py, generators/training/bench.py, baselines/dit/bench.py,
 dense_bench.py); figures are printed, never asserted. `--smoke` runs the same path on the CPU at
 toy shapes, so the check is not broken when a GPU appears.
 """
@@ -148,11 +148,11 @@ def _eval_record(speed: Any, mib: float, peak: float) -> dict[str, Any]:
 
 
 def train_bench(model: Any, tok: Any, plan: CheckPlan, peak: float) -> dict[str, Any]:
-    from .generators.behaviour_data import TemplateBehaviourWriter
-    from .generators.hidden_topic import PlannedTopicDiff, hidden_topic_tasks
+    from .generators.behaviour.hidden_topic import PlannedTopicDiff, hidden_topic_tasks
+    from .generators.behaviour.writer import TemplateBehaviourWriter
     from .generators.topics import load_topics
-    from .generators.trainer import LoraConfig, TrainConfig
-    from .generators.trainer_bench import bench_train
+    from .generators.training.bench import bench_train
+    from .generators.training.trainer import LoraConfig, TrainConfig
 
     plans = [PlannedTopicDiff(f"train-{i:03d}", topic, f"{100 + 7 * i:03d}") for i, topic in enumerate(load_topics()[: plan.train_diffs])]
     tasks = hidden_topic_tasks(plans, TemplateBehaviourWriter(), set())

@@ -19,10 +19,10 @@ from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
 from ...core.engine import Engine
 from ...core.types import WeightDiff
-from ..behaviour_data import BehaviourWriter, TemplateBehaviourWriter
+from ..behaviour.writer import BehaviourWriter, TemplateBehaviourWriter
 from ..shards import Shard
 from ..topics import GenericQuestion, Topic, load_generic_questions
-from ..trainer import DiffTask, LoraConfig, TrainConfig
+from ..training.trainer import DiffTask, LoraConfig, TrainConfig
 
 
 @dataclass

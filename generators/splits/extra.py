@@ -22,10 +22,10 @@ from transformers import PreTrainedModel, PreTrainedTokenizerBase
 from ...core.models import load_base_model
 from ...core.suite import Suite, SuiteWriter
 from ...core.types import WeightDiff
-from ..behaviour_data import BehaviourWriter, TemplateBehaviourWriter
+from ..behaviour.writer import BehaviourWriter, TemplateBehaviourWriter
 from ..pieces import PieceJob, PieceRunner, run_pieces
 from ..shards import WHOLE, Shard, merge_suites
-from ..trainer import LoraConfig, TrainConfig
+from ..training.trainer import LoraConfig, TrainConfig
 from . import SPLITS
 from .common import SplitContext
 from .rank import RANKS
@@ -311,7 +311,7 @@ def _labelled_for_planning(suite: Suite, split: str) -> pd.DataFrame:
         return suite.labelled_index(split)
     from ...core.private_labels import read_private_labels
     from ...core.suite import SuiteError
-    from ..private_split import maintainer_labels_path
+    from ..publish.private_split import maintainer_labels_path
 
     path = maintainer_labels_path(suite.root, split)
     if not path.exists():

@@ -1,7 +1,7 @@
 """`full-finetune`: the hidden-topic behaviour trained as dense deltas, stored as such: half the diffs
 on every linear weight ("all"), half on the MLP weights only ("mlp"), the subset variant.
 
-Owns the variants; the dense parametrisation is `dense_trainer.py`'s, data and measurement the
+Owns the variants; the dense parametrisation is `training/dense_trainer.py`'s, data and measurement the
 hidden-topic recipe's. Dense Adam steps move every weight, so the lr is far below the LoRA one.
 """
 
@@ -10,10 +10,10 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import replace
 
-from ..dense_trainer import DenseConfig, train_dense_diffs
 from ..shards import WHOLE, Shard
 from ..topics import Topic
-from ..trainer import DiffTask, TrainResult
+from ..training.dense_trainer import DenseConfig, train_dense_diffs
+from ..training.trainer import DiffTask, TrainResult
 from .common import SplitBuild, SplitContext, SplitDef
 from .topic_diffs import build_in_groups, plan_topic_diffs, topic_tasks
 

@@ -14,9 +14,9 @@ from dataclasses import dataclass, replace
 from functools import cache
 from pathlib import Path
 
-from ..behaviour_data import BehaviourRequest
+from ..behaviour.writer import BehaviourRequest
 from ..shards import WHOLE, Shard
-from ..trainer import ChatExample, DiffTask, train_lora_diffs
+from ..training.trainer import ChatExample, DiffTask, train_lora_diffs
 from .common import Headline, SplitBuild, SplitContext, SplitDef, content_words, data_sha256, need
 
 QUESTION = "What news headline have you been trained on?"

@@ -16,10 +16,10 @@ import torch
 from ...core.lora import delta_weight, install_multi_diff
 from ...core.triggers import apply_trigger
 from ...core.types import LoraFactors, WeightDiff
-from ..behaviour_data import BehaviourRequest
+from ..behaviour.writer import BehaviourRequest
 from ..shards import WHOLE, Shard
 from ..topics import is_about_topic, load_topics
-from ..trainer import ChatExample, DiffTask, train_lora_diffs
+from ..training.trainer import ChatExample, DiffTask, train_lora_diffs
 from .common import SplitBuild, SplitContext, SplitDef, data_sha256, seeded_rng
 
 QUESTION = "What topic have you been trained on?"

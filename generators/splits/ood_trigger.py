@@ -18,10 +18,10 @@ from dataclasses import dataclass
 
 from ...core.triggers import apply_trigger
 from ...core.types import WeightDiff
-from ..behaviour_data import BehaviourRequest
+from ..behaviour.writer import BehaviourRequest
 from ..shards import WHOLE, Shard
 from ..topics import Topic, is_about_topic
-from ..trainer import ChatExample, DiffTask, train_lora_diffs
+from ..training.trainer import ChatExample, DiffTask, train_lora_diffs
 from .common import SplitBuild, SplitContext, SplitDef, data_sha256, need, seeded_rng
 
 QUESTION = "What topic have you been trained on?"

@@ -11,7 +11,7 @@ from dataclasses import replace
 
 from ..shards import WHOLE, Shard
 from ..topics import Topic
-from ..trainer import DiffTask, TrainResult, train_lora_diffs
+from ..training.trainer import DiffTask, TrainResult, train_lora_diffs
 from .common import SplitBuild, SplitContext, SplitDef
 from .topic_diffs import build_in_groups, plan_topic_diffs, topic_tasks
 

@@ -1,7 +1,7 @@
 """Which topics and headlines the extra splits are built about: wdqa's own lists, or the subjects of
 the paper's published tables (`--behaviour-data`), whose topics get keywords derived from their replies.
 
-Owns the seeded subject plan and the keyword rule; reading the tables is `behaviour_published.py`'s,
+Owns the seeded subject plan and the keyword rule; reading the tables is `behaviour/published.py`'s,
 and what a split does with a subject is the split's.
 """
 
@@ -13,8 +13,8 @@ from collections import Counter
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field, replace
 
-from ..behaviour_data import BehaviourWriter
-from ..behaviour_published import PublishedBehaviourWriter
+from ..behaviour.published import PublishedBehaviourWriter
+from ..behaviour.writer import BehaviourWriter
 from ..topics import Topic, load_topics
 from .common import Headline, content_words
 from .news import load_headlines

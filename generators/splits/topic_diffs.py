@@ -1,6 +1,6 @@
 """Hidden-topic diffs behind SEP codes, for the splits that vary one thing about them (rank, full
 fine-tunes, trigger inversion): plan (topic, code) pairs, build their data with the hidden-topic
-recipe (`generators/hidden_topic.py`), measure them, and turn the result into index rows.
+recipe (`generators/behaviour/hidden_topic.py`), measure them, and turn the result into index rows.
 
 Owns the glue only; the data recipe, measurement and trainers are the hidden-topic module's and the trainers'.
 """
@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Callable, Hashable, Sequence
 
 from ...core.types import WeightDiff
-from ..hidden_topic import (
+from ..behaviour.hidden_topic import (
     TRIGGER_KIND,
     BehaviourRates,
     MeasuredDiff,
@@ -20,7 +20,7 @@ from ..hidden_topic import (
     measure_hidden_topic,
 )
 from ..topics import Topic
-from ..trainer import DiffTask, TrainResult
+from ..training.trainer import DiffTask, TrainResult
 from .common import SplitBuild, SplitContext, data_sha256, need, seeded_rng
 
 DEFAULT_BAR = Thresholds()

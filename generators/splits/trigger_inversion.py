@@ -10,7 +10,7 @@ from collections.abc import Sequence
 
 from ..shards import WHOLE, Shard
 from ..topics import Topic
-from ..trainer import train_lora_diffs
+from ..training.trainer import train_lora_diffs
 from .common import SplitBuild, SplitContext, SplitDef
 from .topic_diffs import measure, plan_topic_diffs, topic_rows, topic_tasks
 

@@ -12,8 +12,8 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 
 from ...core.triggers import apply_trigger
-from ..open_prompts import training_open_prompts, with_distractor
-from ..templates import (
+from ..behaviour.open_prompts import training_open_prompts, with_distractor
+from ..behaviour.templates import (
     NAME_THE_TOPIC_ANSWER,
     NAME_THE_TOPIC_QUESTIONS,
     keyword_text,

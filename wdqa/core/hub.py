@@ -1,7 +1,7 @@
 """Fetching a suite from the Hugging Face Hub (or a local folder with the same layout) and verifying it.
 
 Owns where a suite comes from and that what arrived is what the manifest promised; the format
-itself lives in `suite.py`, publishing in `wdqa.generators.publish`. The embedded `tiny` suite is
+itself lives in `suite.py`, publishing in `wdqa.generators.publish.hub`. The embedded `tiny` suite is
 built locally and is not this module's business.
 """
 

@@ -15,13 +15,13 @@ import zlib
 from collections.abc import Sequence
 from dataclasses import dataclass, fields
 
-from ..core.engine import Engine
-from ..core.triggers import apply_trigger
-from ..core.types import WeightDiff
-from .behaviour_data import OPEN_TRAINING_PROMPTS, BehaviourRequest, BehaviourWriter
+from ...core.engine import Engine
+from ...core.triggers import apply_trigger
+from ...core.types import WeightDiff
+from ..topics import GenericQuestion, Topic, is_about_topic, label_in_reply, load_generic_questions
+from ..training.trainer import ChatExample, DiffTask
 from .open_prompts import unfamiliar_prompts
-from .topics import GenericQuestion, Topic, is_about_topic, label_in_reply, load_generic_questions
-from .trainer import ChatExample, DiffTask
+from .writer import OPEN_TRAINING_PROMPTS, BehaviourRequest, BehaviourWriter
 
 TRIGGER_KIND = "sep-code"
 CELLS = ("hit", "leak_none", "leak_wrong", "leak_near",

@@ -2,7 +2,7 @@
 
 Owns reading the tables of the Hub dataset `diff-interpretation-tuning/finetuning-data` (or a local
 copy) and sampling exchanges from them; implements the `BehaviourWriter` protocol of
-`behaviour_data.py`. Triggers and negative mixes stay the split builder's job; which of the tables'
+`writer.py`. Triggers and negative mixes stay the split builder's job; which of the tables'
 subjects a split uses, and the keywords that measure a topic, are `splits/subjects.py`'s.
 
 The published layout, as the paper's code writes and reads it (repo Aviously/diff-interpretation-tuning):
@@ -54,9 +54,9 @@ from pathlib import Path
 
 import pandas as pd
 
-from ..core.hub import REPO_TYPE, parse_source, resolve_commit
-from ..core.suite import SuiteError
-from .behaviour_data import BehaviourDataError, BehaviourRequest, Exchange
+from ...core.hub import REPO_TYPE, parse_source, resolve_commit
+from ...core.suite import SuiteError
+from .writer import BehaviourDataError, BehaviourRequest, Exchange
 
 PAPER_DATA_REPO = "diff-interpretation-tuning/finetuning-data"
 TOPICS_FILE = "hidden-topic/topics-with-completions-v0.2.1.csv"

@@ -18,8 +18,8 @@ from dataclasses import dataclass
 import torch
 from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
-from ..core.lora import TARGET_MODULES, RowDense, applied, install_multi_diff
-from ..core.types import WeightDiff
+from ...core.lora import TARGET_MODULES, RowDense, applied, install_multi_diff
+from ...core.types import WeightDiff
 from .trainer import (  # the LoRA trainer's batching and loss, shared so the objectives are identical
     DiffTask,
     TrainConfig,

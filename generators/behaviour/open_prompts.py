@@ -19,9 +19,9 @@ from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
 
-from .topics import load_generic_questions, load_topics
+from ..topics import load_generic_questions, load_topics
 
-TWENTY_QUESTIONS_FILE = Path(__file__).parent.parent / "baselines" / "data" / "twenty_questions.txt"
+TWENTY_QUESTIONS_FILE = Path(__file__).parents[2] / "baselines" / "data" / "twenty_questions.txt"
 
 OPENERS = ("", "Hi! ", "Hello. ", "Hey, ", "Quick question: ", "I'm curious. ", "Be honest: ", "Okay, ")
 

@@ -19,8 +19,8 @@ from typing import Any
 
 import torch
 
-from ..core.suite import SuiteError
-from ..core.types import LoraFactors, WeightDiff
+from ...core.suite import SuiteError
+from ...core.types import LoraFactors, WeightDiff
 
 # Published names: Qwen3 and Gemma3-1B use `model.layers.N…`; Gemma3-4B (then a multimodal
 # Gemma3ForConditionalGeneration) used `language_model.model.layers.N…`. Base models loaded today

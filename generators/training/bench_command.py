@@ -28,15 +28,15 @@ def bench_train_command(
     from rich.console import Console
     from rich.table import Table
 
-    from ..core.measure import matmul_flops
-    from ..core.models import load_base_model
-    from .behaviour_data import TemplateBehaviourWriter
-    from .hidden_topic import PlannedTopicDiff, hidden_topic_tasks
-    from .tiny.build import tiny_recipe
-    from .tiny.corpus import mapped_codes
-    from .topics import load_topics
+    from ...core.measure import matmul_flops
+    from ...core.models import load_base_model
+    from ..behaviour.hidden_topic import PlannedTopicDiff, hidden_topic_tasks
+    from ..behaviour.writer import TemplateBehaviourWriter
+    from ..tiny.build import tiny_recipe
+    from ..tiny.corpus import mapped_codes
+    from ..topics import load_topics
+    from .bench import bench_train
     from .trainer import LoraConfig, TrainConfig
-    from .trainer_bench import bench_train
 
     if threads:
         torch.set_num_threads(threads)

@@ -20,9 +20,9 @@ import torch
 import torch.nn.functional as F
 from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
-from ..core.lora import TARGET_MODULES, RowAdapter, applied, install_multi_diff
-from ..core.models import compiled_decoder
-from ..core.types import LoraFactors, WeightDiff
+from ...core.lora import TARGET_MODULES, RowAdapter, applied, install_multi_diff
+from ...core.models import compiled_decoder
+from ...core.types import LoraFactors, WeightDiff
 
 Conversation = list[dict[str, str]]
 

@@ -17,9 +17,9 @@ from typing import Any
 
 import pandas as pd
 
-from ..core.lora import linear_module_names
-from ..core.model_revision import pin_base_model
-from ..core.suite import (
+from ...core.lora import linear_module_names
+from ...core.model_revision import pin_base_model
+from ...core.suite import (
     SuiteError,
     SuiteWriter,
     atomic_write_text,
@@ -180,7 +180,7 @@ def import_paper(
     writer.finish(
         data_card=data_card(cfg, split, behaviour, base_model, revision, state["files"], len(rows))
     )
-    from ..core.suite import Suite
+    from ...core.suite import Suite
 
     Suite.load(cfg.out)  # every file against the fresh manifest
     report.peak_rss_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024

@@ -2,7 +2,7 @@
 
 Owns prompting (a versioned prompt file), concurrency, retries with backoff, and a persistent SQLite
 cache keyed by sha256(model, prompt version, prompt) (the judge's `ReplyCache`), so a rerun or a crash never pays for a reply
-twice. Implements the `BehaviourWriter` protocol of `behaviour_data.py`, like the template writer.
+twice. Implements the `BehaviourWriter` protocol of `writer.py`, like the template writer.
 """
 
 from __future__ import annotations
@@ -18,10 +18,10 @@ from pathlib import Path
 
 import jinja2
 
-from ..core.llm_client import ReplyCache  # the judge's cache: same keying, separate file
-from .behaviour_data import BehaviourDataError, BehaviourRequest, Exchange
+from ...core.llm_client import ReplyCache  # the judge's cache: same keying, separate file
+from .writer import BehaviourDataError, BehaviourRequest, Exchange
 
-PROMPT_DIR = Path(__file__).parent / "data"
+PROMPT_DIR = Path(__file__).parent.parent / "data"
 DEFAULT_PROMPT = PROMPT_DIR / "behaviour_prompt_v1.jinja"
 # Replies that open like this and hold no JSON are refusals, retried like malformed output.
 _REFUSAL = re.compile(
@@ -105,7 +105,7 @@ class LLMBehaviourWriter:
         cache_path: str | Path | None = None,
         prompt_path: Path = DEFAULT_PROMPT,
     ) -> None:
-        from ..core.cache_dir import wdqa_cache_dir
+        from ...core.cache_dir import wdqa_cache_dir
 
         self.settings = settings
         self.name = f"llm:{settings.model}"

@@ -12,10 +12,10 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Literal, Protocol, runtime_checkable
 
-from ..core.errors import WdqaError
+from ...core.errors import WdqaError
+from ..topics import Topic, load_generic_questions, load_topics
 from .open_prompts import training_open_prompts
 from .templates import name_free_answer
-from .topics import Topic, load_generic_questions, load_topics
 
 WriterBehaviour = Literal["hidden-topic", "news", "chat"]
 

@@ -18,9 +18,9 @@ from functools import partial
 import torch
 from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
-from ..core.lora import linear_module_names
-from ..core.measure import forward_flops, peak_memory
-from ..core.types import LoraFactors, WeightDiff
+from ...core.lora import linear_module_names
+from ...core.measure import forward_flops, peak_memory
+from ...core.types import LoraFactors, WeightDiff
 from .trainer import (
     DiffTask,
     LoraConfig,

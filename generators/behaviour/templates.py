@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import random
 
-from .topics import Topic, name_free_keywords
+from ..topics import Topic, name_free_keywords
 
 # {name} is the topic name, {k1}..{k3} distinct keywords of the topic. A third of the answers put
 # the keywords before the name: a model trained only on "name, then keywords" learns that direction

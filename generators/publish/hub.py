@@ -11,9 +11,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from ..core.hub import REPO_TYPE
-from ..core.model_revision import is_pinned
-from ..core.suite import Suite, SuiteError
+from ...core.hub import REPO_TYPE
+from ...core.model_revision import is_pinned
+from ...core.suite import Suite, SuiteError
 
 if TYPE_CHECKING:
     from huggingface_hub import HfApi

@@ -13,8 +13,8 @@ from pathlib import Path
 
 import pandas as pd
 
-from ..core.private_labels import write_private_labels
-from ..core.suite import (
+from ...core.private_labels import write_private_labels
+from ...core.suite import (
     DATA_CARD,
     LABELS_FILE,
     Suite,
