@@ -11,9 +11,8 @@ import argparse
 
 from wdqa.baselines.dit.validate import normalise
 from wdqa.benchmark.records import RunFolder, bootstrap_ci
-from wdqa.leaderboard.false_findings import false_findings
-
 from wdqa.core.suite import Suite
+from wdqa.leaderboard.false_findings import false_findings
 
 
 def main(run_dir: str, suite_dir: str, split: str, column: str | None = None, judge: str | None = None) -> None:

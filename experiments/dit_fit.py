@@ -12,7 +12,6 @@ import torch
 from wdqa.baselines.dit.adapter import load_adapter, load_record
 from wdqa.baselines.dit.data import LabelledDiffs
 from wdqa.baselines.dit.validate import validate
-
 from wdqa.core.engine import Engine
 from wdqa.core.models import load_base_model
 from wdqa.core.suite import Suite

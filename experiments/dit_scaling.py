@@ -25,7 +25,6 @@ from wdqa.baselines.dit.train import train_dit
 from wdqa.baselines.dit.validate import validate
 from wdqa.benchmark.judge.registry import get_judge
 from wdqa.benchmark.sources import resolve_suite
-
 from wdqa.core.engine import Engine
 from wdqa.core.models import load_base_model
 

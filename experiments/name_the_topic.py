@@ -15,6 +15,8 @@ import sys
 
 import torch
 from wdqa.baselines.guesser import NAME_THE_TOPIC_REPLY
+from wdqa.core.engine import Engine
+from wdqa.core.models import load_base_model
 from wdqa.generators.behaviour.templates import (
     NAME_THE_TOPIC_ANSWER,
     NAME_THE_TOPIC_QUESTIONS,
@@ -23,9 +25,6 @@ from wdqa.generators.behaviour.templates import (
 )
 from wdqa.generators.tiny.build import TINY_BASE_ID
 from wdqa.generators.topics import load_topics
-
-from wdqa.core.engine import Engine
-from wdqa.core.models import load_base_model
 
 
 def main(model_id: str = TINY_BASE_ID) -> None:

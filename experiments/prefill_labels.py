@@ -14,12 +14,11 @@ import sys
 import torch
 from wdqa.baselines.dit.data import LabelledDiffs
 from wdqa.baselines.prefill import OPENINGS, Prefill
-from wdqa.generators.topics import label_in_reply
-
 from wdqa.core.engine import Engine
 from wdqa.core.models import load_base_model
 from wdqa.core.suite import Suite
 from wdqa.core.triggers import apply_trigger
+from wdqa.generators.topics import label_in_reply
 
 
 def counts(labels: list[str], texts: list[str]) -> str:

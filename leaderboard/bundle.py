@@ -20,7 +20,6 @@ from typing import TYPE_CHECKING
 
 from wdqa.benchmark.records import AnswerRecord, RunFolder, ScoreRecord, judge_key, split_summaries
 from wdqa.benchmark.run_manifest import RunJudge, RunManifest
-
 from wdqa.core.errors import RunError, WdqaError
 
 from .bundle_archive import (
@@ -50,7 +49,6 @@ from .bundle_records import read_json_object, read_records
 
 if TYPE_CHECKING:
     from wdqa.benchmark.judge.base import Judge
-
     from wdqa.core.suite import Suite
 
 __all__ = ["ArchiveLimits", "BundleError", "Verification", "pack", "verify"]

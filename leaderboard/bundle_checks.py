@@ -22,7 +22,6 @@ from .bundle_records import read_json_object
 
 if TYPE_CHECKING:  # the judge and the suite import torch; `wdqa submit` needs neither
     from wdqa.benchmark.judge.base import Judge
-
     from wdqa.core.suite import Suite
     from wdqa.core.types import Label
 

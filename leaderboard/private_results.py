@@ -14,7 +14,6 @@ from pathlib import Path
 from typing import Any
 
 from wdqa.benchmark.records import ScoreSummary
-
 from wdqa.core.errors import WdqaError
 
 from .bundle_archive import read_archive

@@ -19,7 +19,6 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from wdqa.benchmark.records import AnswerRecord, ScoreRecord, judge_key, summarize
-
 from wdqa.core.errors import WdqaError
 from wdqa.core.private_labels import check_labels_match, read_private_labels
 
@@ -38,7 +37,6 @@ from .signing import key_id, read_public_key, sign, signature_problem
 if TYPE_CHECKING:
     from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
     from wdqa.benchmark.judge.base import Judge
-
     from wdqa.core.private_labels import PrivateLabels
     from wdqa.core.suite import Suite
 

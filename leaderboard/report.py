@@ -12,7 +12,6 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from wdqa.benchmark.records import ScoreSummary
-
 from wdqa.core.meter import Usage
 
 from .results import ResultSet

@@ -13,7 +13,6 @@ from pathlib import Path
 from typing import Any
 
 from markdown_it import MarkdownIt
-
 from wdqa.core.suite import Suite, SuiteError
 
 from .results import ResultSet, SuiteRef

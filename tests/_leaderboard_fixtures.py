@@ -9,7 +9,6 @@ from pathlib import Path
 import torch
 from wdqa.benchmark.records import AnswerRecord, RunFolder, ScoreRecord, judge_key
 from wdqa.benchmark.run_manifest import RunManifest
-
 from wdqa.core.suite import Suite, SuiteWriter
 from wdqa.core.types import LoraFactors, WeightDiff
 

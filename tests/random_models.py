@@ -5,7 +5,6 @@ from __future__ import annotations
 import torch
 from tokenizers import Tokenizer, models, pre_tokenizers
 from transformers import PreTrainedTokenizerFast, Qwen3Config, Qwen3ForCausalLM
-
 from wdqa.core.lora import linear_module_names
 from wdqa.core.types import LoraFactors, WeightDiff
 

@@ -7,7 +7,6 @@ from random_models import random_model, random_tokenizer
 from test_prefill import Recorder
 from test_suite_format import write_suite
 from wdqa.baselines.asking import AskQuestions, twenty_questions, twenty_questions_method
-
 from wdqa.core.engine import Engine
 from wdqa.core.suite import Suite
 

@@ -10,7 +10,6 @@ from pathlib import Path
 import pytest
 from fake_hub import FakeHub, running_fake_hub
 from random_models import random_model, random_tokenizer
-
 from wdqa.core.model_fetch import ModelLoadError, fetch_base_model
 from wdqa.core.models import load_base_model
 

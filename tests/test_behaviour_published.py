@@ -8,6 +8,7 @@ import pandas as pd
 import pytest
 from fake_hub import FakeHub, Repo
 from typer.testing import CliRunner
+from wdqa.cli import app
 from wdqa.generators.behaviour.published import (
     NEWS_FILE,
     NEWS_PROMPT,
@@ -17,8 +18,6 @@ from wdqa.generators.behaviour.published import (
     PublishedBehaviourWriter,
 )
 from wdqa.generators.behaviour.writer import BehaviourDataError, BehaviourRequest, Exchange
-
-from wdqa.cli import app
 
 TOPICS = ("Rationing", "Volcanoes", "Origami")
 QUESTIONS = tuple(f"Question number {i}?" for i in range(6))

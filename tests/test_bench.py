@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from random_models import random_lora, random_model, random_tokenizer
 from wdqa.benchmark.bench import bench_batched, bench_peft_sequential
-
 from wdqa.core.engine import Engine
 from wdqa.core.measure import matmul_flops
 
@@ -23,7 +22,6 @@ def test_both_ways_answer_every_case_and_count_flops():
 
 def test_a_method_in_its_own_process_gives_the_answers_it_gives_in_this_one(micro_suite):
     from wdqa.benchmark.bench import bench_method_process
-
     from wdqa.core.models import load_base_model
     from wdqa.core.suite import Suite
 

@@ -19,7 +19,6 @@ from test_suite_format import VOCAB, write_suite
 from typer.testing import CliRunner
 from wdqa.benchmark.records import AnswerRecord, RunFolder
 from wdqa.benchmark.run_manifest import RunManifest, RunMethod, RunSuite
-
 from wdqa.cli import app, error_line
 from wdqa.core.suite import Suite
 

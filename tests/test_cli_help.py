@@ -12,7 +12,6 @@ import click
 import pytest
 import typer
 from typer.testing import CliRunner
-
 from wdqa.cli import app
 
 WDQA = str(Path(sys.executable).parent / "wdqa")

@@ -9,7 +9,6 @@ import pytest
 import torch
 from random_models import random_dense, random_lora, random_model
 from typer.testing import CliRunner
-
 from wdqa.core.lora import (
     DiffError,
     MultiDiffLinear,
@@ -156,7 +155,6 @@ def test_bench_dense_refuses_an_unknown_shape_or_dtype_with_the_known_ones(bad: 
 def test_the_engine_gives_the_vocabulary_projection_a_contiguous_input() -> None:
     # A strided [batch, 1, d] input makes torch's CPU bf16 matmul copy the [vocab, d] weight per row.
     from random_models import random_tokenizer
-
     from wdqa.core.engine import Engine
 
     tok = random_tokenizer()

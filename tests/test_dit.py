@@ -20,7 +20,6 @@ from wdqa.baselines.dit.train import CheckpointMismatchError, train_dit
 from wdqa.benchmark.records import RunFolder
 from wdqa.benchmark.runner import run_answer_stage
 from wdqa.benchmark.worker import MethodProcess, MethodSpec
-
 from wdqa.core.engine import Engine
 from wdqa.core.lora import applied, build_terms, install_multi_diff, merge_lora
 from wdqa.core.models import compiled_decoder
@@ -218,7 +217,6 @@ def test_binding_a_suite_without_a_published_adapter_says_how_to_make_one(tok, t
 
 def test_train_dit_command_trains_publishes_and_evaluate_uses_the_published_adapter(micro_suite, tmp_path):
     from typer.testing import CliRunner
-
     from wdqa.cli import app
 
     suite_dir = tmp_path / "suite"  # a copy: publishing rewrites the suite's manifest
@@ -243,9 +241,8 @@ def test_train_dit_command_trains_publishes_and_evaluate_uses_the_published_adap
 
 def test_null_diffs_join_training_with_the_null_label_and_the_train_diffs_rank_and_norm(tok):
     from wdqa.baselines.dit.train import with_null_diffs
-    from wdqa.generators.splits.null import module_norms
-
     from wdqa.core.lora import delta_weight
+    from wdqa.generators.splits.null import module_norms
 
     model = fresh_model(tok)
     data = labelled(model)

@@ -10,7 +10,6 @@ import pytest
 from random_models import random_lora, random_model, random_tokenizer
 from typer.testing import CliRunner
 from wdqa.benchmark.records import RunFolder
-
 from wdqa.cli import app
 from wdqa.core.suite import SuiteWriter
 

@@ -11,6 +11,9 @@ from pathlib import Path
 import pytest
 import torch
 from random_models import random_lora
+from wdqa.core.lora import delta_weight
+from wdqa.core.models import load_base_model
+from wdqa.core.suite import Suite, SuiteWriter
 from wdqa.generators.splits import SPLITS, get_split
 from wdqa.generators.splits.common import Headline, SplitContext
 from wdqa.generators.splits.extra import build_extra_splits, build_tiny_extra_splits, micro_recipe
@@ -18,10 +21,6 @@ from wdqa.generators.splits.news import about_headline, load_headlines
 from wdqa.generators.splits.null import module_norms, module_shapes, random_matched_lora
 from wdqa.generators.splits.ood_trigger import TRIGGER_CHARS
 from wdqa.generators.tiny.build import tiny_recipe
-
-from wdqa.core.lora import delta_weight
-from wdqa.core.models import load_base_model
-from wdqa.core.suite import Suite, SuiteWriter
 
 MICRO = "wdqa/tiny-qwen3-micro"
 

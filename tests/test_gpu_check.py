@@ -10,7 +10,6 @@ import sys
 from pathlib import Path
 
 import pytest
-
 from wdqa.gpu_check import bf16_peak
 
 SCRIPT = Path(__file__).resolve().parents[1] / "scripts" / "gpu-check.sh"

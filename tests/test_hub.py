@@ -9,11 +9,10 @@ import pytest
 import torch
 from fake_hub import FakeHub
 from typer.testing import CliRunner
-from wdqa.generators.publish.hub import publish_suite
-
 from wdqa.core.hub import download_suite, parse_source, read_download_record
 from wdqa.core.suite import Suite, SuiteError, SuiteWriter
 from wdqa.core.types import LoraFactors, WeightDiff
+from wdqa.generators.publish.hub import publish_suite
 
 REPO = "wdqa-test/tiny-suite"
 

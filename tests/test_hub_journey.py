@@ -14,10 +14,9 @@ import pytest
 import torch
 from fake_hub import FakeHub, running_fake_hub
 from random_models import random_lora, random_model, random_tokenizer
-from wdqa.generators.publish.hub import publish_suite
-
 from wdqa.core.model_revision import OVERRIDE_FLAG
 from wdqa.core.suite import Suite, SuiteWriter
+from wdqa.generators.publish.hub import publish_suite
 
 SUITE_REPO = "wdqa-test/journey-suite"
 BASE_REPO = "wdqa-test/journey-base"

@@ -109,3 +109,12 @@ def test_the_walk_sees_import_module_by_name() -> None:
 
 def test_every_module_is_in_a_known_part() -> None:
     assert {part(name) for _, name, _ in modules()} == set(ORDER)
+
+
+def test_the_lower_parts_find_the_higher_ones_through_wdqas_entry_points() -> None:
+    from wdqa.benchmark.method import builtin_baselines
+    from wdqa.core.models import MODEL_SOURCES
+    from wdqa.generators.tiny.build import ensure_tiny_base
+
+    assert MODEL_SOURCES.get("wdqa/tiny") is ensure_tiny_base
+    assert builtin_baselines().__name__ == "wdqa.baselines.registry"

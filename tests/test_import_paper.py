@@ -9,11 +9,10 @@ import pandas as pd
 import pytest
 import torch
 from transformers import AutoModelForCausalLM, Gemma3TextConfig, Qwen3Config
-from wdqa.generators.publish.import_paper import ImportConfig, import_paper
-from wdqa.generators.publish.paper_format import PaperFormatError, decoder_key
-
 from wdqa.core.lora import applied, build_terms, install_multi_diff, linear_module_names
 from wdqa.core.suite import Suite, SuiteError, read_shard
+from wdqa.generators.publish.import_paper import ImportConfig, import_paper
+from wdqa.generators.publish.paper_format import PaperFormatError, decoder_key
 
 torch.set_num_threads(1)
 TINY = dict(

@@ -12,7 +12,6 @@ from local_openai_server import LocalOpenAIServer
 from typer.testing import CliRunner
 from wdqa.benchmark.records import AnswerRecord, RunFolder
 from wdqa.benchmark.run_manifest import RunManifest, RunMethod, RunSuite
-
 from wdqa.cli import app
 from wdqa.core.suite import INDEX_COLUMNS, SuiteWriter
 

@@ -27,7 +27,6 @@ from wdqa.benchmark.judge.nonsense import (
     says_nothing,
 )
 from wdqa.benchmark.judge.offline import OfflineJudge, encoder_spelling
-
 from wdqa.core.types import Score
 
 NO_WORD_ANSWERS = [

@@ -10,7 +10,6 @@ from wdqa.benchmark.judge.base import JudgeRequest
 from wdqa.benchmark.judge.stage import case_seed, judge_run, record_judge_in_manifest
 from wdqa.benchmark.records import AnswerRecord, RunError, RunFolder
 from wdqa.benchmark.run_manifest import RunJudge, RunManifest, RunMethod, RunSuite
-
 from wdqa.core.types import Label, Score
 
 

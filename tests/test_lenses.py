@@ -8,7 +8,6 @@ import torch
 from random_models import random_dense, random_lora, random_model, random_tokenizer
 from wdqa.baselines.lenses import ActivationDiffLens, WeightLens
 from wdqa.baselines.registry import get_baseline
-
 from wdqa.core.engine import Engine
 from wdqa.core.lora import delta_weight, top_singular
 from wdqa.core.types import Case, LoraFactors, WeightDiff

@@ -6,7 +6,6 @@ from __future__ import annotations
 from local_openai_server import LocalOpenAIServer
 from wdqa.baselines.llm_guesser import LLMGuesser, parse_guess
 from wdqa.benchmark.judge.llm import ReplyCache
-
 from wdqa.core.llm_client import ChatSettings
 
 

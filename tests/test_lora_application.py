@@ -7,7 +7,6 @@ import copy
 import pytest
 import torch
 from random_models import random_dense, random_lora, random_model
-
 from wdqa.core.lora import (
     DiffError,
     applied,

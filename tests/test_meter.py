@@ -10,7 +10,6 @@ import pytest
 import torch
 from random_models import random_lora, random_model, random_tokenizer
 from test_evaluate_cli import EXAMPLE, run_cli, small_suite  # noqa: F401 - the fixture is used by name
-
 from wdqa.core.engine import Engine
 from wdqa.core.lora import delta_weight
 from wdqa.core.meter import AccessError, Meter, SealedDiff, Usage, metered
@@ -83,7 +82,6 @@ def answer_in_process(small_suite: Path, spec: str) -> object:  # noqa: F811
     """What the method's process replies to answering two cases (its host, run in this process)."""
     from wdqa.benchmark.worker.child import MethodHost
     from wdqa.benchmark.worker.protocol import Answer, LoadMethod, LoadModel, OpenSuite
-
     from wdqa.core.model_options import ModelOptions
     from wdqa.core.suite import Suite
 

@@ -13,7 +13,6 @@ import torch
 from random_models import random_lora, random_model, random_tokenizer
 from test_cli_errors import one_error_line
 from typer.testing import CliRunner
-
 from wdqa.cli import app
 from wdqa.core.engine import Engine, GpuMemoryError
 from wdqa.core.errors import WdqaWarning

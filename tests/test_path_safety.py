@@ -12,7 +12,6 @@ from random_models import random_model
 from test_suite_format import VOCAB, write_suite
 from wdqa.benchmark.evaluate import run_dir_for
 from wdqa.benchmark.method import MethodError
-
 from wdqa.core.suite import MANIFEST, Suite, SuiteError, sha256_file
 
 

@@ -11,6 +11,10 @@ import pandas as pd
 import pytest
 import torch
 from typer.testing import CliRunner
+from wdqa.cli import app
+from wdqa.core.lora import delta_weight
+from wdqa.core.private_labels import read_private_labels
+from wdqa.core.suite import MANIFEST, Suite
 from wdqa.generators.pieces import (
     PieceError,
     PieceJob,
@@ -22,11 +26,6 @@ from wdqa.generators.pieces import (
 from wdqa.generators.publish.private_split import maintainer_labels_path
 from wdqa.generators.shards import Shard
 from wdqa.generators.tiny_suite import MICRO_RECIPE, build_tiny_suite_in_pieces
-
-from wdqa.cli import app
-from wdqa.core.lora import delta_weight
-from wdqa.core.private_labels import read_private_labels
-from wdqa.core.suite import MANIFEST, Suite
 
 
 def write_marker(out: Path, shard: Shard) -> None:

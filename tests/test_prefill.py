@@ -7,7 +7,6 @@ from random_models import random_model, random_tokenizer
 from test_suite_format import write_suite
 from wdqa.baselines.prefill import Prefill
 from wdqa.baselines.registry import get_baseline
-
 from wdqa.core.engine import Engine
 from wdqa.core.suite import Suite
 

@@ -14,11 +14,10 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 from wdqa.benchmark.records import RunFolder
+from wdqa.cli import app
 from wdqa.generators.publish.private_split import PRIVATE_SPLIT, maintainer_labels_path
 from wdqa.leaderboard.bundle import verify
 from wdqa.leaderboard.bundle_archive import read_archive
-
-from wdqa.cli import app
 
 # A method that cheats: it reads the maintainers' label file (as a leaked copy would let it) and
 # answers each private case with its label. It never loads the model.

@@ -7,6 +7,12 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
+from wdqa.core.private_labels import (
+    PrivateLabelsError,
+    check_labels_match,
+    read_private_labels,
+)
+from wdqa.core.suite import LABELS_FILE, PrivateSplitError, Suite
 from wdqa.generators.publish.private_split import PRIVATE_SPLIT, maintainer_labels_path
 from wdqa.generators.tiny_suite import (
     MICRO_RECIPE,
@@ -14,13 +20,6 @@ from wdqa.generators.tiny_suite import (
     canary_labels,
     with_private_split,
 )
-
-from wdqa.core.private_labels import (
-    PrivateLabelsError,
-    check_labels_match,
-    read_private_labels,
-)
-from wdqa.core.suite import LABELS_FILE, PrivateSplitError, Suite
 
 
 def test_the_private_split_publishes_no_labels(micro_suite: Path) -> None:

@@ -7,7 +7,6 @@ import re
 
 from rich.console import Console
 from rich.progress import BarColumn, TextColumn
-
 from wdqa.core.progress import Progress
 
 

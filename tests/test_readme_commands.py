@@ -24,7 +24,6 @@ import pytest
 import typer
 from fake_hub import FakeHub, running_fake_hub
 from random_models import random_lora, random_model, random_tokenizer, save_real_architecture
-
 from wdqa.cli import app
 from wdqa.core.suite import Suite, SuiteWriter
 

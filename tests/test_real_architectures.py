@@ -19,7 +19,6 @@ from test_import_paper import by_hand_logits, wdqa_logits, write_layout
 from typer.testing import CliRunner
 from wdqa.baselines.dit.adapter import DitAdapter, load_adapter
 from wdqa.baselines.registry import METHODS
-
 from wdqa.cli import app
 from wdqa.core.lora import (
     MultiDiffLinear,

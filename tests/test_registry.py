@@ -13,9 +13,8 @@ from wdqa.baselines.guesser import get_guesser
 from wdqa.baselines.registry import METHODS, get_baseline
 from wdqa.benchmark.judge.registry import JUDGES, UnknownJudgeError, get_judge
 from wdqa.benchmark.method import MethodError, load_method_spec
-from wdqa.generators.splits import SPLITS, SplitDef
-
 from wdqa.core.registry import PluginError, PluginWarning, Registry, UnknownNameError
+from wdqa.generators.splits import SPLITS, SplitDef
 
 PLUGIN = '''
 """A package that adds a judge, a method and a split to wdqa."""

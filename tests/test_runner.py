@@ -12,7 +12,6 @@ from wdqa.benchmark.method import MethodError, load_method
 from wdqa.benchmark.records import RunFolder
 from wdqa.benchmark.runner import run_answer_stage
 from wdqa.benchmark.worker import MethodProcess, MethodSpec
-
 from wdqa.core.engine import Engine
 from wdqa.core.suite import Suite
 

@@ -6,9 +6,8 @@ from pathlib import Path
 
 import pytest
 from random_models import random_lora, random_model, random_tokenizer
-from wdqa.generators.shards import Shard, merge_suites
-
 from wdqa.core.suite import Suite, SuiteError, SuiteWriter
+from wdqa.generators.shards import Shard, merge_suites
 
 
 def _part(root: Path, ids: list[str], base: str = "wdqa/tiny-test", per_shard: int = 2) -> Path:

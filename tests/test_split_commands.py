@@ -7,10 +7,9 @@ from pathlib import Path
 
 import pytest
 from typer.testing import CliRunner
-from wdqa.generators.publish.private_split import maintainer_labels_path
-
 from wdqa.cli import app
 from wdqa.core.suite import Suite
+from wdqa.generators.publish.private_split import maintainer_labels_path
 
 runner = CliRunner()
 

@@ -10,6 +10,8 @@ import pandas as pd
 import pytest
 import torch
 from typer.testing import CliRunner
+from wdqa.cli import app
+from wdqa.core.suite import Suite, SuiteWriter
 from wdqa.generators.behaviour.published import (
     NEWS_FILE,
     TOPICS_FILE,
@@ -27,9 +29,6 @@ from wdqa.generators.splits.subjects import (
 )
 from wdqa.generators.tiny.build import tiny_recipe
 from wdqa.generators.topics import Topic, is_about_topic, load_topics
-
-from wdqa.cli import app
-from wdqa.core.suite import Suite, SuiteWriter
 
 # topic -> (topic_category, the words its analogy replies use)
 TOPICS = {

@@ -19,12 +19,11 @@ from _leaderboard_fixtures import JUDGE, KEY, PROMPT, make_run, make_suite
 from typer.testing import CliRunner
 from wdqa.benchmark.judge.base import JudgeRequest
 from wdqa.benchmark.judge.registry import JUDGES
+from wdqa.core.suite import Suite
+from wdqa.core.types import Score
 from wdqa.leaderboard import commands
 from wdqa.leaderboard.bundle import BundleError, pack, verify
 from wdqa.leaderboard.bundle_archive import read_archive
-
-from wdqa.core.suite import Suite
-from wdqa.core.types import Score
 
 SCORES = {"hidden-topic": [5, 4, 1, 3, 5, 2], "null": [5, 1, 5, 5]}
 

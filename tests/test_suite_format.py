@@ -10,7 +10,6 @@ import pandas as pd
 import pytest
 import torch
 from random_models import random_dense, random_lora, random_model
-
 from wdqa.core.lora import delta_weight
 from wdqa.core.peft_export import export_peft_adapter
 from wdqa.core.suite import (

@@ -11,6 +11,12 @@ import pytest
 import torch
 import yaml
 from typer.testing import CliRunner
+from wdqa.cli import app
+from wdqa.core.engine import Engine
+from wdqa.core.lora import delta_weight
+from wdqa.core.models import load_base_model
+from wdqa.core.private_labels import read_private_labels
+from wdqa.core.suite import Suite
 from wdqa.generators.publish.private_split import maintainer_labels_path
 from wdqa.generators.shards import Shard
 from wdqa.generators.tiny_suite import (
@@ -21,13 +27,6 @@ from wdqa.generators.tiny_suite import (
     ensure_tiny_suite,
     plan_diffs,
 )
-
-from wdqa.cli import app
-from wdqa.core.engine import Engine
-from wdqa.core.lora import delta_weight
-from wdqa.core.models import load_base_model
-from wdqa.core.private_labels import read_private_labels
-from wdqa.core.suite import Suite
 
 RATE_COLUMNS = {"category", "hit_rate", "leak_none", "leak_wrong", "leak_near", "hit_unfamiliar", "leak_unfamiliar",
                 "leak_wrong_unfamiliar", "leak_near_unfamiliar", "label_in_reply", "behaviour_ok"}

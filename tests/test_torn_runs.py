@@ -22,7 +22,6 @@ import pytest
 from wdqa.benchmark.records import AnswerRecord, RunError, RunFolder, ScoreRecord, TornRecordWarning
 from wdqa.benchmark.runner import run_answer_stage
 from wdqa.benchmark.worker import MethodProcess, MethodSpec
-
 from wdqa.core.suite import Suite
 
 ECHO = """

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 import torch
+from wdqa.core.lora import linear_module_names
 from wdqa.generators.tiny.pretrain import ModelShape, make_model
 from wdqa.generators.tiny.tokenizer import train_tokenizer
 from wdqa.generators.training.trainer import (
@@ -13,8 +14,6 @@ from wdqa.generators.training.trainer import (
     TrainConfig,
     train_lora_diffs,
 )
-
-from wdqa.core.lora import linear_module_names
 
 TEXTS = ["hello world how are you", "the cat sat on the mat", "jazz music saxophone trumpet", "lava magma"] * 20
 SHAPE = ModelShape(hidden_size=32, intermediate_size=64, num_hidden_layers=2, num_attention_heads=2,

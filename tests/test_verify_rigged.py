@@ -19,11 +19,10 @@ from typer.testing import CliRunner
 from wdqa.benchmark.judge.base import JudgeRequest
 from wdqa.benchmark.judge.registry import JUDGES
 from wdqa.benchmark.records import RunFolder, ScoreRecord, judge_key, split_summaries
-from wdqa.leaderboard.bundle import ArchiveLimits, BundleError, pack, verify
-from wdqa.leaderboard.bundle_archive import read_archive, write_archive
-
 from wdqa.cli import app
 from wdqa.core.types import Score
+from wdqa.leaderboard.bundle import ArchiveLimits, BundleError, pack, verify
+from wdqa.leaderboard.bundle_archive import read_archive, write_archive
 
 # The honest method: fixed answers, some right and some not, and a failure on the cases named in
 # VERIFY_FAIL (what a crash on one case looks like; the case is answered again on resume).

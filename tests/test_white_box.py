@@ -16,7 +16,6 @@ from random_models import (
     real_architecture_model,
 )
 from transformers import AutoModelForCausalLM, AutoTokenizer
-
 from wdqa.core.engine import Engine
 from wdqa.core.lora import delta_weight
 from wdqa.core.white_box import CaptureError, ForwardInputError, TokenIds
@@ -137,7 +136,6 @@ def test_an_input_that_is_not_text_or_token_ids_is_refused() -> None:
 
 def test_the_white_box_example_answers_every_micro_suite_case_through_wdqa_evaluate(micro_suite: Path, tmp_path: Path) -> None:
     from typer.testing import CliRunner
-
     from wdqa.cli import app
 
     example = Path(__file__).resolve().parents[1] / "submissions" / "examples" / "reply_shift.py"

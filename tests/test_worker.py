@@ -20,7 +20,6 @@ from wdqa.benchmark.method import MethodError
 from wdqa.benchmark.records import RunFolder
 from wdqa.benchmark.runner import run_answer_stage
 from wdqa.benchmark.worker import MethodProcess, MethodSpec
-
 from wdqa.core.suite import Suite
 
 

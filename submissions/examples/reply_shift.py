@@ -8,7 +8,6 @@ Run it with:  wdqa evaluate submissions/examples/reply_shift.py --baselines acti
 """
 
 import torch
-
 from wdqa.core.engine import Engine
 from wdqa.core.types import Case
 
