@@ -97,7 +97,10 @@ def evaluate(
 
     # 1. learned methods train on the fit split once, given its labels only (state saved in the run folder)
     if fit_split is not None:
-        fit_learned_method(method, suite, fit_split, folder.path / "method-state")
+        fitted = fit_learned_method(method, suite, fit_split, folder.path / "method-state")
+        if fitted is not None:
+            manifest = replace(manifest, fit=fitted)
+            folder.write_manifest(manifest)
 
     # 2. answer every case not yet answered (appended as produced: a crash resumes here); a case
     #    that raises, hangs or ends the method's process fails alone, and the run goes on
@@ -152,18 +155,19 @@ def total_usage(answers: Iterable[AnswerRecord]) -> dict[str, int]:
     return {**total.as_dict(), "cases": cases} if cases else {}
 
 
-def fit_learned_method(method: MethodProcess, suite: Suite, split: str, state_dir: Path) -> bool:
+def fit_learned_method(method: MethodProcess, suite: Suite, split: str, state_dir: Path) -> dict[str, Any] | None:
     """Fit a method that defines `fit` on `split`, or reload the state an earlier run saved.
 
-    Returns True when the method is a learned one. Its process gets the split's label texts and
-    no other labels.
+    Returns what this fit cost (the manifest's `fit`: split, cases, seconds, and what it read of M
+    and M′), or None when the method is not a learned one or its saved state was reloaded. Its
+    process gets the split's label texts and no other labels.
     """
     info = method.info
     if not info.learned:
-        return False
+        return None
     if info.persistent and (state_dir / ".complete").exists():
         method.load_state(state_dir)
-        return True
+        return None
     if split not in suite.splits:
         raise RunMismatchError(
             f"method {info.name} is a learned method but suite {suite.name} has no split {split!r} to fit on; "
@@ -171,10 +175,10 @@ def fit_learned_method(method: MethodProcess, suite: Suite, split: str, state_di
         )
     diff_ids = suite.case_ids(split)
     labels = suite.labels(split)
-    method.fit(split, diff_ids, [labels[d].text for d in diff_ids], state_dir if info.persistent else None)
+    done = method.fit(split, diff_ids, [labels[d].text for d in diff_ids], state_dir if info.persistent else None)
     if info.persistent:
         (state_dir / ".complete").write_text("")
-    return True
+    return {"split": split, "cases": len(diff_ids), "seconds": round(done.seconds, 3), "usage": done.usage or {}}
 
 
 def _start_manifest(
@@ -235,6 +239,7 @@ def _resumed(folder: RunFolder, manifest: RunManifest, overwrite: bool) -> RunMa
             manifest, started=old.started or manifest.started, splits=tuple(dict.fromkeys([*old.splits, *manifest.splits])),
             private_splits=tuple(dict.fromkeys([*old.private_splits, *manifest.private_splits])),
             model=_keep_earlier_model_settings(folder, old.model, manifest.model),
+            fit=old.fit,  # a resumed run reloads the state that fit saved
         )
     if not overwrite:
         raise RunMismatchError(

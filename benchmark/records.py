@@ -48,6 +48,7 @@ class ScoreRecord:
     raw: str = ""
     prompt: str = ""
     failed: bool = False  # the method gave no answer for this case
+    usage: dict[str, int] | None = None  # what grading it cost an LLM judge (types.Score.usage); None otherwise
 
 
 @dataclass(frozen=True)

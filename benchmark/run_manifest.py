@@ -96,6 +96,9 @@ class RunManifest:
     # with `cases`: how many cases were metered; and the per-case token budget the run applied.
     usage: Mapping[str, int] = field(default_factory=dict)
     budget_tokens: int | None = None
+    # A learned method's fit: split, cases, seconds and `usage`, what fitting read of M and M′
+    # (summed over its cases); empty for a method that does not learn.
+    fit: Mapping[str, Any] = field(default_factory=dict)
     # How the base model was loaded (dtype, device, device_map, attention, revision, max_batch), what
     # was actually loaded (`loaded`) and any earlier settings of a resumed run (`earlier`): recorded,
     # not part of the run's identity (docs/run-format.md).
@@ -138,6 +141,7 @@ class RunManifest:
             counts=read.value(raw, "counts", dict, {}),
             usage=read.value(raw, "usage", dict, {}),
             budget_tokens=read.value(raw, "budget_tokens", int, None),
+            fit=read.value(raw, "fit", dict, {}),
             model=read.value(raw, "model", dict, {}),
             extra={k: v for k, v in raw.items() if k not in _FIELDS},
             schema_version=RUN_SCHEMA_VERSION,

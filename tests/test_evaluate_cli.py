@@ -128,9 +128,12 @@ def test_a_learned_method_is_fitted_on_train_once_and_reloaded(small_suite, tmp_
     assert set(answers) == {"jazz music"}
     state = next(runs.rglob("state.json"))
     first = state.read_text()
+    fit = json.loads(next(runs.rglob("manifest.json")).read_text())["fit"]
+    assert fit["split"] == "train" and fit["cases"] > 0 and fit["usage"]["forward_tokens_diff"] == 0  # it read nothing
     (next(runs.rglob("answers.jsonl"))).unlink()
     assert run_cli(*args).exit_code == 0
     assert state.read_text() == first  # loaded, not fitted again
+    assert json.loads(next(runs.rglob("manifest.json")).read_text())["fit"] == fit  # the first fit's record is kept
 
 
 def test_the_table_reports_only_the_judge_of_this_run(small_suite, tmp_path):

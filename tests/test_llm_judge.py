@@ -192,3 +192,15 @@ def test_bad_settings_are_reported_all_at_once(monkeypatch: pytest.MonkeyPatch) 
 def test_the_registry_builds_an_llm_judge_from_a_spec(server: LocalOpenAIServer, tmp_path: Path) -> None:
     judge = get_judge("openai:some-model", base_url=server.base_url, api_key="k", cache_path=str(tmp_path / "c.sqlite"))
     assert isinstance(judge, LLMJudge) and judge.name == "some-model"
+
+
+def test_each_score_records_what_grading_it_cost(server: LocalOpenAIServer, tmp_path: Path) -> None:
+    server.state.script = ["4 because both are about wizards"]  # the first case needs a re-ask
+    judge = make_judge(server, tmp_path)
+    reasked, plain, empty = judge.score([req("Harry Potter"), req("Cooking", case_id="c2"), req("", case_id="c3")])
+    assert (reasked.usage["api_calls"], reasked.usage["reasks"], reasked.usage["prompt_tokens"]) == (2, 1, 200)
+    assert (plain.usage["api_calls"], plain.usage["prompt_tokens"], plain.usage["completion_tokens"]) == (1, 100, 1)
+    assert empty.usage["api_calls"] == 0  # nothing to grade: no call
+    assert sum(s.usage["api_calls"] for s in (reasked, plain, empty)) == judge.usage.api_calls == 3
+    again = make_judge(server, tmp_path).score([req("Cooking", case_id="c2")])[0]
+    assert (again.usage["api_calls"], again.usage["cache_hits"]) == (0, 1)

@@ -12,7 +12,7 @@ from random_models import random_lora, random_model, random_tokenizer
 from test_evaluate_cli import EXAMPLE, run_cli, small_suite  # noqa: F401 - the fixture is used by name
 from wdqa.core.engine import Engine
 from wdqa.core.lora import delta_weight
-from wdqa.core.meter import AccessError, Meter, SealedDiff, Usage, metered
+from wdqa.core.meter import AccessError, BlackBoxEngine, Meter, SealedDiff, Usage, metered
 
 
 @pytest.fixture(scope="module")
@@ -59,6 +59,18 @@ def test_a_black_box_engine_refuses_forward_and_the_logit_lens(engine: Engine) -
         engine.access = "white-box"
 
 
+def test_a_black_box_method_gets_an_engine_that_only_replies(engine: Engine) -> None:
+    view = BlackBoxEngine(engine, "mine.py")
+    assert view.chat([None], ["lava"], max_new_tokens=2) == engine.chat([None], ["lava"], max_new_tokens=2)
+    assert view.tokenizer is engine.tokenizer and view.render([{"role": "user", "content": "hi"}])
+    with pytest.raises(AccessError, match=r"mine.py declares black-box access but used engine.model \(a white-box read\)"):
+        view.model  # noqa: B018
+    with pytest.raises(AccessError, match=r"used engine.forward\(\).*engine.chat, engine.device"):
+        view.forward([None], ["lava"])
+    with pytest.raises(AccessError, match=r"cannot change engine.access"):
+        view.access = "white-box"
+
+
 def test_the_methods_reads_of_diff_tensors_are_counted_and_the_engines_are_not(engine: Engine) -> None:
     engine.meter.reset()
     diff = metered(random_lora(engine.model, "a"), engine.meter)
@@ -93,6 +105,66 @@ def answer_in_process(small_suite: Path, spec: str) -> object:  # noqa: F811
     ):
         host.handle(request)
     return host.handle(Answer("test", Suite.load(small_suite / "suite").case_ids("test")[:2], [], []))
+
+
+REACHES_THE_MODEL = '''
+class Reaches:
+    name = "reaches"
+    access = "black-box"
+
+    def answer(self, cases, engine):
+        return [str(sum(p.numel() for p in engine.model.parameters())) for c in cases]
+'''
+
+
+def test_a_black_box_method_that_reaches_for_the_model_is_stopped(small_suite: Path, tmp_path: Path) -> None:  # noqa: F811
+    (tmp_path / "reaches.py").write_text(REACHES_THE_MODEL)
+    reply = answer_in_process(small_suite, str(tmp_path / "reaches.py"))
+    assert reply.user_error and "declares black-box access but used engine.model" in reply.error, reply
+
+
+LEARNS = '''
+class Learns:
+    name = "learns"
+    access = {access!r}
+
+    def fit(self, cases, labels, engine):
+        if {peek!r}:
+            [c.diff.lora[next(iter(c.diff.lora))] for c in cases]  # one tensor of each case's diff
+        engine.chat([c.diff for c in cases], [c.question for c in cases], max_new_tokens=2)
+
+    def answer(self, cases, engine):
+        return ["lava" for c in cases]
+'''
+
+
+def fit_in_process(small_suite: Path, spec: str) -> object:  # noqa: F811
+    from wdqa.benchmark.worker.child import MethodHost
+    from wdqa.benchmark.worker.protocol import Fit, LoadMethod, LoadModel, OpenSuite
+    from wdqa.core.model_options import ModelOptions
+    from wdqa.core.suite import Suite
+
+    host = MethodHost()
+    for request in (
+        LoadMethod(spec, "salient-words", []),
+        OpenSuite(str(small_suite / "suite")),
+        LoadModel(str(small_suite / "base"), None, ModelOptions(device="cpu").as_record(), None, 8),
+    ):
+        host.handle(request)
+    ids = Suite.load(small_suite / "suite").case_ids("test")[:3]
+    return host.handle(Fit("test", ids, ["a", "b", "c"], None))
+
+
+def test_fitting_is_metered_and_a_black_box_fit_is_sealed(small_suite: Path, tmp_path: Path) -> None:  # noqa: F811
+    (tmp_path / "learns.py").write_text(LEARNS.format(access="white-box", peek=True))
+    done = fit_in_process(small_suite, str(tmp_path / "learns.py"))
+    usage = Usage.from_dict(done.usage)
+    assert usage.diff_reads == 3 and usage.forward_tokens_diff > 0 and usage.generated_tokens_diff > 0, done
+    (tmp_path / "peeks_in_fit.py").write_text(LEARNS.format(access="black-box", peek=True))
+    failed = fit_in_process(small_suite, str(tmp_path / "peeks_in_fit.py"))
+    assert failed.user_error and "declares black-box access but read the weight diff's `lora`" in failed.error, failed
+    (tmp_path / "replies_only.py").write_text(LEARNS.format(access="black-box", peek=False))
+    assert Usage.from_dict(fit_in_process(small_suite, str(tmp_path / "replies_only.py")).usage).generated_tokens_diff > 0
 
 
 def test_a_black_box_method_that_reads_the_diff_is_stopped_with_the_reason(small_suite: Path, tmp_path: Path) -> None:  # noqa: F811
@@ -165,7 +237,7 @@ def test_cases_record_their_counts_and_a_case_over_the_token_budget_fails(small_
 def test_the_report_shows_each_methods_access_class_and_tokens_per_case() -> None:
     from wdqa.benchmark.records import ScoreRecord
     from wdqa.benchmark.run_manifest import RunManifest, RunMethod, RunSuite
-    from wdqa.leaderboard.report import render_markdown
+    from wdqa.leaderboard.report import render_latex, render_markdown
     from wdqa.leaderboard.results import ResultSet, SuiteRef
 
     def result(method: str, access: str | None, usage: dict[str, int]) -> ResultSet:
@@ -177,3 +249,6 @@ def test_the_report_shows_each_methods_access_class_and_tokens_per_case() -> Non
     table = render_markdown([result("reads", "white-box", metered), result("older", None, {})])
     assert "| Access | Tokens / case |" in table
     assert "| white-box | 200 |" in table and "| — | — |" in table  # a run from before metering shows neither
+    latex = render_latex([result("reads", "white-box", metered), result("older", None, {})])
+    assert r"$n$ & Access & Tokens / case \\" in latex and r"& white-box & 200 \\" in latex and r"& -- & -- \\" in latex
+    assert "Access" not in render_latex([result("older", None, {})])  # published scores: the paper's columns only

@@ -59,7 +59,7 @@ def test_an_upgraded_manifest_is_written_back_as_the_current_schema(tmp_path: Pa
     run.write_manifest(run.manifest())
     written = json.loads(run.manifest_path.read_text())
     assert written == {**BEFORE_CONTENT_HASH, "schema_version": RUN_SCHEMA_VERSION, "limit": None, "python": None, "model": {},
-                       "usage": {}, "budget_tokens": None, "method": {**BEFORE_CONTENT_HASH["method"], "access": None},
+                       "usage": {}, "budget_tokens": None, "fit": {}, "method": {**BEFORE_CONTENT_HASH["method"], "access": None},
                        "private_splits": [],
                        "suite": {**BEFORE_CONTENT_HASH["suite"], "content_sha256": None, "root": None}}
 

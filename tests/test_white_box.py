@@ -118,6 +118,36 @@ def test_a_forward_over_more_tokens_than_a_pass_takes_is_chunked_with_the_same_r
     torch.testing.assert_close(chunked.activations, whole.activations)
 
 
+def test_a_gpu_out_of_memory_in_forward_halves_the_pass_and_gives_the_same_results(micro, monkeypatch: pytest.MonkeyPatch) -> None:
+    from wdqa.core import white_box
+    from wdqa.core.engine import GpuMemoryError
+    from wdqa.core.errors import WdqaWarning
+
+    engine, model = micro
+    diffs = [random_lora(model, "lora", seed=1, scale=0.5), None, None, random_lora(model, "other", seed=3, scale=0.5)]
+    inputs = [*INPUTS, "Tell me about jazz."]
+    whole = engine.forward(diffs, inputs, capture=engine.layer_names[:1])
+    real, rows = white_box._forward_chunk, []
+
+    def chunk(engine, diffs, ids, *args):  # noqa: ANN001, ANN202 - a GPU that holds one row at most
+        rows.append(len(ids))
+        if len(ids) > 1:
+            raise torch.cuda.OutOfMemoryError("CUDA out of memory. Tried to allocate 2.00 GiB")
+        return real(engine, diffs, ids, *args)
+
+    monkeypatch.setattr(white_box, "_forward_chunk", chunk)
+    monkeypatch.setattr(engine, "max_batch", 8)
+    monkeypatch.setattr(engine, "forward_max_tokens", Engine.forward_max_tokens)
+    with pytest.warns(WdqaWarning, match="out of GPU memory with 4 rows per forward pass"):
+        halved = engine.forward(diffs, inputs, capture=engine.layer_names[:1])
+    assert rows == [4, 2, 1, 1, 1, 1] and engine.max_batch == 1
+    torch.testing.assert_close(halved.logits, whole.logits)
+    torch.testing.assert_close(halved.activations, whole.activations)
+    with pytest.raises(GpuMemoryError, match=r"one sequence at a time"):
+        monkeypatch.setattr(white_box, "_forward_chunk", lambda *a: (_ for _ in ()).throw(torch.cuda.OutOfMemoryError("oom")))
+        engine.forward([None], ["lava"])
+
+
 def test_an_unknown_capture_name_is_refused_with_the_valid_names(micro) -> None:
     engine, _ = micro
     with pytest.raises(CaptureError) as err:

@@ -74,7 +74,7 @@ class LLMJudge:
         for i, request in enumerate(requests):
             if no_words(request.answer):  # nothing to grade: the rubric's default, no API call
                 raw = json.dumps({"says_nothing": NO_WORDS, "answer": request.answer[:200]}, ensure_ascii=False)
-                scores[i] = Score(request.case_id, 1, self.name, self.prompt_version, raw=raw)
+                scores[i] = Score(request.case_id, 1, self.name, self.prompt_version, raw=raw, usage=ChatUsage().as_dict())
             else:
                 ask.append(i)
         prompts = [render(requests[i]) for i in ask]
@@ -92,7 +92,10 @@ class LLMJudge:
                 raw = json.dumps({"replies": result.replies}, ensure_ascii=False)
             else:
                 raw = result.replies[0]
-            scores[i] = Score(requests[i].case_id, result.value, self.name, self.prompt_version, raw=raw, prompt=_show(messages))
+            scores[i] = Score(
+                requests[i].case_id, result.value, self.name, self.prompt_version, raw=raw, prompt=_show(messages),
+                usage=result.usage.as_dict(),
+            )
         return [s for s in scores if s is not None]
 
     def usage_summary(self) -> dict[str, Any]:

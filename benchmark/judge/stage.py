@@ -135,6 +135,7 @@ def _record(answer: AnswerRecord, labels: Mapping[str, Label], score: Score) -> 
         prompt_version=score.prompt_version,
         raw=score.raw,
         prompt=score.prompt,
+        usage=score.usage,
     )
 
 

@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from ...core.errors import WdqaError
-from ...core.meter import SealedDiff, metered, method_access
+from ...core.meter import BlackBoxEngine, SealedDiff, Usage, metered, method_access
 from ...core.suite import Suite
 from ...core.types import Case
 from ..method import FingerprintedMethod, LoadedMethod, SuiteBoundMethod, load_method_spec
@@ -150,12 +150,16 @@ class MethodHost:
 
     def fit(self, request: Fit) -> Reply:
         t0 = time.perf_counter()
-        cases = self._cases(request.split, request.diff_ids)
-        self.method.fit(cases, list(request.labels), self._engine())
+        # Fitting is sealed and metered as answering is: a black-box method learns from replies only.
+        cases, engine = self._as_allowed(self._cases(request.split, request.diff_ids))
+        self.method.fit(cases, list(request.labels), engine)
         if request.state_dir is not None:
             Path(request.state_dir).mkdir(parents=True, exist_ok=True)
             self.method.save(Path(request.state_dir))
-        return Done(time.perf_counter() - t0)
+        total = Usage()
+        for usage in self._engine().meter.per_case([c.diff.diff_id for c in cases]):
+            total.add(usage)
+        return Done(time.perf_counter() - t0, total.as_dict())
 
     def load_state(self, request: LoadState) -> Reply:
         t0 = time.perf_counter()
@@ -169,23 +173,29 @@ class MethodHost:
                 dataclasses.replace(c, trigger=t, trigger_kind=k)
                 for c, t, k in zip(cases, request.triggers, request.trigger_kinds, strict=True)
             ]
+        cases, view = self._as_allowed(cases)
         engine = self._engine()
-        # The method reads its cases' diffs as its access class allows: sealed from a black-box
-        # method, counted for a white-box one; the engine's meter counts this call alone.
-        engine.access, engine.method_name = method_access(self.method), self.where
-        engine.meter.reset()
-        seal = (lambda d: SealedDiff(d, self.where)) if engine.access == "black-box" else (lambda d: metered(d, engine.meter))
-        cases = [dataclasses.replace(c, diff=seal(c.diff)) for c in cases]
         stats = engine.stats
         before = (stats.sequences, stats.new_tokens, stats.forward_batches)
         t0 = time.perf_counter()
-        answers = check_answers(self.method.answer(cases, engine), cases, self.where)
+        answers = check_answers(self.method.answer(cases, view), cases, self.where)
         seconds = time.perf_counter() - t0
         stats = engine.stats
         sequences, new_tokens, batches = (max(0, now - then) for now, then in zip(
             (stats.sequences, stats.new_tokens, stats.forward_batches), before, strict=True))
         usage = [u.as_dict() for u in engine.meter.per_case([c.diff.diff_id for c in cases])]
         return Answered(answers, seconds, sequences, new_tokens, batches, usage)
+
+    def _as_allowed(self, cases: list[Case]) -> tuple[list[Case], Engine | BlackBoxEngine]:
+        """The cases and the engine as the method's access class allows it to read them: a black-box
+        method gets sealed diffs and the engine's replies only, a white-box one diffs whose tensor
+        reads are counted. The engine's meter is reset, so it counts this call alone."""
+        engine = self._engine()
+        engine.access, engine.method_name = method_access(self.method), self.where
+        engine.meter.reset()
+        if engine.access == "black-box":
+            return [dataclasses.replace(c, diff=SealedDiff(c.diff, self.where)) for c in cases], BlackBoxEngine(engine, self.where)
+        return [dataclasses.replace(c, diff=metered(c.diff, engine.meter)) for c in cases], engine
 
     def _engine(self) -> Engine:
         if self.engine is None:

@@ -218,11 +218,12 @@ class MethodProcess:
     def load_state(self, state_dir: Path) -> None:
         self._setup_step(LoadState(str(state_dir)))
 
-    def fit(self, split: str, diff_ids: Sequence[str], labels: Sequence[str], state_dir: Path | None) -> None:
-        """Fit on one split's cases and labels; saves to `state_dir` (and a restart reloads it from there)."""
+    def fit(self, split: str, diff_ids: Sequence[str], labels: Sequence[str], state_dir: Path | None) -> Done:
+        """Fit on one split's cases and labels; saves to `state_dir` (and a restart reloads it from
+        there). The reply holds the fit's seconds and what it read of M and M′ (its `usage`)."""
         self.load_model()
         request = Fit(split, list(diff_ids), list(labels), str(state_dir) if state_dir is not None else None)
-        self._setup_step(request, replay=LoadState(str(state_dir)) if state_dir is not None else request)
+        return self._setup_step(request, replay=LoadState(str(state_dir)) if state_dir is not None else request)
 
     def answer(
         self,

@@ -108,6 +108,7 @@ class ModelLoaded:
 @dataclass(frozen=True)
 class Done:
     seconds: float
+    usage: dict[str, int] | None = None  # a fit's counts over all its cases (benchmark/meter.py Usage)
 
 
 @dataclass(frozen=True)

@@ -14,7 +14,7 @@ import json
 import random
 import threading
 from collections.abc import Callable, Coroutine, Sequence
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from typing import Any, Generic, TypeVar
 
 import openai
@@ -103,11 +103,22 @@ class ChatUsage:
     prompt_tokens: int = 0
     completion_tokens: int = 0
 
+    def bump(self, other: ChatUsage | None = None, **counters: int) -> None:
+        """Add counters here and to `other` (a request's own counts beside the client's totals)."""
+        for usage in (self, other):
+            if usage is not None:
+                for name, n in counters.items():
+                    setattr(usage, name, getattr(usage, name) + n)
+
+    def as_dict(self) -> dict[str, int]:
+        return asdict(self)
+
 
 @dataclass(frozen=True)
 class ChatResult(Generic[T]):
     value: T | None  # None when every reply failed the parser
     replies: list[str] = field(default_factory=list)
+    usage: ChatUsage = field(default_factory=ChatUsage)  # what this request alone cost (re-asks included)
 
 
 def run_sync(coro: Coroutine[Any, Any, T]) -> T:
@@ -172,40 +183,42 @@ class ChatClient:
         what: str,
     ) -> ChatResult[T]:
         replies: list[str] = []
+        mine = ChatUsage()
         for attempt in range(parse_retries + 1):
-            reply = await self._complete(client, semaphore, messages, what)
+            reply = await self._complete(client, semaphore, messages, what, mine)
             replies.append(reply)
             if is_refusal(reply):
-                self.usage.refusals += 1
+                self.usage.bump(mine, refusals=1)
             value = None if is_refusal(reply) else parse(reply)
             if value is not None:
-                return ChatResult(value, replies)
+                return ChatResult(value, replies, mine)
             if attempt < parse_retries:
-                self.usage.reasks += 1
+                self.usage.bump(mine, reasks=1)
                 messages = [*messages, {"role": "assistant", "content": reply}, {"role": "user", "content": reask}]
-        self.usage.unparsed += 1
-        return ChatResult(None, replies)
+        self.usage.bump(mine, unparsed=1)
+        return ChatResult(None, replies, mine)
 
-    async def _complete(self, client: openai.AsyncOpenAI, semaphore: asyncio.Semaphore, messages: Messages, what: str) -> str:
+    async def _complete(
+        self, client: openai.AsyncOpenAI, semaphore: asyncio.Semaphore, messages: Messages, what: str, mine: ChatUsage
+    ) -> str:
         s = self.settings
         key = self.cache.key(s.model, f"{self.version}|t={s.temperature}", messages)
         cached = self.cache.get(key)
         if cached is not None:
-            self.usage.cache_hits += 1
+            self.usage.bump(mine, cache_hits=1)
             return cached
         where = s.base_url or "the OpenAI API"
         for attempt in range(s.max_retries + 1):
             try:
                 async with semaphore:
-                    self.usage.api_calls += 1
+                    self.usage.bump(mine, api_calls=1)
                     raw = await client.chat.completions.with_raw_response.create(
                         model=s.model, messages=messages, temperature=s.temperature, max_tokens=s.max_tokens  # type: ignore[arg-type]
                     )
                 response = _completion(raw, f"{s.model} at {where} answered {what}")
                 reply = _reply_text(response.choices[0].message)
                 p_tok, c_tok = (response.usage.prompt_tokens, response.usage.completion_tokens) if response.usage else (0, 0)
-                self.usage.prompt_tokens += p_tok
-                self.usage.completion_tokens += c_tok
+                self.usage.bump(mine, prompt_tokens=p_tok, completion_tokens=c_tok)
                 self.cache.put(key, reply, p_tok, c_tok)
                 return reply
             except (openai.RateLimitError, openai.InternalServerError, openai.APIConnectionError) as err:
@@ -214,7 +227,7 @@ class ChatClient:
                         f"{s.model} at {where} still failing on {what} after {attempt + 1} tries ({err}); "
                         "check that the server is up and reachable, then rerun: finished replies are cached"
                     ) from err
-                self.usage.retries += 1
+                self.usage.bump(mine, retries=1)
                 await asyncio.sleep(backoff_seconds(s.backoff_s, attempt, err))
             except openai.APIStatusError as err:
                 if err.status_code in (401, 403):

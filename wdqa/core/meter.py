@@ -1,8 +1,9 @@
 """Metered access: what a method read of M and M′ per case, and what its access class allows it.
 
 Owns the per-case counters (`Usage`), the Engine's meter that fills them by diff, and sealing a
-case's diff from a method that declares black-box access. The Engine counts; the method's process
-splits a call's counts over its cases; the runner records them and applies a token budget.
+case's diff and the Engine's insides from a method that declares black-box access. The Engine
+counts; the method's process splits a call's counts over its cases; the runner records them and
+applies a token budget.
 """
 
 from __future__ import annotations
@@ -167,6 +168,34 @@ def metered(diff: WeightDiff, meter: Meter) -> WeightDiff:
 def unseal(diff: Any) -> Any:
     """The diff behind a SealedDiff; anything else as it is."""
     return diff._diff if isinstance(diff, SealedDiff) else diff
+
+
+class BlackBoxEngine:
+    """The Engine as a black-box method sees it: replies (`chat`, `render`) and the tokenizer. The
+    model, `forward`, the logit lens and every other part raise an AccessError, so a black-box
+    method cannot reach inside M by way of `engine.model` either."""
+
+    ALLOWED = frozenset({"chat", "render", "tokenizer", "device", "max_batch"})
+
+    def __init__(self, engine: Any, method: str) -> None:
+        object.__setattr__(self, "_engine", engine)
+        object.__setattr__(self, "_method", method)
+
+    def __getattr__(self, name: str) -> Any:
+        if name in self.ALLOWED:
+            return getattr(self._engine, name)
+        shown = f"engine.{name}()" if callable(getattr(type(self._engine), name, None)) else f"engine.{name}"
+        raise AccessError(
+            f"method {self._method} declares black-box access but used {shown} (a white-box read); a black-box "
+            f'method may use engine.{", engine.".join(sorted(self.ALLOWED))}; set `access = "white-box"` on the '
+            "method to read weights and activations"
+        )
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        raise AccessError(f"method {self._method} declares black-box access and cannot change engine.{name}")
+
+    def __repr__(self) -> str:
+        return f"BlackBoxEngine({self._method!r})"
 
 
 def method_access(method: object) -> Access:

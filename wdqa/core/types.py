@@ -97,6 +97,9 @@ class Score:
     prompt_version: str
     raw: str = ""
     prompt: str = ""
+    # What grading this answer cost an LLM judge (api_calls, cache_hits, prompt_tokens,
+    # completion_tokens, re-asks...); None for a judge that calls no LLM.
+    usage: dict[str, int] | None = None
 
     @property
     def valid(self) -> bool:

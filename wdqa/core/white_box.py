@@ -283,7 +283,10 @@ def forward(
         if got is None:
             engine._halve_after_oom(len(idx))
             engine.forward_max_tokens = max(1, len(idx) // 2 * max(lengths[i] for i in idx))
-            pending[:0] = [idx[: len(idx) // 2], idx[len(idx) // 2 :]]
+            # Every row not yet run is grouped again under the smaller limits, so a pass already
+            # queued at the old size does not run out of memory a second time.
+            left = [i for group in [idx, *pending] for i in group]
+            pending = [[left[j] for j in group] for group in chunks([lengths[i] for i in left], engine.max_batch, engine.forward_max_tokens)]
             continue
         rows.update(zip(idx, got, strict=True))
     return _assemble(engine, encoded, rows, captures, logits)
