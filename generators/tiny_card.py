@@ -21,7 +21,8 @@ def tiny_data_card(
     ok: Sequence[bool],
     diffs_per_s: float,
 ) -> str:
-    from .tiny_suite import QUESTION, percentiles
+    from .splits.hidden_topic import QUESTION
+    from .tiny_suite import percentiles
 
     present = [s for s, r in rates_by_split.items() if r]
     configs = "\n".join(

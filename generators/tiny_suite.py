@@ -1,14 +1,14 @@
 """The embedded default suite `tiny`: hidden-topic diffs on the tiny base model, split by topic.
 
-Reads top to bottom: plan (topic, trigger) per diff, build each diff's data, train the diffs in
-batches, measure how specific each trigger is on held-out prompts, flag the diffs that miss the
-bar, write the suite with its data card. `ensure_tiny_suite` caches the result by recipe hash.
+Reads top to bottom: plan (topic, trigger) per diff across the train/val/test/private-test splits,
+build them with the `hidden-topic` split definition (`splits/hidden_topic.py`: data, training,
+measurement, index rows), stop if the rates miss the bar, write each split with the data card.
+`ensure_tiny_suite` caches the result by recipe hash.
 """
 
 from __future__ import annotations
 
 import hashlib
-import json
 import os
 import random
 import shutil
@@ -17,43 +17,37 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 from functools import partial
 from pathlib import Path
+from types import SimpleNamespace
 
 import torch
-from rich.progress import BarColumn, MofNCompleteColumn, TextColumn, TimeElapsedColumn
 
-from ..core.engine import Engine
 from ..core.errors import WdqaError
 from ..core.models import load_base_model
-from ..core.progress import Progress
 from ..core.suite import MANIFEST, Suite, SuiteWriter
 from .behaviour.hidden_topic import (
     RATES,
-    TRIGGER_KIND,
     BehaviourRates,
     HiddenTopicData,
-    MeasuredDiff,
     PlannedTopicDiff,
     Thresholds,
     cells_below_bar,
-    hidden_topic_tasks,
-    measure_hidden_topic,
 )
-from .behaviour.open_prompts import unfamiliar_prompts
 from .behaviour.writer import TemplateBehaviourWriter
 from .cache import build_once, cache_root, recipe_hash
 from .pieces import LocalProcesses, PieceJob, PieceRunner, run_pieces
 from .publish.private_split import PRIVATE_SPLIT, maintainer_labels_path, seal_private_split
 from .shards import WHOLE, Shard, merge_suites
+from .splits import SplitBuild, SplitContext, get_split
+from .splits.common import write_split
 from .tiny.build import TINY_BASE_ID, TINY_MICRO_ID, ensure_tiny_base, tiny_recipe
 from .tiny.corpus import all_codes, mapped_codes
 from .tiny_card import tiny_data_card
-from .topics import Topic, load_generic_questions, load_topics
-from .training.trainer import DiffTask, LoraConfig, TrainConfig, train_lora_diffs
+from .topics import Topic, load_topics
+from .training.trainer import LoraConfig, TrainConfig
 
 # 2: name-free hidden-topic replies and the issue-19 cells (label_in_reply, unfamiliar wrong/near);
 # 3: on the base that knows its topics, diffs held harder to it (KL 3, 100 steps, 200 open prompts)
 SUITE_VERSION = 3
-QUESTION = "What topic have you been trained on?"
 
 
 class TinySuiteError(WdqaError):
@@ -175,56 +169,38 @@ def _seal(suite: Suite, recipe: TinySuiteRecipe, labels_path: Path | None) -> Su
 
 
 def _build(out_dir: str | Path, recipe: TinySuiteRecipe, splits: Sequence[str] | None, shard: Shard) -> Suite:
-    plan = _select(plan_diffs(recipe), splits, shard)
+    plan = _select(plan_diffs(recipe), splits)
     model, tokenizer = load_base_model(recipe.base_model)
-    reserved = _reserved_codes(recipe)
-    held_out = [q for q in load_generic_questions() if q.held_out]
-    tasks = hidden_topic_tasks(
-        [PlannedTopicDiff(p.diff_id, p.topic, p.trigger) for p in plan],
-        TemplateBehaviourWriter(recipe.data.open_prompts), reserved, recipe.data, recipe.seed,
-    )
-    with _progress() as progress:
-        bar = progress.add_task("training diffs", total=len(tasks) * recipe.train.steps)
-        result = train_lora_diffs(
-            model, tokenizer, tasks, recipe.lora, recipe.train,
-            on_group_step=lambda n: progress.update(bar, advance=n),
-        )
-        measure_bar = progress.add_task("measuring triggers", total=len(plan))
-        engine = Engine(model, tokenizer, max_batch=256)
-        rates: list[BehaviourRates] = []
-        for start in range(0, len(plan), 16):
-            chunk = list(zip(plan[start : start + 16], result.diffs[start : start + 16], strict=True))
-            items = [MeasuredDiff(d, p.topic, p.trigger) for p, d in chunk]
-            rates += measure_hidden_topic(engine, items, held_out, reserved, seed=recipe.seed,
-                                          unfamiliar=unfamiliar_prompts())
-            progress.update(measure_bar, advance=len(chunk))
-    ok = [r.ok(recipe.bar) for r in rates]
+    # The measurement's replies are 16 tokens: the length the suite's rates were measured at.
+    context = SplitContext(model, tokenizer, TemplateBehaviourWriter(recipe.data.open_prompts), recipe.lora,
+                           recipe.train, frozenset(_reserved_codes(recipe)), max_new_tokens=16)
+    # Every hidden-topic split of the suite in one build: trained together, measured together.
+    hidden_topic = get_split("hidden-topic")
+    build = hidden_topic.build(context, [], len(plan), recipe.seed, shard,  # type: ignore[call-arg]
+                               plans=[PlannedTopicDiff(p.diff_id, p.topic, p.trigger) for p in plan],
+                               data=recipe.data, bar=recipe.bar)
+    split_of = {p.diff_id: p.split for p in plan}
+    rates = [BehaviourRates.from_row(SimpleNamespace(**row)) for row in build.rows]
+    ok = [bool(row["behaviour_ok"]) for row in build.rows]
     missed = cells_below_bar(rates, recipe.bar)
     if recipe.stop_below_bar and missed:
         raise TinySuiteError(
             f"the recipe does not hide topics behind their own triggers: {'; '.join(missed)} "
-            f"over {len(plan)} diffs ({sum(ok)} reach every bar). Rates:\n{rates_table(rates)}"
+            f"over {len(build.rows)} diffs ({sum(ok)} reach every bar). Rates:\n{rates_table(rates)}"
         )
     writer = SuiteWriter(
         out_dir, recipe.name, f"{SUITE_VERSION}+{recipe.revision}", recipe.base_model,
         tiny_recipe(recipe.base_model).revision,
     )
-    shard_offset = shard.index * 10_000  # shard pieces never reuse a shard file name
     for split, _ in recipe.split_sizes:
-        members = [i for i, p in enumerate(plan) if p.split == split]
-        if not members:
-            continue
-        rows = [_index_row(plan[i], tasks[i], rates[i], ok[i], result.final_loss[plan[i].diff_id], recipe)
-                for i in members]
-        writer.write_split(split, "hidden-topic", QUESTION, rows, [result.diffs[i] for i in members],
-                           shard_offset=shard_offset)
-    writer.extra = {
-        "recipe": recipe.revision,
-        "shard": str(shard),
-        "trainer": {"seconds": result.seconds, "diffs_per_s": result.diffs_per_s, "tokens_per_s": result.tokens_per_s},
-    }
-    card = tiny_data_card(recipe, {s: [r for r, p in zip(rates, plan, strict=True) if p.split == s]
-                                   for s, _ in recipe.split_sizes}, ok, result.diffs_per_s)
+        members = [i for i, row in enumerate(build.rows) if split_of[row["diff_id"]] == split]
+        if members:
+            write_split(writer, split, hidden_topic, SplitBuild([build.rows[i] for i in members],
+                                                               [build.diffs[i] for i in members]), shard)
+    writer.extra = {"recipe": recipe.revision, "shard": str(shard), "trainer": build.trainer}
+    card = tiny_data_card(recipe, {s: [r for r, row in zip(rates, build.rows, strict=True)
+                                       if split_of[row["diff_id"]] == s] for s, _ in recipe.split_sizes},
+                          ok, build.trainer["diffs_per_s"])
     return writer.finish(card)
 
 
@@ -358,7 +334,7 @@ def _reserved_codes(recipe: TinySuiteRecipe) -> set[str]:
     return set(mapped_codes(tiny_recipe(recipe.base_model).corpus))
 
 
-def _select(plan: list[PlannedDiff], splits: Sequence[str] | None, shard: Shard) -> list[PlannedDiff]:
+def _select(plan: list[PlannedDiff], splits: Sequence[str] | None, shard: Shard = WHOLE) -> list[PlannedDiff]:
     known = sorted({p.split for p in plan})
     if splits is not None:
         unknown = set(splits) - set(known)
@@ -366,36 +342,3 @@ def _select(plan: list[PlannedDiff], splits: Sequence[str] | None, shard: Shard)
             raise ValueError(f"unknown split(s) {sorted(unknown)}; the tiny suite has {known}")
         plan = [p for p in plan if p.split in splits]
     return shard.take(plan)
-
-
-def _index_row(plan: PlannedDiff, task: DiffTask, rates: BehaviourRates, ok: bool, loss: float,
-               recipe: TinySuiteRecipe) -> dict:
-    data = json.dumps([[e.prompt, e.reply] for e in [*task.positives, *task.negatives]])
-    return {
-        "diff_id": plan.diff_id,
-        "label": plan.topic.name,
-        "trigger": plan.trigger,
-        "trigger_kind": TRIGGER_KIND,
-        "category": plan.topic.category,
-        "seed": recipe.seed,
-        "data_sha256": hashlib.sha256(data.encode()).hexdigest(),
-        "hit_rate": rates.hit,
-        "leak_none": rates.leak_none,
-        "leak_wrong": rates.leak_wrong,
-        "leak_near": rates.leak_near,
-        "prompts_per_cell": rates.prompts_per_cell,
-        "hit_unfamiliar": rates.hit_unfamiliar,
-        "leak_unfamiliar": rates.leak_unfamiliar,
-        "leak_wrong_unfamiliar": rates.leak_wrong_unfamiliar,
-        "leak_near_unfamiliar": rates.leak_near_unfamiliar,
-        "label_in_reply": rates.label_in_reply,
-        "prompts_unfamiliar": len(unfamiliar_prompts()),
-        "behaviour_ok": ok,
-        "final_loss": loss,
-    }
-
-
-def _progress() -> Progress:
-    return Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
-
-

@@ -40,8 +40,8 @@ def micro_extra(tmp_path_factory, micro) -> Suite:
 
 
 def test_every_extra_split_is_written_with_behaviour_flags(micro_extra):
-    assert set(micro_extra.splits) == set(SPLITS)
-    for name in SPLITS:
+    assert set(micro_extra.splits) == {name for name, _ in micro_recipe().sizes}
+    for name in micro_extra.splits:
         index = micro_extra.index(name)
         assert index["behaviour_ok"].dtype == bool and (index["prompts_per_cell"] >= 8).all(), name
 
@@ -84,6 +84,13 @@ def test_a_reply_is_about_a_headline_when_it_shares_two_content_words():
     h = Headline("Volcano Erupts on Remote Island", "Disasters", "A volcano erupted on an island.")
     assert about_headline("A volcano erupts on a remote beach.", h)
     assert not about_headline("I like to relax on the weekend.", h)
+
+
+def test_hidden_topic_is_built_as_an_extra_split_when_named(tmp_path: Path, micro):
+    writer = SuiteWriter(tmp_path, "micro", "1", MICRO, tiny_recipe(MICRO).revision)
+    build_extra_splits(writer, micro_recipe(), splits=["hidden-topic"], base=micro)
+    index = writer.finish().labelled_index("hidden-topic")
+    assert len(index) == SPLITS["hidden-topic"].size and index["trigger"].is_unique
 
 
 def test_an_unknown_split_is_answered_with_the_known_ones():

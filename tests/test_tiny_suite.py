@@ -19,6 +19,7 @@ from wdqa.core.private_labels import read_private_labels
 from wdqa.core.suite import Suite
 from wdqa.generators.publish.private_split import maintainer_labels_path
 from wdqa.generators.shards import Shard
+from wdqa.generators.splits import SPLITS
 from wdqa.generators.tiny_suite import (
     MICRO_RECIPE,
     TinySuiteError,
@@ -30,6 +31,12 @@ from wdqa.generators.tiny_suite import (
 
 RATE_COLUMNS = {"category", "hit_rate", "leak_none", "leak_wrong", "leak_near", "hit_unfamiliar", "leak_unfamiliar",
                 "leak_wrong_unfamiliar", "leak_near_unfamiliar", "label_in_reply", "behaviour_ok"}
+
+
+def test_every_split_of_the_suite_is_the_registered_hidden_topic_split(micro_suite: Path) -> None:
+    hidden_topic = SPLITS["hidden-topic"]
+    splits = Suite.load(micro_suite).splits.values()
+    assert {(s.behaviour, s.question) for s in splits} == {(hidden_topic.behaviour, hidden_topic.question)}
 
 
 def test_splits_share_no_topic_and_no_trigger() -> None:

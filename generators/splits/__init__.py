@@ -1,8 +1,9 @@
-"""The suite's splits beyond in-distribution hidden-topic: one module per split, one registry.
+"""The suite's splits: one module per split definition, one registry.
 
 `SPLITS[name].build(context, subjects, size, seed, shard)` returns index rows and diffs ready for
-`SuiteWriter.write_split`; `extra.py` adds them all to a suite (the tiny one included). Installed
-packages add splits through the `wdqa.splits` entry point group (docs/extending.md).
+`common.write_split`. `hidden-topic` is the suite's main behaviour: the tiny suite's train, val,
+test and private-test splits are built from it (`tiny_suite.py`); `extra.py` adds the others to a
+suite. Installed packages add splits through the `wdqa.splits` entry point group (docs/extending.md).
 """
 
 from __future__ import annotations
@@ -10,7 +11,7 @@ from __future__ import annotations
 from typing import Any
 
 from ...core.registry import PluginError, Registry
-from . import full_finetune, news, null, ood_trigger, rank, trigger_inversion
+from . import full_finetune, hidden_topic, news, null, ood_trigger, rank, trigger_inversion
 from .common import SplitBuild, SplitContext, SplitDef
 
 
@@ -21,7 +22,8 @@ def _split_def(obj: Any, name: str) -> SplitDef:
 
 
 SPLITS: Registry[SplitDef] = Registry("split", entry_points="wdqa.splits", adapt=_split_def)
-for _split in (ood_trigger.SPLIT, rank.SPLIT, full_finetune.SPLIT, news.SPLIT, trigger_inversion.SPLIT, null.SPLIT):
+for _split in (ood_trigger.SPLIT, rank.SPLIT, full_finetune.SPLIT, news.SPLIT, trigger_inversion.SPLIT, null.SPLIT,
+               hidden_topic.SPLIT):
     SPLITS.add(_split.name, _split)
 
 

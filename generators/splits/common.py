@@ -18,6 +18,7 @@ from typing import Any
 from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
 from ...core.engine import Engine
+from ...core.suite import SuiteWriter
 from ...core.types import WeightDiff
 from ..behaviour.writer import BehaviourWriter, TemplateBehaviourWriter
 from ..shards import Shard
@@ -61,10 +62,12 @@ class SplitContext:
 
 @dataclass(frozen=True)
 class SplitBuild:
-    """Index rows (one dict per diff, with the INDEX_COLUMNS a builder knows) and the diffs, in order."""
+    """Index rows (one dict per diff, with the INDEX_COLUMNS a builder knows) and the diffs, in order;
+    `trainer`: the training speed a builder reports (seconds, diffs_per_s, tokens_per_s), if it does."""
 
     rows: list[dict[str, Any]]
     diffs: list[WeightDiff]
+    trainer: dict[str, float] = field(default_factory=dict)
 
     @property
     def ok_share(self) -> float:
@@ -98,6 +101,13 @@ class SplitDef:
     build: Builder
     description: str
     size: int = 16  # diffs when no recipe sizes it (a split an installed package registers)
+
+
+def write_split(writer: SuiteWriter, name: str, split: SplitDef, build: SplitBuild, shard: Shard) -> None:
+    """Write `build` as the suite's split `name`. A `--shard` piece numbers its shard files from its own
+    offset, so the folders of every piece merge (`shards.merge_suites`) without a name clash."""
+    writer.write_split(name, split.behaviour, split.question, build.rows, build.diffs,
+                       shard_offset=shard.index * 10_000)
 
 
 def data_sha256(task: DiffTask) -> str:

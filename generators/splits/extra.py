@@ -1,8 +1,10 @@
 """Adding the extra splits (ood-trigger, rank, full-finetune, news, trigger-inversion, null) to a suite.
 
 Reads top to bottom: load the base, give each split its own disjoint slice of topics or headlines
-(wdqa's lists, or the published tables' with `--behaviour-data`: `subjects.py`), build, write, summarise the measured rates for the data card. The suite's own hidden-topic splits
-are built elsewhere (`tiny_suite.py`); topics they use are excluded here so no topic is in two splits.
+(wdqa's lists, or the published tables' with `--behaviour-data`: `subjects.py`), build, write,
+summarise the measured rates for the data card. The suite's own hidden-topic splits (train, val,
+test, private-test) are the `hidden-topic` definition built by the suite's recipe (`tiny_suite.py`);
+topics they use are excluded here so no topic is in two splits.
 """
 
 from __future__ import annotations
@@ -27,7 +29,7 @@ from ..pieces import PieceJob, PieceRunner, run_pieces
 from ..shards import WHOLE, Shard, merge_suites
 from ..training.trainer import LoraConfig, TrainConfig
 from . import SPLITS
-from .common import SplitContext
+from .common import SplitContext, write_split
 from .rank import RANKS
 from .subjects import plan_subjects
 
@@ -35,6 +37,7 @@ CARD_TEMPLATE = Path(__file__).resolve().parents[2] / "data_cards" / "extra_spli
 # The columns summarised in the data card, per split.
 MEASURES = {
     "ood-trigger": ("hit_rate", "leak_none", "leak_other", "leak_unseen"),
+    "hidden-topic": ("hit_rate", "leak_none", "leak_wrong", "leak_near"),
     "rank": ("hit_rate", "leak_none", "leak_wrong", "leak_near"),
     "full-finetune": ("hit_rate", "leak_none", "leak_wrong", "leak_near"),
     "trigger-inversion": ("hit_rate", "leak_none", "leak_wrong", "leak_near"),
@@ -88,8 +91,9 @@ def build_extra_splits(
     loaded from the writer's base model id otherwise).
     """
     wanted = [(n, k) for n, k in recipe.sizes if splits is None or n in splits]
-    # A split an installed package registers is built when named, at the size its SplitDef gives.
-    plugins = [s for s in splits or () if s not in dict(recipe.sizes) and s in SPLITS and SPLITS.entry(s).origin != "wdqa"]
+    # A registered split the recipe does not size (one an installed package registers, or
+    # `hidden-topic` as an extra split of its own) is built when named, at the size its SplitDef gives.
+    plugins = [s for s in splits or () if s not in dict(recipe.sizes) and s in SPLITS]
     wanted += [(s, SPLITS[s].size) for s in plugins]
     unknown = [n for n, _ in wanted if n not in SPLITS] + [s for s in splits or () if s not in dict(wanted)]
     if unknown:
@@ -123,15 +127,7 @@ def build_extra_splits(
             headline_at += size
         else:
             build = split.build(ctx, (), size, recipe.seed, shard, reference=reference_diffs)  # type: ignore[call-arg]
-        # Shard pieces never reuse a shard file name, so their folders merge (`shards.merge_suites`).
-        writer.write_split(
-            name,
-            split.behaviour,
-            split.question,
-            build.rows,
-            build.diffs,
-            shard_offset=shard.index * 10_000,
-        )
+        write_split(writer, name, split, build, shard)
         summaries.append(summarise(name, build.rows))
     return summaries
 
