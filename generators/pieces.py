@@ -2,8 +2,10 @@
 
 Owns where pieces run, shipping their input folders to workers and the finished pieces back (as tar
 archives through Ray's object store, so a cluster needs no shared disk), and keeping finished pieces
-so a rerun after a crash builds only the missing ones. What a piece builds is the caller's function;
-joining the pieces is `shards.merge_suites`.
+so a rerun after a crash builds only the missing ones. `build_in_pieces` is the one flow
+every piecewise build takes (the tiny suite's hidden-topic splits, the extra splits): run the pieces,
+merge them into one suite, drop them. What a piece builds, and how the merge finishes the suite
+(its data card, sealing a private split), are the caller's functions.
 """
 
 from __future__ import annotations
@@ -22,7 +24,7 @@ from typing import Any, Protocol
 from ..core.errors import WdqaError
 from ..core.registry import Registry
 from ..core.suite import MANIFEST
-from .cache import cache_root
+from .cache import build_once, cache_root
 from .shards import Shard
 
 
@@ -79,6 +81,30 @@ def run_pieces(job: PieceJob, count: int, pieces_dir: Path, runner: PieceRunner)
                 f"rerun the same command to build only the missing pieces):\n{details}"
             )
     return outs
+
+
+def build_in_pieces(
+    job: PieceJob,
+    count: int,
+    out: Path,
+    runner: PieceRunner,
+    merge: Callable[[Sequence[Path], Path], object],
+    cached: bool = False,
+) -> Path:
+    """Build `job` as `count` `--shard` pieces on `runner`, then `merge(pieces, out)` them into `out`.
+
+    `merge` joins the piece folders into one suite (`shards.merge_suites`) and finishes it. Pieces
+    are kept in `<out>.pieces` until the merge, so a rerun after a crash builds only the missing
+    ones. `cached`: `out` is a cache entry (written through `build_once`, never half-made).
+    """
+    pieces_dir = out.parent / f"{'.' if cached else ''}{out.name}.pieces"
+    pieces = run_pieces(job, count, pieces_dir, runner)
+    if cached:
+        build_once(out, lambda tmp: merge(pieces, tmp), MANIFEST)
+    else:
+        merge(pieces, out)
+    shutil.rmtree(pieces_dir, ignore_errors=True)
+    return out
 
 
 @dataclass(frozen=True)

@@ -3,7 +3,8 @@
 Reads top to bottom: plan (topic, trigger) per diff across the train/val/test/private-test splits,
 build them with the `hidden-topic` split definition (`splits/hidden_topic.py`: data, training,
 measurement, index rows), stop if the rates miss the bar, write each split with the data card.
-`ensure_tiny_suite` caches the result by recipe hash.
+Pieces are built and merged the way every split is (`pieces.build_in_pieces`); `ensure_tiny_suite`
+caches the result by recipe hash.
 """
 
 from __future__ import annotations
@@ -11,7 +12,6 @@ from __future__ import annotations
 import hashlib
 import os
 import random
-import shutil
 import statistics
 from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
@@ -34,7 +34,7 @@ from .behaviour.hidden_topic import (
 )
 from .behaviour.writer import TemplateBehaviourWriter
 from .cache import build_once, cache_root, recipe_hash
-from .pieces import LocalProcesses, PieceJob, PieceRunner, run_pieces
+from .pieces import LocalProcesses, PieceJob, PieceRunner, build_in_pieces
 from .publish.private_split import PRIVATE_SPLIT, maintainer_labels_path, seal_private_split
 from .shards import WHOLE, Shard, merge_suites
 from .splits import SplitBuild, SplitContext, get_split
@@ -273,21 +273,12 @@ def published_build_note(suite: Suite) -> str:
 def build_tiny_suite_in_pieces(
     out: Path, recipe: TinySuiteRecipe, count: int, runner: PieceRunner, cached: bool = False
 ) -> Path:
-    """Build the suite as `count` `--shard` pieces on `runner` (local processes or Ray), merged into `out`.
-
-    Pieces are kept in `<out>.pieces` until the merge, so a rerun after a crash builds only the
-    missing ones. `cached`: `out` is a cache entry (written through `build_once`, never half-made).
-    """
+    """Build the suite as `count` `--shard` pieces on `runner` (local processes or Ray), merged into
+    `out` with its data card and its private split sealed (`pieces.build_in_pieces`)."""
     base = ensure_tiny_base(recipe.base_model)  # once, here: the pieces must not race to build it
-    pieces_dir = out.parent / f"{'.' if cached else ''}{out.name}.pieces"
     job = PieceJob(partial(_build_piece, recipe=recipe), (base,), identity=f"{recipe.name}@{recipe.revision}")
-    pieces = run_pieces(job, count, pieces_dir, runner)
-    if cached:
-        build_once(out, lambda tmp: merge_tiny_suite(pieces, tmp, recipe, maintainer_labels_path(out)), MANIFEST)
-    else:
-        merge_tiny_suite(pieces, out, recipe, maintainer_labels_path(out))
-    shutil.rmtree(pieces_dir, ignore_errors=True)
-    return out
+    merge = partial(merge_tiny_suite, recipe=recipe, labels_path=maintainer_labels_path(out))
+    return build_in_pieces(job, count, out, runner, merge, cached)
 
 
 def _build_piece(out: Path, shard: Shard, base: Path, recipe: TinySuiteRecipe) -> None:

@@ -10,7 +10,6 @@ topics they use are excluded here so no topic is in two splits.
 from __future__ import annotations
 
 import hashlib
-import shutil
 import statistics
 from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
@@ -25,7 +24,7 @@ from ...core.models import load_base_model
 from ...core.suite import Suite, SuiteWriter
 from ...core.types import WeightDiff
 from ..behaviour.writer import BehaviourWriter, TemplateBehaviourWriter
-from ..pieces import PieceJob, PieceRunner, run_pieces
+from ..pieces import PieceJob, PieceRunner, build_in_pieces
 from ..shards import WHOLE, Shard, merge_suites
 from ..training.trainer import LoraConfig, TrainConfig
 from . import SPLITS
@@ -247,7 +246,8 @@ def build_extra_splits_in_pieces(
     """`build_tiny_extra_splits(..., out=out)` as `count` `--shard` pieces on `runner` (local processes
     or Ray), merged into `out` with a data card summarising every piece's diffs.
 
-    Pieces are kept in `<out>.pieces` until the merge: a rerun after a crash builds only the missing ones.
+    Pieces are kept in `<out>.pieces` until the merge: a rerun after a crash builds only the missing
+    ones (`pieces.build_in_pieces`, the flow the tiny suite's pieces take too).
     """
     from ..tiny.build import ensure_tiny_base
 
@@ -261,18 +261,20 @@ def build_extra_splits_in_pieces(
     ).hexdigest()[:16]
     job = PieceJob(partial(_build_extra_piece, recipe=recipe, splits=splits, behaviour_writer=behaviour_writer),
                    tuple(folders), identity=f"extra splits {identity}")
-    out = Path(out)
-    pieces_dir = out.parent / f"{out.name}.pieces"
-    merged = merge_suites(run_pieces(job, count, pieces_dir, runner), out)
-    summaries = [summarise(name, merged.labelled_index(name).to_dict("records"))
-                 for name, _ in recipe.sizes if name in merged.splits]
-    writer = SuiteWriter(out, merged.name, merged.version, merged.base_model, merged.base_model_revision)
-    writer.splits, writer.extra = merged.splits, merged.extra
-    writer.extra["extra_splits"] = {s.name: {"n": s.n, "n_ok": s.n_ok, "shard": f"merged from {count} pieces"}
-                                    for s in summaries}
-    card_path = suite.root / "README.md"
-    writer.finish(with_extra_splits_card(card_path.read_text() if card_path.exists() else "", summaries))
-    shutil.rmtree(pieces_dir, ignore_errors=True)
+    summaries: list[SplitSummary] = []
+
+    def merge(pieces: Sequence[Path], target: Path) -> None:
+        merged = merge_suites(pieces, target)
+        summaries.extend(summarise(name, merged.labelled_index(name).to_dict("records"))
+                         for name, _ in recipe.sizes if name in merged.splits)
+        writer = SuiteWriter(target, merged.name, merged.version, merged.base_model, merged.base_model_revision)
+        writer.splits, writer.extra = merged.splits, merged.extra
+        writer.extra["extra_splits"] = {s.name: {"n": s.n, "n_ok": s.n_ok, "shard": f"merged from {count} pieces"}
+                                        for s in summaries}
+        card_path = suite.root / "README.md"
+        writer.finish(with_extra_splits_card(card_path.read_text() if card_path.exists() else "", summaries))
+
+    build_in_pieces(job, count, Path(out), runner, merge)
     return summaries
 
 
