@@ -90,21 +90,31 @@ class Peeks:
 '''
 
 
-def answer_in_process(small_suite: Path, spec: str) -> object:  # noqa: F811
-    """What the method's process replies to answering two cases (its host, run in this process)."""
+def in_process(small_suite: Path, spec: str, request: str) -> object:  # noqa: F811
+    """What the method's process replies to answering two test cases (`answer`) or fitting on
+    three (`fit`); its host runs in this process."""
     from wdqa.benchmark.worker.child import MethodHost
-    from wdqa.benchmark.worker.protocol import Answer, LoadMethod, LoadModel, OpenSuite
+    from wdqa.benchmark.worker.protocol import Answer, Fit, LoadMethod, LoadModel, OpenSuite
     from wdqa.core.model_options import ModelOptions
     from wdqa.core.suite import Suite
 
     host = MethodHost()
-    for request in (
+    for setup in (
         LoadMethod(spec, "salient-words", []),
         OpenSuite(str(small_suite / "suite")),
         LoadModel(str(small_suite / "base"), None, ModelOptions(device="cpu").as_record(), None, 8),
     ):
-        host.handle(request)
-    return host.handle(Answer("test", Suite.load(small_suite / "suite").case_ids("test")[:2], [], []))
+        host.handle(setup)
+    ids = Suite.load(small_suite / "suite").case_ids("test")
+    return host.handle(Answer("test", ids[:2], [], []) if request == "answer" else Fit("test", ids[:3], ["a", "b", "c"], None))
+
+
+def answer_in_process(small_suite: Path, spec: str) -> object:  # noqa: F811
+    return in_process(small_suite, spec, "answer")
+
+
+def fit_in_process(small_suite: Path, spec: str) -> object:  # noqa: F811
+    return in_process(small_suite, spec, "fit")
 
 
 REACHES_THE_MODEL = '''
@@ -136,23 +146,6 @@ class Learns:
     def answer(self, cases, engine):
         return ["lava" for c in cases]
 '''
-
-
-def fit_in_process(small_suite: Path, spec: str) -> object:  # noqa: F811
-    from wdqa.benchmark.worker.child import MethodHost
-    from wdqa.benchmark.worker.protocol import Fit, LoadMethod, LoadModel, OpenSuite
-    from wdqa.core.model_options import ModelOptions
-    from wdqa.core.suite import Suite
-
-    host = MethodHost()
-    for request in (
-        LoadMethod(spec, "salient-words", []),
-        OpenSuite(str(small_suite / "suite")),
-        LoadModel(str(small_suite / "base"), None, ModelOptions(device="cpu").as_record(), None, 8),
-    ):
-        host.handle(request)
-    ids = Suite.load(small_suite / "suite").case_ids("test")[:3]
-    return host.handle(Fit("test", ids, ["a", "b", "c"], None))
 
 
 def test_fitting_is_metered_and_a_black_box_fit_is_sealed(small_suite: Path, tmp_path: Path) -> None:  # noqa: F811

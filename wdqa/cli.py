@@ -16,6 +16,7 @@ import typer
 from typer.core import TyperGroup
 
 from . import __version__
+from .core.allocator import tune_allocator
 from .core.errors import WdqaError, WdqaWarning, one_line
 
 DEBUG = "wdqa.debug"  # key in click's ctx.meta, shared by every subcommand's context
@@ -103,6 +104,7 @@ def _show_warning(message: Any, category: type[Warning], filename: str, lineno: 
 def main() -> None:
     """The `wdqa` entry point."""
     warnings.showwarning = _show_warning
+    tune_allocator()  # before any model loads; the processes wdqa starts inherit it
     app(prog_name="wdqa")
 
 

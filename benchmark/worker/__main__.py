@@ -13,6 +13,7 @@ import signal
 import sys
 import warnings
 
+from ...core.allocator import tune_allocator
 from ...core.errors import WdqaWarning
 from .child import serve
 from .protocol import Channel
@@ -45,6 +46,7 @@ def main() -> None:
     args = parser.parse_args()
     _die_with_parent(args.parent)
     warnings.showwarning = _show_warning
+    tune_allocator()  # also when the runner was not started by the `wdqa` command (a notebook)
     faulthandler.enable()  # a crash in native code prints the Python stack to stderr, which the runner keeps
     serve(Channel(args.requests, args.replies))
 
