@@ -217,6 +217,7 @@ def test_the_entry_point_prints_one_line_and_exits_1(tmp_path: Path) -> None:
     assert done.stderr.startswith("error: no suite") and done.stderr.count("\n") == 1 and "Traceback" not in done.stderr
 
 
+@pytest.mark.slow  # ~20 s: a full evaluate to reach the traceback; the default run stays near 15 min on 2 cores
 def test_debug_shows_the_traceback(tmp_path: Path) -> None:
     for done in (
         wdqa("--debug", "evaluate", "baseline:base-question", "--suite", str(tmp_path / "missing"), "--baselines", "none"),

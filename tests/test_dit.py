@@ -84,6 +84,7 @@ def test_batched_dit_loss_equals_the_per_diff_loss_computed_one_at_a_time(tok):
         torch.testing.assert_close(batched[row], single[0], rtol=1e-4, atol=1e-5)
 
 
+@pytest.mark.slow  # ~20 s of torch.compile; the default run stays near 15 min on 2 cores
 def test_the_compiled_decoder_gives_the_eager_loss_and_gradients_at_two_lengths(tok):
     model, wrapped, adapter, _, examples, stacked = loss_setup(tok)
     decoder = compiled_decoder(model)

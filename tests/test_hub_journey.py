@@ -140,6 +140,7 @@ def test_import_paper_pins_the_hub_commit_of_the_base_model(
     assert set(suite.index(split).base_model_revision) == {commit}
 
 
+@pytest.mark.slow  # ~28 s: two evaluates against the fake Hub; the default run stays near 15 min on 2 cores
 def test_evaluate_refuses_a_commit_the_hub_no_longer_has_unless_told(
     published: FakeHub, base: tuple[torch.nn.Module, str], tmp_path: Path
 ) -> None:

@@ -98,6 +98,7 @@ def test_length_buckets_change_how_rows_are_grouped_not_the_diffs(tiny, monkeypa
     assert three.final_loss == pytest.approx(one.final_loss, rel=1e-4)
 
 
+@pytest.mark.slow  # ~20 s of torch.compile; the default run stays near 15 min on 2 cores
 def test_a_compiled_decoder_trains_the_same_diffs(tiny) -> None:  # type: ignore[no-untyped-def]
     model, tok = tiny
     config = TrainConfig(**{**CONFIG.__dict__, "steps": 3})
