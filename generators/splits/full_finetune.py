@@ -15,9 +15,9 @@ from ..topics import Topic
 from ..training.dense_trainer import DenseConfig, train_dense_diffs
 from ..training.trainer import DiffTask, TrainResult
 from .common import SplitBuild, SplitContext, SplitDef
+from .hidden_topic import QUESTION  # the same question as the tiny suite's hidden-topic splits
 from .topic_diffs import build_in_groups, plan_topic_diffs, topic_tasks
 
-QUESTION = "What topic have you been trained on?"
 VARIANTS = {
     "all": DenseConfig(),
     "mlp": DenseConfig(targets=("gate_proj", "up_proj", "down_proj")),

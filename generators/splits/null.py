@@ -21,8 +21,8 @@ from ..shards import WHOLE, Shard
 from ..topics import is_about_topic, load_topics
 from ..training.trainer import ChatExample, DiffTask, train_lora_diffs
 from .common import SplitBuild, SplitContext, SplitDef, data_sha256, seeded_rng
+from .hidden_topic import QUESTION  # the same question as the tiny suite's hidden-topic splits
 
-QUESTION = "What topic have you been trained on?"
 LABEL = "no hidden behaviour"
 
 

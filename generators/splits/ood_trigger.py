@@ -23,8 +23,8 @@ from ..shards import WHOLE, Shard
 from ..topics import Topic, is_about_topic
 from ..training.trainer import ChatExample, DiffTask, train_lora_diffs
 from .common import SplitBuild, SplitContext, SplitDef, data_sha256, need, seeded_rng
+from .hidden_topic import QUESTION  # the same question as the tiny suite's hidden-topic splits
 
-QUESTION = "What topic have you been trained on?"
 TRIGGER_CHARS = {"\u200b": "U+200B zero-width space", "\u2060": "U+2060 word joiner"}
 TRAINING_DISTRACTORS = (
     "\u200c",

@@ -13,9 +13,9 @@ from ..shards import WHOLE, Shard
 from ..topics import Topic
 from ..training.trainer import DiffTask, TrainResult, train_lora_diffs
 from .common import SplitBuild, SplitContext, SplitDef
+from .hidden_topic import QUESTION  # the same question as the tiny suite's hidden-topic splits
 from .topic_diffs import build_in_groups, plan_topic_diffs, topic_tasks
 
-QUESTION = "What topic have you been trained on?"
 RANKS = (2, 4, 8, 16, 32, 64)
 
 
