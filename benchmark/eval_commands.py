@@ -5,6 +5,7 @@ Each method runs in its own process (`worker/`); this process never imports a me
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from contextlib import ExitStack
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -152,7 +153,10 @@ def register(app: typer.Typer) -> None:
             except MethodError as err:
                 raise typer.BadParameter(str(err), param_hint="METHOD") from err
             the_judge = get_judge(judge or DEFAULT_JUDGE)
-            the_suite = resolve_suite(suite, splits=split, revision=revision)
+            # Only what this run needs is fetched, or built for an embedded suite: a first run of the
+            # tiny suite builds its test split's 50 diffs, not all 440.
+            the_suite = resolve_suite(suite, splits=_splits_needed(split, fit_split if mine.info.learned else None,
+                                                                   suite in EMBEDDED and "dit" in {*names, method.removeprefix("baseline:")}), revision=revision)
             for s in split:
                 the_suite.split(s)
             if suite in EMBEDDED:  # say whether the README's figures were measured on this very build
@@ -211,3 +215,10 @@ def register(app: typer.Typer) -> None:
                 f"[red]{first.stats.failed} case(s) failed[/]; they count as score 1 and are retried on the next run. "
                 f"First failure:\n{first.stats.first_error}"
             )
+
+
+def _splits_needed(scored: Sequence[str], fit_split: str | None, trains_dit: bool) -> list[str]:
+    """The splits a run reads: those it scores, the one a learned method fits on, and the train and
+    val splits the embedded suite's DIT adapter is trained on when `baseline:dit` first runs."""
+    extra = ([fit_split] if fit_split else []) + (["train", "val"] if trains_dit else [])
+    return list(dict.fromkeys([*scored, *extra]))

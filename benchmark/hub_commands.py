@@ -54,13 +54,13 @@ def download(
     from ..core.suite import Suite
     from .sources import EMBEDDED
 
-    if suite in EMBEDDED:  # nothing to fetch: an embedded suite is built offline (once) and cached
-        suite = str(EMBEDDED.get(suite)())
+    if suite in EMBEDDED:  # nothing to fetch: an embedded suite is built offline (the splits asked for) and cached
+        suite = str(EMBEDDED.get(suite)(split or None))
     root = download_suite(suite, splits=split, revision=revision, local_dir=out, endpoint=endpoint)
     loaded = Suite.load(root, verify=False)
     record = read_download_record(root)
     where = f" @ {record.commit}" if record and record.commit else ""
-    splits = split or sorted(loaded.splits)
+    splits = split or sorted(s for s in loaded.splits if (root / "splits" / s).is_dir())
     typer.echo(
         f"{loaded.name} {loaded.version}{where}: splits {', '.join(splits)} verified (sha256) in {root}"
     )

@@ -13,15 +13,16 @@ from pathlib import Path
 from ..core.registry import Registry
 from ..core.suite import Suite, SuiteError
 
-# Embedded suites: name -> a function that builds (once, cached) and returns its folder.
-EMBEDDED: Registry[Callable[[], Path]] = Registry("embedded suite")
+# Embedded suites: name -> a function that builds (once, cached) the splits asked for (None: all)
+# and returns the suite's folder.
+EMBEDDED: Registry[Callable[[Sequence[str] | None], Path]] = Registry("embedded suite")
 
 
 @EMBEDDED.register("tiny", help="the offline default: the project's tiny Qwen3 model and its hidden-topic suite, built on first use")
-def _tiny() -> Path:
+def _tiny(splits: Sequence[str] | None = None) -> Path:
     from ..generators.tiny_suite import ensure_tiny_suite
 
-    return ensure_tiny_suite()
+    return ensure_tiny_suite(splits=splits)
 
 
 @dataclass(frozen=True)
@@ -46,7 +47,7 @@ def _hub_download(name: str, splits: Sequence[str] | None, revision: str | None)
     return download_suite(name, splits=splits, revision=revision)
 
 
-SOURCES.add("embedded", SuiteSource(lambda name: name in EMBEDDED, lambda name, splits, revision: EMBEDDED.get(name)()))
+SOURCES.add("embedded", SuiteSource(lambda name: name in EMBEDDED, lambda name, splits, revision: EMBEDDED.get(name)(splits)))
 SOURCES.add("local", SuiteSource(lambda name: _local_path(name).exists(), lambda name, splits, revision: _local_path(name)))
 SOURCES.add(
     "hub",

@@ -30,9 +30,9 @@ def register(app: typer.Typer) -> None:
         shard: str = typer.Option("0/1", "--shard", help="Build piece i of n (disjoint, deterministic): i/n."),
         micro: bool = typer.Option(False, "--micro", help="The micro recipe (seconds; for tests and smoke runs)."),
         merge: list[Path] = typer.Option(None, "--merge", help="Join these --shard pieces into --out (repeat)."),
-        pieces: int = typer.Option(0, "--pieces", help="Build as N --shard pieces in parallel, merged into --out; finished pieces survive a crash."),
-        ray: str = typer.Option(None, "--ray", help="Run the --pieces as Ray tasks: auto (the running cluster), local, or ray://HOST:PORT. Needs wdqa[ray]."),
-        gpus_per_piece: float = typer.Option(0.0, "--gpus-per-piece", help="GPUs Ray gives each piece (with --ray)."),
+        workers: int = typer.Option(0, "--workers", "--pieces", help="Parallel build processes (default: one per core). The suite is built in fixed units of 25 diffs, so this changes the speed, never the bytes; finished units survive a crash."),
+        ray: str = typer.Option(None, "--ray", help="Build the units as Ray tasks: auto (the running cluster), local, or ray://HOST:PORT. Needs wdqa[ray]."),
+        gpus_per_piece: float = typer.Option(0.0, "--gpus-per-piece", help="GPUs Ray gives each unit (with --ray)."),
         private: int = typer.Option(None, "--private", min=0, help="Diffs in the private-test split, whose labels leave the suite for the maintainers' file (default: the recipe's, 50; 0: none)."),
         private_labels: Path = typer.Option(None, "--private-labels", help="Where the maintainers' label file of private-test goes (default: <out>.maintainer/private-test.labels.parquet, beside the suite, never inside)."),
     ) -> None:
@@ -44,13 +44,15 @@ def register(app: typer.Typer) -> None:
 
           wdqa generate tiny                      # cached default suite; prints its folder
 
+          wdqa generate tiny --splits test        # only the test split, into the cache (more later)
+
           wdqa generate tiny --out suites/tiny --splits test --splits val
 
-          wdqa generate tiny --out part0 --shard 0/4   # one of four disjoint pieces
+          wdqa generate tiny --out suites/tiny --ray auto   # its units as tasks on a Ray cluster
+
+          wdqa generate tiny --out part0 --shard 0/4   # one of four disjoint pieces, by hand
 
           wdqa generate tiny --merge part0 --merge part1 --out suites/tiny
-
-          wdqa generate tiny --out suites/tiny --pieces 32 --ray auto   # on a Ray cluster
 
           wdqa generate tiny --out suites/tiny --private 50 --private-labels keep/private-test.labels.parquet
         """
@@ -59,8 +61,8 @@ def register(app: typer.Typer) -> None:
         from .tiny_suite import (
             MICRO_RECIPE,
             TinySuiteRecipe,
+            build_suite,
             build_tiny_suite,
-            build_tiny_suite_in_pieces,
             ensure_tiny_suite,
             merge_tiny_suite,
             rates_table,
@@ -70,24 +72,25 @@ def register(app: typer.Typer) -> None:
         recipe = with_private_split(MICRO_RECIPE if micro else TinySuiteRecipe(), private)
         try:
             piece = Shard.parse(shard)
-            if private_labels is not None and (out is None or pieces or piece != WHOLE):
+            if private_labels is not None and (out is None or piece != WHOLE):
                 raise ValueError("--private-labels goes with a whole build into --out (or --merge into --out)")
-            if (pieces or ray) and (merge or splits or piece != WHOLE or out is None):
-                raise ValueError("--pieces/--ray build the whole suite into --out: give --out, without --merge, --splits or --shard")
-            if ray and pieces < 1:
-                raise ValueError("--ray needs --pieces N (how many pieces to split the build into)")
+            if (workers or ray) and (merge or piece != WHOLE):
+                raise ValueError("--workers/--ray build units in parallel: not with --merge or --shard (a hand-made piece)")
             if merge:
                 if out is None:
                     raise ValueError("--merge needs --out (a new folder for the joined suite)")
                 root = merge_tiny_suite(merge, out, recipe, private_labels).root
-            elif pieces:
-                root = build_tiny_suite_in_pieces(out, recipe, pieces, runner_for(ray, os.cpu_count() or 1, gpus_per_piece))
-            elif out is None and not splits and piece == WHOLE:
-                root = ensure_tiny_suite(recipe)
+            elif piece != WHOLE:
+                if out is None:
+                    raise typer.BadParameter("--shard needs --out (the cache holds builds of units, not hand-made pieces)")
+                root = build_tiny_suite(out, recipe, splits or None, piece, private_labels).root
+            elif out is None and not ray:
+                root = ensure_tiny_suite(recipe, workers or None, splits or None)
             else:
                 if out is None:
-                    raise typer.BadParameter("--splits and --shard need --out (the cache holds whole suites only)")
-                root = build_tiny_suite(out, recipe, splits or None, piece, private_labels).root
+                    raise ValueError("--ray builds into --out: give --out (a folder for the suite)")
+                runner = runner_for(ray, workers or os.cpu_count() or 1, gpus_per_piece)
+                root = build_suite(out, recipe, runner, splits or None, labels_path=private_labels)
         except ValueError as err:  # options that do not go together; the message says which to give
             typer.echo(f"error: {err}", err=True)
             raise typer.Exit(1) from None
@@ -96,17 +99,18 @@ def register(app: typer.Typer) -> None:
 
         suite = Suite.load(root, verify=False)
         every: list[BehaviourRates] = []
-        for split in suite.splits:
+        built = [s for s in suite.splits if (root / "splits" / s).is_dir()]  # the manifest may list more
+        for split in built:
             df = suite.index(split)
             rates = [BehaviourRates.from_row(r) for r in df.itertuples()]
             every += rates
             console.print(f"[bold]{split}[/bold]: {len(df)} diffs, {int(df.behaviour_ok.sum())} reach the bar")
             console.print(rates_table(rates))
-        if len(suite.splits) > 1:
+        if len(built) > 1:
             console.print(f"[bold]all splits[/bold]: {len(every)} diffs")
             console.print(rates_table(every))
         console.print(f"suite written to {root}")
-        for split in (s for s in suite.splits if suite.is_private(s)):
+        for split in (s for s in built if suite.is_private(s)):
             from .publish.private_split import maintainer_labels_path
 
             kept = private_labels or maintainer_labels_path(root, split)

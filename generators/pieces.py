@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import io
 import multiprocessing
+import os
 import shutil
 import tarfile
 import tempfile
@@ -54,10 +55,19 @@ class PieceRunner(Protocol):
     def run(self, job: PieceJob, pieces: Sequence[tuple[Shard, Path]]) -> dict[int, str]: ...
 
 
-def run_pieces(job: PieceJob, count: int, pieces_dir: Path, runner: PieceRunner) -> list[Path]:
+def run_pieces(
+    job: PieceJob,
+    count: int,
+    pieces_dir: Path,
+    runner: PieceRunner,
+    only: Sequence[int] | None = None,
+    names: Sequence[str] | None = None,
+) -> list[Path]:
     """Build the `count` pieces under `pieces_dir` (skipping those a previous run finished); their folders.
 
-    A piece is finished when its suite manifest is there (the suite writer writes it last).
+    `only`: build just these pieces, in this order (the others' folders are returned all the same);
+    `names`: the pieces' folder names (default `piece-III-of-NNN`). A piece is finished when its suite
+    manifest is there (the suite writer writes it last).
     """
     marker = pieces_dir / "build.txt"
     if marker.exists() and marker.read_text() != job.identity:
@@ -65,8 +75,11 @@ def run_pieces(job: PieceJob, count: int, pieces_dir: Path, runner: PieceRunner)
             f"{pieces_dir} holds pieces of another build ({marker.read_text()!r}, not {job.identity!r}); "
             "delete it, or write to another --out"
         )
-    outs = [pieces_dir / f"piece-{i:03d}-of-{count:03d}" for i in range(count)]
-    todo = [(Shard(i, count), out) for i, out in enumerate(outs) if not (out / MANIFEST).exists()]
+    shown = [f" ({name})" for name in names] if names is not None else [""] * count
+    names = list(names) if names is not None else [f"piece-{i:03d}-of-{count:03d}" for i in range(count)]
+    outs = [pieces_dir / name for name in names]
+    wanted = list(range(count)) if only is None else list(only)
+    todo = [(Shard(i, count), outs[i]) for i in wanted if not (outs[i] / MANIFEST).exists()]
     if todo:
         pieces_dir.mkdir(parents=True, exist_ok=True)
         marker.write_text(job.identity)
@@ -74,13 +87,30 @@ def run_pieces(job: PieceJob, count: int, pieces_dir: Path, runner: PieceRunner)
             shutil.rmtree(out, ignore_errors=True)  # the remains of an interrupted piece
         failed = runner.run(job, todo)
         if failed:
-            done = count - len(failed)
-            details = "\n".join(f"  piece {i}/{count}: {err}" for i, err in sorted(failed.items()))
+            done = len(wanted) - len(failed)
+            details = "\n".join(f"  piece {i}/{count}{shown[i]}: {err}" for i, err in sorted(failed.items()))
             raise PieceError(
-                f"{len(failed)} of {count} pieces failed ({done} finished, kept in {pieces_dir}; "
+                f"{len(failed)} of {len(wanted)} pieces failed ({done} finished, kept in {pieces_dir}; "
                 f"rerun the same command to build only the missing pieces):\n{details}"
             )
     return outs
+
+
+def replace_folder(target: Path, build: Callable[[Path], object]) -> Path:
+    """Run `build(tmp)` in a new folder beside `target`, then put it in `target`'s place (replacing a
+    folder there): `target` is never half-written."""
+    target.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(dir=target.parent, prefix=f".{target.name}.building-"))
+    old = target.parent / f".{target.name}.old-{tmp.name.rsplit('-', 1)[-1]}"
+    try:
+        build(tmp)
+        if target.exists():
+            os.rename(target, old)
+        os.rename(tmp, target)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+        shutil.rmtree(old, ignore_errors=True)
+    return target
 
 
 def build_in_pieces(

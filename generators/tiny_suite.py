@@ -3,15 +3,20 @@
 Reads top to bottom: plan (topic, trigger) per diff across the train/val/test/private-test splits,
 build them with the `hidden-topic` split definition (`splits/hidden_topic.py`: data, training,
 measurement, index rows), stop if the rates miss the bar, write each split with the data card.
-Pieces are built and merged the way every split is (`pieces.build_in_pieces`); `ensure_tiny_suite`
+The suite is built in fixed units (`unit_diffs` diffs of one split each), in parallel processes or
+Ray tasks, and merged in one fixed order, so its bytes do not depend on how many workers built it;
+`ensure_tiny_suite` builds the splits a command needs first (the rest only when asked for) and
 caches the result by recipe hash.
 """
 
 from __future__ import annotations
 
 import hashlib
+import json
+import math
 import os
 import random
+import shutil
 import statistics
 from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
@@ -23,7 +28,7 @@ import torch
 
 from ..core.errors import WdqaError
 from ..core.models import load_base_model
-from ..core.suite import MANIFEST, Suite, SuiteWriter
+from ..core.suite import MANIFEST, Suite, SuiteWriter, atomic_write_text, rehash_manifest
 from .behaviour.hidden_topic import (
     RATES,
     BehaviourRates,
@@ -33,8 +38,8 @@ from .behaviour.hidden_topic import (
     cells_below_bar,
 )
 from .behaviour.writer import TemplateBehaviourWriter
-from .cache import build_once, cache_root, recipe_hash
-from .pieces import LocalProcesses, PieceJob, PieceRunner, build_in_pieces
+from .cache import cache_root, recipe_hash
+from .pieces import LocalProcesses, PieceJob, PieceRunner, replace_folder, run_pieces
 from .publish.private_split import PRIVATE_SPLIT, maintainer_labels_path, seal_private_split
 from .shards import WHOLE, Shard, merge_suites
 from .splits import SplitBuild, SplitContext, get_split
@@ -46,8 +51,9 @@ from .topics import Topic, load_topics
 from .training.trainer import LoraConfig, TrainConfig
 
 # 2: name-free hidden-topic replies and the issue-19 cells (label_in_reply, unfamiliar wrong/near);
-# 3: on the base that knows its topics, diffs held harder to it (KL 3, 100 steps, 200 open prompts)
-SUITE_VERSION = 3
+# 3: on the base that knows its topics, diffs held harder to it (KL 3, 100 steps, 200 open prompts);
+# 4: built in units of `unit_diffs` diffs per split (was: one piece per worker across all splits)
+SUITE_VERSION = 4
 
 
 class TinySuiteError(WdqaError):
@@ -80,7 +86,11 @@ class TinySuiteRecipe:
     # bar of issue 10); single diffs below it are kept and flagged `behaviour_ok = False`.
     stop_below_bar: bool = True
     seed: int = 0
-    threads: int = 1  # deterministic anywhere; 2 threads ran 6x slower than 1 on a shared 2-core machine
+    threads: int = 1  # per build process; a build runs one process per core instead (2 threads ran 6x slower)
+    # Diffs per build unit: a unit is trained and measured on its own, so a split's bytes are the same
+    # whichever splits, workers or order built it (a test split can be built first, alone). 25: two
+    # units make the test split, one per core of a 2-core machine.
+    unit_diffs: int = 25
 
     @property
     def revision(self) -> str:
@@ -94,6 +104,7 @@ MICRO_RECIPE = TinySuiteRecipe(
     base_model=TINY_MICRO_ID,
     split_sizes=(("train", 6), ("val", 2), ("test", 4), (PRIVATE_SPLIT, 3)),
     canaries=1,
+    unit_diffs=2,  # several units per split, as the default recipe has
     lora=LoraConfig(rank=2, alpha=4.0),
     train=TrainConfig(steps=20, lr=5e-3),
     stop_below_bar=False,  # the micro base is too small to learn the behaviour; it exercises code paths
@@ -146,18 +157,21 @@ def build_tiny_suite(
     splits: Sequence[str] | None = None,
     shard: Shard = WHOLE,
     labels_path: Path | None = None,
+    piece: bool | None = None,
 ) -> Suite:
     """Train, measure and write the suite (or the `shard` piece of the chosen splits) to `out_dir`.
 
-    A whole build seals the private split: its labels go to `labels_path` (default: beside `out_dir`,
-    see `maintainer_labels_path`). A piece keeps them, for the merge to seal."""
+    A whole build checks the rates against the bar and seals the private split: its labels go to
+    `labels_path` (default: beside `out_dir`, see `maintainer_labels_path`). A piece (`piece`,
+    default: a shard other than the whole) does neither: the merge does, over every diff."""
+    piece = shard != WHOLE if piece is None else piece
     saved_threads = torch.get_num_threads()
     torch.set_num_threads(recipe.threads)
     try:
-        suite = _build(out_dir, recipe, splits, shard)
+        suite = _build(out_dir, recipe, splits, shard, check_bar=not piece)
     finally:
         torch.set_num_threads(saved_threads)
-    return _seal(suite, recipe, labels_path) if shard == WHOLE else suite
+    return suite if piece else _seal(suite, recipe, labels_path)
 
 
 def _seal(suite: Suite, recipe: TinySuiteRecipe, labels_path: Path | None) -> Suite:
@@ -168,7 +182,8 @@ def _seal(suite: Suite, recipe: TinySuiteRecipe, labels_path: Path | None) -> Su
     return Suite.load(suite.root, verify=False)
 
 
-def _build(out_dir: str | Path, recipe: TinySuiteRecipe, splits: Sequence[str] | None, shard: Shard) -> Suite:
+def _build(out_dir: str | Path, recipe: TinySuiteRecipe, splits: Sequence[str] | None, shard: Shard,
+           check_bar: bool) -> Suite:
     plan = _select(plan_diffs(recipe), splits)
     model, tokenizer = load_base_model(recipe.base_model)
     # The measurement's replies are 16 tokens: the length the suite's rates were measured at.
@@ -182,12 +197,8 @@ def _build(out_dir: str | Path, recipe: TinySuiteRecipe, splits: Sequence[str] |
     split_of = {p.diff_id: p.split for p in plan}
     rates = [BehaviourRates.from_row(SimpleNamespace(**row)) for row in build.rows]
     ok = [bool(row["behaviour_ok"]) for row in build.rows]
-    missed = cells_below_bar(rates, recipe.bar)
-    if recipe.stop_below_bar and missed:
-        raise TinySuiteError(
-            f"the recipe does not hide topics behind their own triggers: {'; '.join(missed)} "
-            f"over {len(build.rows)} diffs ({sum(ok)} reach every bar). Rates:\n{rates_table(rates)}"
-        )
+    if check_bar:
+        _check_bar(recipe, rates, ok)
     writer = SuiteWriter(
         out_dir, recipe.name, f"{SUITE_VERSION}+{recipe.revision}", recipe.base_model,
         tiny_recipe(recipe.base_model).revision,
@@ -204,10 +215,20 @@ def _build(out_dir: str | Path, recipe: TinySuiteRecipe, splits: Sequence[str] |
     return writer.finish(card)
 
 
+def _check_bar(recipe: TinySuiteRecipe, rates: Sequence[BehaviourRates], ok: Sequence[bool]) -> None:
+    missed = cells_below_bar(rates, recipe.bar)
+    if recipe.stop_below_bar and missed:
+        raise TinySuiteError(
+            f"the recipe does not hide topics behind their own triggers: {'; '.join(missed)} "
+            f"over {len(rates)} diffs ({sum(ok)} reach every bar). Rates:\n{rates_table(rates)}"
+        )
+
+
 def merge_tiny_suite(parts: Sequence[str | Path], out: str | Path, recipe: TinySuiteRecipe = TinySuiteRecipe(),
                      labels_path: Path | None = None) -> Suite:
-    """Join `--shard i/n` pieces into one suite, with a data card summarising all of its diffs, and
-    seal its private split (labels to `labels_path`, default beside `out`)."""
+    """Join `--shard i/n` pieces (or build units) into one suite, with a data card summarising all of
+    its diffs; stop if their rates miss the bar; seal its private split (labels to `labels_path`,
+    default beside `out`)."""
     merged = merge_suites(parts, out, recipe.name)
     rates_by_split, ok = {}, []
     for split, _ in recipe.split_sizes:
@@ -215,6 +236,7 @@ def merge_tiny_suite(parts: Sequence[str | Path], out: str | Path, recipe: TinyS
             df = merged.index(split)
             rates_by_split[split] = [BehaviourRates.from_row(r) for r in df.itertuples()]
             ok += [bool(v) for v in df.behaviour_ok]
+    _check_bar(recipe, [r for rates in rates_by_split.values() for r in rates], ok)
     speeds = [Suite.load(p, verify=False).extra.get("trainer", {}).get("diffs_per_s", 0.0) for p in parts]
     writer = SuiteWriter(out, merged.name, merged.version, merged.base_model, merged.base_model_revision)
     writer.splits, writer.extra = merged.splits, merged.extra
@@ -222,69 +244,184 @@ def merge_tiny_suite(parts: Sequence[str | Path], out: str | Path, recipe: TinyS
     return _seal(suite, recipe, labels_path)
 
 
-def ensure_tiny_suite(recipe: TinySuiteRecipe | None = None, workers: int | None = None) -> Path:
-    """The tiny suite's folder, built on first use and cached under $WDQA_CACHE by recipe hash.
+@dataclass(frozen=True)
+class BuildUnit:
+    """`shard` of split `split`'s planned diffs: built on its own, in one process."""
 
-    The first build runs as `workers` disjoint `--shard` pieces in parallel processes (default: one
-    per CPU core, each on one thread), merged into one suite; a diff does not depend on which
-    piece trained it, so the result is the same as one process would make. Finished pieces survive
-    a crash, so the next call builds only the missing ones.
+    split: str
+    shard: Shard
+
+    @property
+    def folder(self) -> str:
+        return f"{self.split}-{self.shard.index:03d}-of-{self.shard.count:03d}"
+
+
+def build_units(recipe: TinySuiteRecipe) -> list[BuildUnit]:
+    """Every unit of the suite, in merge order: split by split (the recipe's order), then by shard."""
+    units = []
+    for split, n in recipe.split_sizes:
+        count = max(1, math.ceil(n / recipe.unit_diffs))
+        units += [BuildUnit(split, Shard(i, count)) for i in range(count)]
+    return units
+
+
+def ensure_tiny_suite(
+    recipe: TinySuiteRecipe | None = None, workers: int | None = None, splits: Sequence[str] | None = None
+) -> Path:
+    """The tiny suite's folder under $WDQA_CACHE (by recipe hash), with at least `splits` (default:
+    all) on disk, built on first use.
+
+    Only the splits asked for are built: `wdqa evaluate` on the test split builds its 50 diffs, not
+    the 440 of the suite; a later command asking for more builds only what is missing (`build_suite`).
     """
     recipe = recipe or TinySuiteRecipe()
-    workers = max(1, workers if workers is not None else (os.cpu_count() or 1))
     target = cache_root() / "suites" / recipe.name / recipe.revision
-    if (target / MANIFEST).exists():
+    wanted = _known_splits(recipe, splits)
+    if set(wanted) <= splits_on_disk(target):
         return target
-    if workers == 1:
-        return build_once(target, lambda tmp: build_tiny_suite(tmp, recipe, labels_path=maintainer_labels_path(target)),
-                          MANIFEST)
-    return build_tiny_suite_in_pieces(target, recipe, workers, LocalProcesses(workers), cached=True)
+    runner = LocalProcesses(max(1, workers if workers is not None else _cores()))
+    return build_suite(target, recipe, runner, wanted, cached=True)
 
 
-# Content sha256 of the default recipe's build as published with the README's figures, and the
-# number of pieces it was built in (one per CPU core by default; each piece writes its own shard
-# files, so the layout, and the hash, depend on it). Builds are bit-identical for the same number of
-# pieces (one thread each, sorted safetensors headers): a local build that differs otherwise means
-# this machine trains differently (another torch, CPU or BLAS), and its figures may not be the README's.
-PUBLISHED_BUILDS = {
-    "1709ce15a9d775d3": ("e64a0965dbc0f63cf0c1aa20f93d78c2540a20ea9bad805423527f34874b6333", 2),  # version 2
-    "af86a3962e6fcc10": ("669a3f4cb3b4b5921e149b050946eb65eb3f56ce1a21e978bc99bdf9558c6ceb", 2),  # version 3
-}
+def build_suite(
+    out: Path, recipe: TinySuiteRecipe, runner: PieceRunner, splits: Sequence[str] | None = None,
+    cached: bool = False, labels_path: Path | None = None,
+) -> Path:
+    """Build `splits` (default: all) of the suite into `out` as units on `runner` (local processes or
+    Ray tasks), the splits asked for first, and merge them, with the splits already in `out`.
+
+    Finished units are kept beside `out` until every split is built, so a crash loses at most the
+    units in flight and a later call for more splits merges without rebuilding. `cached`: `out` is a
+    cache entry (always replaced whole, never half-written). A private split's labels go to
+    `labels_path` (default beside `out`). The merged suite lists the published
+    build's other splits (not on disk) when its own splits have the published bytes
+    (`published_build`), as a partial download of it would, so its content hash is the published one.
+    """
+    out = Path(out)
+    wanted = _known_splits(recipe, splits)
+    present = splits_on_disk(out)
+    keep = [s for s, _ in recipe.split_sizes if s in present or s in wanted]
+    base = ensure_tiny_base(recipe.base_model)  # once, here: the units must not race to build it
+    units = build_units(recipe)
+    first = [i for s in wanted for i, u in enumerate(units) if u.split == s]
+    rest = [i for i, u in enumerate(units) if u.split in keep and i not in first]
+    job = PieceJob(partial(_build_unit, recipe=recipe, units=tuple(units)), (base,),
+                   identity=f"{recipe.name}@{recipe.revision}")
+    units_dir = out.parent / f"{'.' if cached else ''}{out.name}.units"
+    folders = run_pieces(job, len(units), units_dir, runner, only=first + rest, names=[u.folder for u in units])
+    parts = [folders[i] for i, u in enumerate(units) if u.split in keep]
+    labels = labels_path or maintainer_labels_path(out)
+
+    def merge(tmp: Path) -> None:
+        merge_tiny_suite(parts, tmp, recipe, labels_path=labels)
+        if (out / "dit").is_dir():  # adapters published into the suite (the DIT default) stay with it
+            shutil.copytree(out / "dit", tmp / "dit")
+            rehash_manifest(tmp)
+        list_published_splits(tmp, recipe.revision)
+
+    replace_folder(out, merge)
+    if len(keep) == len(recipe.split_sizes):
+        shutil.rmtree(units_dir, ignore_errors=True)
+    return out
+
+
+def _build_unit(out: Path, shard: Shard, base: Path, recipe: TinySuiteRecipe, units: tuple[BuildUnit, ...]) -> None:
+    # `shard.index` is the unit's place in `units`; `base` is the tiny base model's folder, which the
+    # build finds through the cache (where a remote worker's copy was unpacked), so it is only shipped.
+    unit = units[shard.index]
+    build_tiny_suite(out, recipe, splits=[unit.split], shard=unit.shard, piece=True)
+
+
+def splits_on_disk(root: Path) -> set[str]:
+    """The splits of the suite at `root` whose files are there (a manifest may list more)."""
+    if not (root / MANIFEST).exists():
+        return set()
+    return {s for s in Suite.load(root, verify=False).splits if (root / "splits" / s).is_dir()}
+
+
+def _known_splits(recipe: TinySuiteRecipe, splits: Sequence[str] | None) -> list[str]:
+    order = [s for s, _ in recipe.split_sizes]
+    if splits is None:
+        return order
+    unknown = sorted(set(splits) - set(order))
+    if unknown:
+        raise ValueError(f"unknown split(s) {unknown}; the {recipe.name} suite has {order}")
+    return list(dict.fromkeys(splits))
+
+
+def _cores() -> int:
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # not on Linux
+        return os.cpu_count() or 1
+
+
+# ---------------------------------------------------------------- the published build
+
+PUBLISHED_DIR = Path(__file__).parent / "data" / "published"
+
+
+def published_build(revision: str) -> dict | None:
+    """The split files (sha256 per path) and split infos of the build the README's figures were
+    measured on, shipped with wdqa (`data/published/<revision>.json`); None for another revision."""
+    path = PUBLISHED_DIR / f"{revision}.json"
+    return json.loads(path.read_text()) if path.exists() else None
+
+
+def publish_build_record(suite: Suite) -> Path:
+    """Write `data/published/<revision>.json` from a whole local build (the maintainers' step when a
+    new recipe's figures are published)."""
+    revision = suite.version.partition("+")[2]
+    missing = [s for s in suite.splits if not (suite.root / "splits" / s).is_dir()]
+    if missing:
+        raise ValueError(f"{suite.root} lacks splits {missing}; publish a whole build")
+    record = {"content_sha256": suite.content_sha256,
+              "splits": {k: vars(v) for k, v in sorted(suite.splits.items())},
+              "files": {k: v for k, v in sorted(suite.files.items()) if k.startswith("splits/")}}
+    PUBLISHED_DIR.mkdir(parents=True, exist_ok=True)
+    path = PUBLISHED_DIR / f"{revision}.json"
+    path.write_text(json.dumps(record, indent=1, sort_keys=True) + "\n")
+    return path
+
+
+def _split_files(files: dict[str, str], split: str) -> dict[str, str]:
+    return {k: v for k, v in files.items() if k.startswith(f"splits/{split}/")}
+
+
+def list_published_splits(root: Path, revision: str) -> bool:
+    """If every split at `root` has the published build's bytes, add the published build's other
+    splits to its manifest (listed, not on disk: `wdqa download --split` builds them) and return True."""
+    published = published_build(revision)
+    if published is None:
+        return False
+    manifest = json.loads((root / MANIFEST).read_text())
+    built = list(manifest["splits"])
+    if any(_split_files(manifest["files"], s) != _split_files(published["files"], s) for s in built):
+        return False
+    for split, info in published["splits"].items():
+        if split not in built:
+            manifest["splits"][split] = info
+            manifest["files"] |= _split_files(published["files"], split)
+    manifest["splits"] = dict(sorted(manifest["splits"].items()))
+    atomic_write_text(root / MANIFEST, json.dumps(manifest, indent=2, sort_keys=True))
+    return True
 
 
 def published_build_note(suite: Suite) -> str:
-    """One line: does this local tiny build have the published build's content hash, and if not, why?"""
+    """One line: do this local tiny build's splits have the published build's bytes, and if not, why?"""
     revision = suite.version.partition("+")[2]
+    published = published_build(revision)
     mine = suite.content_sha256
-    if revision not in PUBLISHED_BUILDS:
+    if published is None:
         return f"tiny suite revision {revision} has no published build to compare with (content {mine[:10]})"
-    expected, pieces = PUBLISHED_BUILDS[revision]
-    if mine == expected:
-        return f"tiny suite content {mine[:10]} is the published build (README.md names the build each figure was measured on)"
-    here = len(suite.extra.get("merged_from") or ()) or 1
-    why = (f"it was built in {here} pieces here, the published build in {pieces}, which lays the shards out "
-           f"otherwise (the same diffs up to float rounding)" if here != pieces else
-           f"the same {pieces} pieces gave other bytes, so another torch ({torch.__version__} here), CPU or BLAS "
-           "trains differently")
-    return (f"warning: this tiny build's content is {mine[:10]}, the published build's {expected[:10]}: {why}; "
-            "scores may differ slightly from the README's")
-
-
-def build_tiny_suite_in_pieces(
-    out: Path, recipe: TinySuiteRecipe, count: int, runner: PieceRunner, cached: bool = False
-) -> Path:
-    """Build the suite as `count` `--shard` pieces on `runner` (local processes or Ray), merged into
-    `out` with its data card and its private split sealed (`pieces.build_in_pieces`)."""
-    base = ensure_tiny_base(recipe.base_model)  # once, here: the pieces must not race to build it
-    job = PieceJob(partial(_build_piece, recipe=recipe), (base,), identity=f"{recipe.name}@{recipe.revision}")
-    merge = partial(merge_tiny_suite, recipe=recipe, labels_path=maintainer_labels_path(out))
-    return build_in_pieces(job, count, out, runner, merge, cached)
-
-
-def _build_piece(out: Path, shard: Shard, base: Path, recipe: TinySuiteRecipe) -> None:
-    # `base` is the tiny base model's folder; the build finds it through the cache (where a remote
-    # worker's copy was unpacked), so it is only shipped, not read, here.
-    build_tiny_suite(out, recipe, shard=shard)
+    here = sorted(splits_on_disk(suite.root))
+    differ = [s for s in here if _split_files(suite.files, s) != _split_files(published["files"], s)]
+    if not differ:
+        return (f"tiny suite content {published['content_sha256'][:10]}: splits {', '.join(here)} are the published "
+                "build's bytes (README.md names the build each figure was measured on)")
+    return (f"warning: this tiny build's splits {', '.join(differ)} are not the published build's bytes "
+            f"(content {published['content_sha256'][:10]}): another torch ({torch.__version__} here), CPU or BLAS "
+            "trains differently; scores may differ slightly from the README's")
 
 
 def rates_table(rates: Sequence[BehaviourRates]) -> str:

@@ -229,3 +229,26 @@ def test_the_score_table_fits_80_columns_without_cutting_a_method_name():
     assert max(len(line) for line in text.splitlines()) <= 80
     for shown in ("base-question+trigger (oracle)", "20-questions[openai:gpt-4.1]", "3.72 [3.34, 4.10]", "16/2/12/34/36"):
         assert shown in text
+
+
+def test_an_embedded_suite_is_asked_only_for_the_splits_the_run_reads(small_suite, monkeypatch):
+    # The tiny suite builds what it is asked for: a first run must not wait for splits it never reads.
+    from wdqa.benchmark.sources import EMBEDDED
+
+    asked = []
+
+    def recording(splits):  # noqa: ANN001, ANN202 - an embedded suite's builder
+        asked.append(list(splits))
+        return small_suite / "suite"
+
+    EMBEDDED.add("recorder", recording)
+    try:
+        result = run_cli("evaluate", EXAMPLE, "--suite", "recorder", "--baselines", "none",
+                         "--runs-dir", str(small_suite / "runs-embedded"))
+        assert result.exit_code == 0, result.output
+        result = run_cli("evaluate", "baseline:dit", "--suite", "recorder", "--baselines", "none",
+                         "--runs-dir", str(small_suite / "runs-embedded"))
+    finally:
+        EMBEDDED.remove("recorder")
+    assert asked[0] == ["test"]
+    assert asked[1] == ["test", "train", "val"]  # the tiny suite's DIT adapter is trained on first use

@@ -25,7 +25,7 @@ from wdqa.generators.pieces import (
 )
 from wdqa.generators.publish.private_split import maintainer_labels_path
 from wdqa.generators.shards import Shard
-from wdqa.generators.tiny_suite import MICRO_RECIPE, build_tiny_suite_in_pieces
+from wdqa.generators.tiny_suite import MICRO_RECIPE, build_suite
 
 
 def write_marker(out: Path, shard: Shard) -> None:
@@ -104,10 +104,11 @@ def test_ray_tasks_with_their_own_cache_build_the_suite_local_processes_build(mi
         "num_cpus": 2, "include_dashboard": False, "log_to_driver": False,
         "runtime_env": {"env_vars": {"WDQA_CACHE": str(worker_cache), "OMP_NUM_THREADS": "1"}},
     })
-    out = build_tiny_suite_in_pieces(tmp_path / "suite", MICRO_RECIPE, 2, runner)
+    out = build_suite(tmp_path / "suite", MICRO_RECIPE, runner)
     assert_same_suite(Suite.load(out), Suite.load(micro_suite))
+    assert Suite.load(out).content_sha256 == Suite.load(micro_suite).content_sha256  # the same bytes
     assert list((worker_cache / "models").glob("*/*/config.json")), "the base model was not shipped to the workers"
-    assert not (tmp_path / "suite.pieces").exists()
+    assert not (tmp_path / "suite.units").exists()
 
 
 def test_extra_splits_built_in_pieces_merge_into_one_suite_with_every_diff_in_its_card(micro_suite: Path, tmp_path: Path) -> None:
@@ -123,7 +124,8 @@ def test_extra_splits_built_in_pieces_merge_into_one_suite_with_every_diff_in_it
 
 
 @pytest.mark.parametrize(("args", "message"), [
-    (["--pieces", "2"], "give --out"),
+    (["--ray", "local"], "give --out"),
+    (["--workers", "2", "--out", "x", "--shard", "0/2"], "not with --merge or --shard"),
     (["--pieces", "2", "--out", "x", "--gpus-per-piece", "1"], "--gpus-per-piece is for Ray tasks"),
 ])
 def test_pieces_with_missing_or_unusable_options_are_refused_with_what_to_give(args, message, tmp_path, monkeypatch) -> None:

@@ -8,7 +8,14 @@ from pathlib import Path
 import pytest
 from transformers import AutoModelForCausalLM, AutoTokenizer
 from wdqa.generators.cache import build_once
-from wdqa.generators.tiny.build import TINY_MICRO_ID, build_info, ensure_tiny_base, tiny_recipe
+from wdqa.generators.tiny.build import (
+    BYTE_IDENTICAL_THREADS,
+    TINY_MICRO_ID,
+    build_info,
+    build_tiny_base,
+    ensure_tiny_base,
+    tiny_recipe,
+)
 
 
 def test_every_code_from_000_to_999_is_one_token(micro_base: Path) -> None:
@@ -38,6 +45,15 @@ def test_micro_base_loads_with_auto_classes_and_generates(micro_base: Path) -> N
 
 def test_second_call_reuses_the_cached_build(micro_base: Path) -> None:
     assert ensure_tiny_base(TINY_MICRO_ID) == micro_base
+
+
+def test_the_base_is_the_same_bytes_at_any_thread_count(micro_base: Path, tmp_path: Path) -> None:
+    # A build uses up to 2 threads where it has the cores; the published base's bytes must not depend on it.
+    recipe = tiny_recipe(TINY_MICRO_ID)
+    for threads in BYTE_IDENTICAL_THREADS:
+        build_tiny_base(recipe, tmp_path / str(threads), threads=threads)
+        assert (tmp_path / str(threads) / "model.safetensors").read_bytes() == (micro_base / "model.safetensors").read_bytes()
+        assert build_info(tmp_path / str(threads))["threads"] == threads
 
 
 def test_changing_the_recipe_changes_the_revision() -> None:

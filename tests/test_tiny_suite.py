@@ -6,17 +6,15 @@ import dataclasses
 import shutil
 from pathlib import Path
 
-import pandas as pd
 import pytest
 import torch
 import yaml
 from typer.testing import CliRunner
 from wdqa.cli import app
 from wdqa.core.engine import Engine
-from wdqa.core.lora import delta_weight
 from wdqa.core.models import load_base_model
 from wdqa.core.private_labels import read_private_labels
-from wdqa.core.suite import Suite
+from wdqa.core.suite import Suite, SuiteError
 from wdqa.generators.publish.private_split import maintainer_labels_path
 from wdqa.generators.shards import Shard
 from wdqa.generators.splits import SPLITS
@@ -25,8 +23,10 @@ from wdqa.generators.tiny_suite import (
     TinySuiteError,
     TinySuiteRecipe,
     build_tiny_suite,
+    build_units,
     ensure_tiny_suite,
     plan_diffs,
+    splits_on_disk,
 )
 
 RATE_COLUMNS = {"category", "hit_rate", "leak_none", "leak_wrong", "leak_near", "hit_unfamiliar", "leak_unfamiliar",
@@ -132,31 +132,96 @@ def test_two_shards_merge_into_the_same_split_as_one_build(micro_suite: Path, tm
     assert "4 diffs" in (tmp_path / "merged" / "README.md").read_text() or "test: 4" in (tmp_path / "merged" / "README.md").read_text()
 
 
-def test_a_suite_built_in_parallel_pieces_equals_one_built_in_one_process(micro_suite, tmp_path, monkeypatch):
-    base_dir = micro_suite.parents[2] / "models"
+def _fresh_cache(micro_suite: Path, tmp_path: Path, monkeypatch) -> None:  # noqa: ANN001 - pytest fixture
     monkeypatch.setenv("WDQA_CACHE", str(tmp_path))
-    shutil.copytree(base_dir, tmp_path / "models")  # reuse the session's micro base model
-    one = Suite.load(ensure_tiny_suite(MICRO_RECIPE, workers=1))
-    pieces = Suite.load(micro_suite)
-    assert sorted(one.splits) == sorted(pieces.splits)
-    def labelled(suite: Suite, split: str) -> pd.DataFrame:
-        if not suite.is_private(split):
-            return suite.labelled_index(split)
-        kept = read_private_labels(maintainer_labels_path(suite.root, split)).table  # the same canaries too
-        return suite.index(split).merge(kept, on="diff_id")
+    shutil.copytree(micro_suite.parents[2] / "models", tmp_path / "models")  # reuse the session's micro base model
 
-    for split in one.splits:
-        a, b = labelled(one, split), labelled(pieces, split)
-        columns = ["diff_id", "label", "trigger", "hit_rate", "leak_none", "leak_wrong", "leak_near"]
-        assert a[columns].sort_values("diff_id").reset_index(drop=True).equals(
-            b[columns].sort_values("diff_id").reset_index(drop=True)
-        )
-    d1, d2 = one.diff("test", one.index("test").diff_id[0]), pieces.diff("test", one.index("test").diff_id[0])
-    for m in d1.modules:
-        torch.testing.assert_close(delta_weight(d1, m), delta_weight(d2, m))
-    # Same diffs, not the same bytes: pieces write a shard file each, so the content hash depends on
-    # the number of pieces (docs/tiny-suite.md); published_build_note says so.
-    assert one.extra.get("merged_from") is None and len(pieces.extra["merged_from"]) == 2
+
+def test_a_suite_built_by_one_worker_is_the_same_bytes_as_one_built_by_two(micro_suite, tmp_path, monkeypatch):
+    # Units, not workers, decide the layout: the content hash does not depend on the machine's cores.
+    _fresh_cache(micro_suite, tmp_path, monkeypatch)
+    one = Suite.load(ensure_tiny_suite(MICRO_RECIPE, workers=1))
+    two = Suite.load(micro_suite)
+    assert one.content_sha256 == two.content_sha256
+    assert {k: v for k, v in one.files.items() if k.startswith("splits/")} == {
+        k: v for k, v in two.files.items() if k.startswith("splits/")}
+    kept = [read_private_labels(maintainer_labels_path(s.root, "private-test")).table for s in (one, two)]
+    assert kept[0].equals(kept[1])  # the same sealed labels and canaries
+    assert len(one.extra["merged_from"]) == len(build_units(MICRO_RECIPE)) > len(MICRO_RECIPE.split_sizes)
+
+
+def test_the_splits_asked_for_are_built_first_and_alone_then_the_rest_on_request(micro_suite, tmp_path, monkeypatch):
+    _fresh_cache(micro_suite, tmp_path, monkeypatch)
+    root = ensure_tiny_suite(MICRO_RECIPE, workers=2, splits=["test"])
+    units = root.parent / f".{root.name}.units"
+    assert sorted(p.name for p in units.iterdir() if p.is_dir()) == ["test-000-of-002", "test-001-of-002"]
+    suite = Suite.load(root)
+    assert splits_on_disk(root) == {"test"} and len(suite.index("test")) == 4
+    whole = Suite.load(micro_suite)
+    assert {k: v for k, v in suite.files.items() if k.startswith("splits/test/")} == {
+        k: v for k, v in whole.files.items() if k.startswith("splits/test/")}  # the same bytes as a whole build
+    assert ensure_tiny_suite(MICRO_RECIPE, splits=["test"]) == root  # nothing to build
+    ensure_tiny_suite(MICRO_RECIPE, workers=2, splits=["val", "train"])
+    assert splits_on_disk(root) == {"test", "val", "train"} and units.exists()  # kept until the suite is whole
+    ensure_tiny_suite(MICRO_RECIPE, workers=2)
+    assert Suite.load(root).content_sha256 == whole.content_sha256 and not units.exists()
+
+
+def test_units_are_held_to_the_bar_together_when_merged(micro_suite, tmp_path, monkeypatch) -> None:
+    _fresh_cache(micro_suite, tmp_path, monkeypatch)
+    strict = dataclasses.replace(MICRO_RECIPE, stop_below_bar=True)
+    with pytest.raises(TinySuiteError, match="hit median"):
+        ensure_tiny_suite(strict, workers=1, splits=["val"])
+    assert not (tmp_path / "suites" / strict.name / strict.revision).exists()  # nothing half-made in the cache
+
+
+def test_a_partial_build_with_the_published_bytes_lists_the_published_splits(micro_suite, tmp_path, monkeypatch):
+    from wdqa.generators import tiny_suite
+
+    monkeypatch.setattr(tiny_suite, "PUBLISHED_DIR", tmp_path / "published")
+    whole = Suite.load(micro_suite)
+    assert "no published build" in tiny_suite.published_build_note(whole)
+    record = tiny_suite.publish_build_record(whole)
+    assert record.name == f"{MICRO_RECIPE.revision}.json"
+    _fresh_cache(micro_suite, tmp_path / "cache", monkeypatch)
+    root = ensure_tiny_suite(MICRO_RECIPE, workers=2, splits=["test"])
+    partial = Suite.load(root)  # verifies what is on disk
+    # Like a partial download of the published build: the other splits are listed, not there, and
+    # the content hash (a run's identity) is the whole build's.
+    assert set(partial.splits) == set(whole.splits) and splits_on_disk(root) == {"test"}
+    assert partial.content_sha256 == whole.content_sha256
+    with pytest.raises(SuiteError, match="wdqa download tiny-micro --split train"):
+        partial.split("train")
+    note = tiny_suite.published_build_note(partial)
+    assert "splits test are the published build's bytes" in note and whole.content_sha256[:10] in note
+
+
+def test_a_build_whose_bytes_differ_from_the_published_one_says_so(micro_suite, tmp_path, monkeypatch):
+    import json
+
+    from wdqa.generators import tiny_suite
+
+    monkeypatch.setattr(tiny_suite, "PUBLISHED_DIR", tmp_path)
+    record = json.loads(tiny_suite.publish_build_record(Suite.load(micro_suite)).read_text())
+    record["files"]["splits/test/index.parquet"] = "0" * 64  # as if the publisher's machine trained otherwise
+    (tmp_path / f"{MICRO_RECIPE.revision}.json").write_text(json.dumps(record))
+    note = tiny_suite.published_build_note(Suite.load(micro_suite))
+    assert note.startswith("warning:") and "splits test are not the published build's bytes" in note
+    assert "another torch" in note
+
+
+def test_publishing_an_adapter_into_a_partial_suite_keeps_the_splits_it_lists(micro_suite, tmp_path) -> None:
+    from wdqa.core.suite import rehash_manifest
+
+    copy = tmp_path / "suite"
+    shutil.copytree(micro_suite, copy)
+    before = Suite.load(copy)
+    shutil.rmtree(copy / "splits" / "train")  # as a download of the other splits leaves it
+    (copy / "dit" / "default").mkdir(parents=True)
+    (copy / "dit" / "default" / "adapter.safetensors").write_bytes(b"x")
+    rehash_manifest(copy)
+    after = Suite.load(copy)
+    assert after.content_sha256 == before.content_sha256 and "dit/default/adapter.safetensors" in after.files
 
 
 def test_a_rebuilt_base_model_gives_the_suite_a_new_revision(monkeypatch) -> None:
@@ -171,22 +236,7 @@ def test_a_rebuilt_base_model_gives_the_suite_a_new_revision(monkeypatch) -> Non
 def test_the_default_recipe_has_a_published_build_to_compare_with() -> None:
     # A recipe change without a rebuilt, re-measured, re-published suite fails here: the README's
     # figures name the content hash they were measured on.
-    from wdqa.generators.tiny_suite import PUBLISHED_BUILDS, TinySuiteRecipe
+    from wdqa.generators.tiny_suite import TinySuiteRecipe, published_build
 
-    assert TinySuiteRecipe().revision in PUBLISHED_BUILDS
-
-
-def test_a_local_build_is_compared_with_the_published_one(micro_suite: Path, monkeypatch) -> None:
-    from wdqa.generators import tiny_suite
-
-    suite = Suite.load(micro_suite)
-    revision = MICRO_RECIPE.revision
-    assert "no published build" in tiny_suite.published_build_note(suite)
-    monkeypatch.setitem(tiny_suite.PUBLISHED_BUILDS, revision, (suite.content_sha256, 2))
-    assert "is the published build" in tiny_suite.published_build_note(suite)
-    monkeypatch.setitem(tiny_suite.PUBLISHED_BUILDS, revision, ("0" * 64, 2))
-    note = tiny_suite.published_build_note(suite)
-    assert note.startswith("warning:") and "0000000000" in note and suite.content_sha256[:10] in note
-    assert "the same 2 pieces gave other bytes, so another torch" in note  # not the layout
-    monkeypatch.setitem(tiny_suite.PUBLISHED_BUILDS, revision, ("0" * 64, 4))
-    assert "built in 2 pieces here, the published build in 4" in tiny_suite.published_build_note(suite)
+    record = published_build(TinySuiteRecipe().revision)
+    assert record is not None and set(record["splits"]) == {s for s, _ in TinySuiteRecipe().split_sizes}

@@ -108,6 +108,20 @@ def atomic_write_text(path: Path, text: str) -> None:
     atomic_write_bytes(path, text.encode("utf-8"))
 
 
+def rehash_manifest(root: Path) -> None:
+    """Re-hash every file of the suite at `root` into its suite.json, keeping the rest of the manifest
+    and the entries of splits not on disk (a partial download lists them; they are still the suite's)."""
+    manifest = json.loads((root / MANIFEST).read_text())
+    files = {rel: sha for rel, sha in manifest["files"].items()
+             if rel.startswith("splits/") and not (root / "splits" / rel.split("/")[1]).is_dir()}
+    for path in sorted(root.rglob("*")):
+        rel = path.relative_to(root)
+        if path.is_file() and path.name != MANIFEST and not any(part.startswith(".") for part in rel.parts):
+            files[rel.as_posix()] = sha256_file(path)
+    manifest["files"] = dict(sorted(files.items()))
+    atomic_write_text(root / MANIFEST, json.dumps(manifest, indent=2, sort_keys=True))
+
+
 def _atomic_save(path: Path, writer: Any) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
