@@ -200,6 +200,9 @@ def register(app: typer.Typer) -> None:
                             model_options=options, max_batch=max_batch, budget_tokens=budget_tokens,
                         )
                     )
+                    if i == 0 and len(specs) > 1:  # the user's score first, not after every baseline
+                        for line in _score_lines(results[0], len(specs) - 1):
+                            console.print(line, highlight=False, soft_wrap=True)
         if any(splits for r in results for splits in r.summary.values()):
             console.print(score_table(results, f"{the_judge.name} @ {the_judge.prompt_version}"))
         first = results[0]
@@ -222,3 +225,11 @@ def _splits_needed(scored: Sequence[str], fit_split: str | None, trains_dit: boo
     val splits the embedded suite's DIT adapter is trained on when `baseline:dit` first runs."""
     extra = ([fit_split] if fit_split else []) + (["train", "val"] if trains_dit else [])
     return list(dict.fromkeys([*scored, *extra]))
+
+
+def _score_lines(result: RunResult, baselines: int) -> list[str]:
+    """One line per scored split of the user's method, printed before its baselines run."""
+    name = escape(f"{result.name} (oracle)" if result.oracle else result.name)
+    return [f"[bold]{name}[/] on {escape(split)}: " + escape(f"{s.mean:.2f} [{s.ci_low:.2f}, {s.ci_high:.2f}] (n {s.n}, "
+            f"failed {s.failed}); the table follows after {baselines} baseline{'s' if baselines > 1 else ''}")
+            for splits in result.summary.values() for split, s in splits.items()]

@@ -48,6 +48,10 @@ def test_evaluate_prints_a_score_table_beside_a_baseline(small_suite):
     result = run_cli("evaluate", EXAMPLE, "--suite", str(small_suite / "suite"), "--baselines", "base-question+trigger", "--runs-dir", str(runs))
     assert result.exit_code == 0, result.output
     assert "ask-directly" in result.output and "base-question+trigger (oracle)" in result.output
+    # the method's own score comes first, before its baselines run (a first run's first score)
+    mine = re.search(r"ask-directly on test: \d\.\d\d \[\d\.\d\d, \d\.\d\d\] \(n 6, failed 0\); the table follows "
+                     r"after 1 baseline$", result.output, re.M)
+    assert mine and mine.start() < result.output.index("base-question+trigger: 0/6"), result.output
     # output is not a terminal here (as in a CI log): each method's answering is followed in plain lines
     assert re.search(r"^\[\d\d:\d\d:\d\d\] ask-directly: 6/6 \(100%\).*done", result.output, re.M), result.output
     run_dirs = sorted(p.parent for p in runs.rglob("manifest.json"))

@@ -33,16 +33,17 @@ WDQA = str(Path(sys.executable).parent / "wdqa")
 
 # README commands not run here, and why (a new README command must be run below or listed here).
 NOT_RUN = {
-    "wdqa evaluate submissions/examples/ask_directly.py": "builds the full tiny model and suite on first use (about 25 min)",
+    "wdqa evaluate submissions/examples/ask_directly.py": "builds the tiny model and the test split on first use (about 17 min)",
     "wdqa generate tiny --out suites/tiny": "builds the tiny model and suite (about 25 min)",
     "wdqa generate tiny --out part0 --shard 0/2": "builds half the tiny suite",
     "wdqa generate tiny --out suites/tiny --merge part0 --merge part1": "needs the two built pieces",
-    "wdqa generate tiny --out suites/tiny --pieces 64 --ray auto": "a Ray cluster build",
+    "wdqa generate tiny --out suites/tiny --ray auto": "a Ray cluster build",
+    "wdqa generate tiny --splits test": "builds the tiny model and the test split (about 16 min)",
     "wdqa generate extra suites/tiny": "trains every extra split over the full tiny suite",
     "wdqa generate extra suites/tiny --out extra --pieces 16": "trains every extra split over the full tiny suite",
     "wdqa evaluate my_method.py --suite my-org/wdqa-tiny --model-args dtype=bf16,device=cuda,attn_implementation=sdpa": "needs a GPU",
     # The private split's journey: tests/test_private_scoring.py runs these same steps on the micro suite.
-    "wdqa evaluate my_method.py --split test --split private-test": "builds the full tiny suite on first use",
+    "wdqa evaluate my_method.py --split test --split private-test": "builds the tiny model and its test and private-test splits on first use",
     "wdqa keygen --out keys/ --suite suites/tiny": "needs the built tiny suite",
     "wdqa score-private my-method.tar.gz --labels suites/tiny.maintainer/private-test.labels.parquet --key keys/maintainer-ed25519.key": "needs the built tiny suite and its label file",
     "wdqa verify my-method.scored.tar.gz": "needs the scored bundle above",
