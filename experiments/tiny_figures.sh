@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Every figure of the default tiny suite (version 3; the README says which figures are still version 2's) in README.md, docs/tiny-suite.md and
+# Every figure of the default tiny suite (version 4; the README says which figures are still version 3's or 2's) in README.md, docs/tiny-suite.md and
 # docs/dit.md, in that order. Builds the suite on first use (cached under $WDQA_CACHE). Figures
 # of suite version 1 in the docs are kept as history and come from earlier commits.
 # Usage: bash experiments/tiny_figures.sh [OUT_DIR]   (one CPU thread per process; about 1.5 h
