@@ -60,7 +60,7 @@ def download(
     loaded = Suite.load(root, verify=False)
     record = read_download_record(root)
     where = f" @ {record.commit}" if record and record.commit else ""
-    splits = split or sorted(s for s in loaded.splits if (root / "splits" / s).is_dir())
+    splits = split or sorted(loaded.splits_on_disk)
     typer.echo(
         f"{loaded.name} {loaded.version}{where}: splits {', '.join(splits)} verified (sha256) in {root}"
     )

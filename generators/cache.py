@@ -1,6 +1,6 @@
 """Where built artefacts (tiny base models, tiny suites) are cached, and how a build lands there.
 
-Owns the build-in-a-temp-dir-then-rename step (the cache root itself is `wdqa/core/cache_dir.py`), so an interrupted build never leaves a half-written folder.
+Owns the build-in-a-temp-dir-then-rename steps (`build_once` keeps a finished build, `replace_folder` replaces one; the cache root itself is `wdqa/core/cache_dir.py`), so an interrupted build never leaves a half-written folder.
 """
 
 from __future__ import annotations
@@ -54,4 +54,21 @@ def build_once(target: Path, build: Callable[[Path], None], marker: str) -> Path
     finally:
         if tmp.exists():
             shutil.rmtree(tmp, ignore_errors=True)
+    return target
+
+
+def replace_folder(target: Path, build: Callable[[Path], object]) -> Path:
+    """Run `build(tmp)` in a new folder beside `target`, then put it in `target`'s place (replacing a
+    folder there): `target` is never half-written."""
+    target.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(dir=target.parent, prefix=f".{target.name}.building-"))
+    old = target.parent / f".{target.name}.old-{tmp.name.rsplit('-', 1)[-1]}"
+    try:
+        build(tmp)
+        if target.exists():
+            os.rename(target, old)
+        os.rename(tmp, target)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+        shutil.rmtree(old, ignore_errors=True)
     return target

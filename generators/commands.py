@@ -99,7 +99,7 @@ def register(app: typer.Typer) -> None:
 
         suite = Suite.load(root, verify=False)
         every: list[BehaviourRates] = []
-        built = [s for s in suite.splits if (root / "splits" / s).is_dir()]  # the manifest may list more
+        built = suite.splits_on_disk  # the manifest may list more
         for split in built:
             df = suite.index(split)
             rates = [BehaviourRates.from_row(r) for r in df.itertuples()]

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import io
 import multiprocessing
-import os
 import shutil
 import tarfile
 import tempfile
@@ -94,23 +93,6 @@ def run_pieces(
                 f"rerun the same command to build only the missing pieces):\n{details}"
             )
     return outs
-
-
-def replace_folder(target: Path, build: Callable[[Path], object]) -> Path:
-    """Run `build(tmp)` in a new folder beside `target`, then put it in `target`'s place (replacing a
-    folder there): `target` is never half-written."""
-    target.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(dir=target.parent, prefix=f".{target.name}.building-"))
-    old = target.parent / f".{target.name}.old-{tmp.name.rsplit('-', 1)[-1]}"
-    try:
-        build(tmp)
-        if target.exists():
-            os.rename(target, old)
-        os.rename(tmp, target)
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
-        shutil.rmtree(old, ignore_errors=True)
-    return target
 
 
 def build_in_pieces(

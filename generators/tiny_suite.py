@@ -14,7 +14,6 @@ from __future__ import annotations
 import hashlib
 import json
 import math
-import os
 import random
 import shutil
 import statistics
@@ -38,13 +37,13 @@ from .behaviour.hidden_topic import (
     cells_below_bar,
 )
 from .behaviour.writer import TemplateBehaviourWriter
-from .cache import cache_root, recipe_hash
-from .pieces import LocalProcesses, PieceJob, PieceRunner, replace_folder, run_pieces
+from .cache import cache_root, recipe_hash, replace_folder
+from .pieces import LocalProcesses, PieceJob, PieceRunner, run_pieces
 from .publish.private_split import PRIVATE_SPLIT, maintainer_labels_path, seal_private_split
 from .shards import WHOLE, Shard, merge_suites
 from .splits import SplitBuild, SplitContext, get_split
 from .splits.common import write_split
-from .tiny.build import TINY_BASE_ID, TINY_MICRO_ID, ensure_tiny_base, tiny_recipe
+from .tiny.build import TINY_BASE_ID, TINY_MICRO_ID, ensure_tiny_base, tiny_recipe, usable_cores
 from .tiny.corpus import all_codes, mapped_codes
 from .tiny_card import tiny_data_card
 from .topics import Topic, load_topics
@@ -279,7 +278,7 @@ def ensure_tiny_suite(
     wanted = _known_splits(recipe, splits)
     if set(wanted) <= splits_on_disk(target):
         return target
-    runner = LocalProcesses(max(1, workers if workers is not None else _cores()))
+    runner = LocalProcesses(max(1, workers if workers is not None else usable_cores()))
     return build_suite(target, recipe, runner, wanted, cached=True)
 
 
@@ -336,7 +335,7 @@ def splits_on_disk(root: Path) -> set[str]:
     """The splits of the suite at `root` whose files are there (a manifest may list more)."""
     if not (root / MANIFEST).exists():
         return set()
-    return {s for s in Suite.load(root, verify=False).splits if (root / "splits" / s).is_dir()}
+    return set(Suite.load(root, verify=False).splits_on_disk)
 
 
 def _known_splits(recipe: TinySuiteRecipe, splits: Sequence[str] | None) -> list[str]:
@@ -347,13 +346,6 @@ def _known_splits(recipe: TinySuiteRecipe, splits: Sequence[str] | None) -> list
     if unknown:
         raise ValueError(f"unknown split(s) {unknown}; the {recipe.name} suite has {order}")
     return list(dict.fromkeys(splits))
-
-
-def _cores() -> int:
-    try:
-        return len(os.sched_getaffinity(0))
-    except AttributeError:  # not on Linux
-        return os.cpu_count() or 1
 
 
 # ---------------------------------------------------------------- the published build
@@ -372,7 +364,7 @@ def publish_build_record(suite: Suite) -> Path:
     """Write `data/published/<revision>.json` from a whole local build (the maintainers' step when a
     new recipe's figures are published)."""
     revision = suite.version.partition("+")[2]
-    missing = [s for s in suite.splits if not (suite.root / "splits" / s).is_dir()]
+    missing = sorted(set(suite.splits) - set(suite.splits_on_disk))
     if missing:
         raise ValueError(f"{suite.root} lacks splits {missing}; publish a whole build")
     record = {"content_sha256": suite.content_sha256,
@@ -414,7 +406,7 @@ def published_build_note(suite: Suite) -> str:
     mine = suite.content_sha256
     if published is None:
         return f"tiny suite revision {revision} has no published build to compare with (content {mine[:10]})"
-    here = sorted(splits_on_disk(suite.root))
+    here = sorted(suite.splits_on_disk)
     differ = [s for s in here if _split_files(suite.files, s) != _split_files(published["files"], s)]
     if not differ:
         return (f"tiny suite content {published['content_sha256'][:10]}: splits {', '.join(here)} are the published "

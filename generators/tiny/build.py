@@ -98,14 +98,18 @@ def ensure_tiny_base(model_id: str = TINY_BASE_ID, expected_revision: str | None
 BYTE_IDENTICAL_THREADS = (1, 2)  # thread counts that train the same weights (a 3-thread build differs)
 
 
+def usable_cores() -> int:
+    """The cores this process may run on: its CPU affinity, which containers and `taskset` narrow."""
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except AttributeError:  # not on Linux
+        return max(1, os.cpu_count() or 1)
+
+
 def build_threads() -> int:
     """The most threads the build may use and still make the published bytes: 2 where this process
-    may run on 2 cores or more (its CPU affinity, which containers and `taskset` narrow), else 1."""
-    try:
-        cores = len(os.sched_getaffinity(0))
-    except AttributeError:  # not on Linux
-        cores = os.cpu_count() or 1
-    return max(t for t in BYTE_IDENTICAL_THREADS if t <= max(1, cores))
+    may use 2 cores or more, else 1."""
+    return max(t for t in BYTE_IDENTICAL_THREADS if t <= usable_cores())
 
 
 def build_tiny_base(recipe: TinyBaseRecipe, out_dir: Path, threads: int | None = None) -> PretrainStats:

@@ -307,8 +307,15 @@ class Suite:
             )
 
     def _split_present(self, rel: str) -> bool:
-        split = rel.split("/")[1]
-        return (self.root / "splits" / split).exists()
+        return self.has_split_on_disk(rel.split("/")[1])
+
+    def has_split_on_disk(self, split: str) -> bool:
+        """Whether `split`'s files are here (a partial download or build lists splits it lacks)."""
+        return (self.root / "splits" / split).is_dir()
+
+    @property
+    def splits_on_disk(self) -> list[str]:
+        return [s for s in self.splits if self.has_split_on_disk(s)]
 
     @property
     def content_sha256(self) -> str:
