@@ -8,7 +8,7 @@ n=${1:-16}
 steps=${2:-30}
 for mode in glibc-defaults wdqa; do
   opt=$([ "$mode" = glibc-defaults ] && echo 1 || echo 0)
-  env -u MALLOC_MMAP_THRESHOLD_ -u MALLOC_TRIM_THRESHOLD_ -u MALLOC_TOP_PAD_ WDQA_DEFAULT_MALLOC=$opt \
+  env -u MALLOC_MMAP_MAX_ -u MALLOC_MMAP_THRESHOLD_ -u MALLOC_TRIM_THRESHOLD_ -u MALLOC_TOP_PAD_ WDQA_DEFAULT_MALLOC=$opt \
     /usr/bin/time -f "%e %U %S %R %M" -o "/tmp/wdqa-alloc-$mode.txt" \
     wdqa bench train --n "$n" --steps "$steps" --threads 1 --no-compile > /dev/null
 done

@@ -3,7 +3,7 @@
 Runs `wdqa evaluate submissions/examples/ask_directly.py` (or the command given after `--`) with
 WDQA_CACHE and the runs folder in fresh temporary folders and its output piped (plain timestamped
 progress lines, as in a CI log), and prints each line with the seconds since the start, then:
-when the score table appeared, what the base model and each suite unit took (from their build
+when the method's own score line and the score table appeared, what the base model and each suite unit took (from their build
 records), and the CPU, system time and page faults of the whole run.
 
     python experiments/first_score.py                 # about 17 min on a free 2-core machine
@@ -41,18 +41,21 @@ def main() -> None:
         command = [*command, "--runs-dir", str(runs)]
     print(f"$ WDQA_CACHE={cache} {' '.join(command)}", flush=True)
     start = time.perf_counter()
-    table_at = None
+    table_at = score_at = None
     with subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True) as proc:
         assert proc.stdout is not None
         for line in proc.stdout:
             elapsed = time.perf_counter() - start
+            if score_at is None and "the table follows after" in line:
+                score_at = elapsed
             if table_at is None and "WEIGHTDIFFQA scores" in line:
                 table_at = elapsed
             print(f"{elapsed:7.1f}s | {line}", end="", flush=True)
     total = time.perf_counter() - start
     usage = resource.getrusage(resource.RUSAGE_CHILDREN)
     print("\n--- first score")
-    print(f"exit status {proc.returncode}; score table after {_clock(table_at) if table_at else 'never'}; "
+    print(f"exit status {proc.returncode}; the method's score after {_clock(score_at) if score_at else 'never'}; "
+          f"score table after {_clock(table_at) if table_at else 'never'}; "
           f"command finished after {_clock(total)}")
     for info in sorted(cache.glob("models/*/*/wdqa-build.json")):
         record = json.loads(info.read_text())

@@ -35,3 +35,25 @@ def test_the_wdqa_command_sets_them_for_the_processes_it_starts() -> None:
     )
     done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, env=env, check=True)
     assert done.stderr.strip() == ENV["MALLOC_TRIM_THRESHOLD_"]
+
+
+def test_a_large_block_freed_and_allocated_again_is_not_faulted_in_again() -> None:
+    # The tiny base's logits are 164 MB, above glibc's largest mmap threshold: with glibc's
+    # defaults each step maps them afresh and faults every page in; tuned, the heap keeps them.
+    probe = (
+        "import resource, sys\n"
+        "from wdqa.core.allocator import tune_allocator\n"
+        "tune_allocator()\n"
+        "before = resource.getrusage(resource.RUSAGE_SELF).ru_minflt\n"
+        "for _ in range(6):\n    block = bytearray(96 << 20)\n    del block\n"
+        "print(resource.getrusage(resource.RUSAGE_SELF).ru_minflt - before)\n"
+    )
+    faults = {}
+    for opt_out in ("1", "0"):
+        env = {k: v for k, v in os.environ.items() if not k.startswith("MALLOC_")}
+        env["WDQA_DEFAULT_MALLOC"] = opt_out
+        done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, env=env, check=True)
+        faults[opt_out] = int(done.stdout)
+    pages = (96 << 20) // 4096
+    assert faults["1"] > 5 * pages  # glibc's defaults: every one of the six blocks faulted in
+    assert faults["0"] < 2 * pages  # tuned: the first block's pages, then reused
