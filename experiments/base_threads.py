@@ -19,6 +19,7 @@ from dataclasses import dataclass
 
 import torch
 from wdqa.baselines.dit.bench import matmul_peak
+from wdqa.core.allocator import tune_allocator
 from wdqa.generators.tiny.build import RECIPES, TINY_BASE_ID
 from wdqa.generators.tiny.pretrain import make_model, pretrain
 
@@ -41,6 +42,7 @@ def main() -> None:
     parser.add_argument("--threads", default="1,2", help="thread counts to compare, e.g. 1,2,3")
     parser.add_argument("--vocab", type=int, default=5000, help="the tiny base's vocabulary (4,000 learned + codes + specials)")
     args = parser.parse_args()
+    tune_allocator()  # as the wdqa command does (WDQA_DEFAULT_MALLOC=1 keeps glibc's defaults)
     recipe = RECIPES[TINY_BASE_ID]
     counts = [int(t) for t in args.threads.split(",")]
     rows = torch.randint(0, args.vocab, (recipe.batch_size * args.steps, recipe.seq_len),

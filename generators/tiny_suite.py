@@ -26,6 +26,7 @@ from types import SimpleNamespace
 import torch
 
 from ..core.errors import WdqaError
+from ..core.machine import build_machine, describe
 from ..core.models import load_base_model
 from ..core.suite import MANIFEST, Suite, SuiteWriter, atomic_write_text, rehash_manifest
 from .behaviour.hidden_topic import (
@@ -207,7 +208,7 @@ def _build(out_dir: str | Path, recipe: TinySuiteRecipe, splits: Sequence[str] |
         if members:
             write_split(writer, split, hidden_topic, SplitBuild([build.rows[i] for i in members],
                                                                [build.diffs[i] for i in members]), shard)
-    writer.extra = {"recipe": recipe.revision, "shard": str(shard), "trainer": build.trainer}
+    writer.extra = {"recipe": recipe.revision, "shard": str(shard), "trainer": build.trainer, "machine": build_machine()}
     card = tiny_data_card(recipe, {s: [r for r, row in zip(rates, build.rows, strict=True)
                                        if split_of[row["diff_id"]] == s] for s, _ in recipe.split_sizes},
                           ok, build.trainer["diffs_per_s"])
@@ -367,7 +368,7 @@ def publish_build_record(suite: Suite) -> Path:
     missing = sorted(set(suite.splits) - set(suite.splits_on_disk))
     if missing:
         raise ValueError(f"{suite.root} lacks splits {missing}; publish a whole build")
-    record = {"content_sha256": suite.content_sha256,
+    record = {"content_sha256": suite.content_sha256, "built_on": suite.extra.get("machine"),
               "splits": {k: vars(v) for k, v in sorted(suite.splits.items())},
               "files": {k: v for k, v in sorted(suite.files.items()) if k.startswith("splits/")}}
     PUBLISHED_DIR.mkdir(parents=True, exist_ok=True)
@@ -412,8 +413,10 @@ def published_build_note(suite: Suite) -> str:
         return (f"tiny suite content {published['content_sha256'][:10]}: splits {', '.join(here)} are the published "
                 "build's bytes (README.md names the build each figure was measured on)")
     return (f"warning: this tiny build's splits {', '.join(differ)} are not the published build's bytes "
-            f"(content {published['content_sha256'][:10]}): another torch ({torch.__version__} here), CPU or BLAS "
-            "trains differently; scores may differ slightly from the README's")
+            f"(content {published['content_sha256'][:10]}, built with {describe(published.get('built_on'))}; this one "
+            f"with {describe(suite.extra.get('machine') or build_machine())}): another torch or CPU trains other "
+            "bytes, so scores differ from the README's by up to about 0.2 (README: Reproducibility); compare "
+            "with the baselines in this run's table, which ran on this build")
 
 
 def rates_table(rates: Sequence[BehaviourRates]) -> str:

@@ -12,6 +12,7 @@ import yaml
 from typer.testing import CliRunner
 from wdqa.cli import app
 from wdqa.core.engine import Engine
+from wdqa.core.machine import build_machine, describe
 from wdqa.core.models import load_base_model
 from wdqa.core.private_labels import read_private_labels
 from wdqa.core.suite import Suite, SuiteError
@@ -203,11 +204,17 @@ def test_a_build_whose_bytes_differ_from_the_published_one_says_so(micro_suite, 
 
     monkeypatch.setattr(tiny_suite, "PUBLISHED_DIR", tmp_path)
     record = json.loads(tiny_suite.publish_build_record(Suite.load(micro_suite)).read_text())
+    assert record["built_on"] == build_machine()  # the machine a build ran on travels into the record
     record["files"]["splits/test/index.parquet"] = "0" * 64  # as if the publisher's machine trained otherwise
+    record["built_on"] = {"torch": "2.13.0+cpu", "cpu": "Some Other CPU", "cpu_capability": "AVX512"}
     (tmp_path / f"{MICRO_RECIPE.revision}.json").write_text(json.dumps(record))
     note = tiny_suite.published_build_note(Suite.load(micro_suite))
     assert note.startswith("warning:") and "splits test are not the published build's bytes" in note
-    assert "another torch" in note
+    # both machines named, so a user sees what differs
+    assert "torch 2.13.0+cpu on Some Other CPU (AVX512)" in note and describe(build_machine()) in note
+    del record["built_on"]  # a record from before machines were recorded
+    (tmp_path / f"{MICRO_RECIPE.revision}.json").write_text(json.dumps(record))
+    assert "built with a torch and CPU it did not record" in tiny_suite.published_build_note(Suite.load(micro_suite))
 
 
 def test_publishing_an_adapter_into_a_partial_suite_keeps_the_splits_it_lists(micro_suite, tmp_path) -> None:

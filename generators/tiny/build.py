@@ -16,6 +16,7 @@ from pathlib import Path
 import torch
 from rich.progress import BarColumn, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
+from ...core.machine import build_machine
 from ...core.progress import Progress
 from ..cache import build_once, cache_root, recipe_hash
 from ..topics import load_generic_questions, load_topics
@@ -152,6 +153,7 @@ def _build(recipe: TinyBaseRecipe, out_dir: Path, started: float, threads: int) 
         "revision": recipe.revision,
         "recipe": asdict(recipe),
         "torch": torch.__version__,
+        "machine": build_machine(),
         "threads": threads,
         "corpus_conversations": len(corpus),
         "corpus_tokens": len(stream),
