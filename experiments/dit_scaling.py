@@ -72,7 +72,7 @@ def main() -> None:
     sizes, seeds = [int(s) for s in args.sizes.split(",")], [int(s) for s in args.seeds.split(",")]
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
-    suite = resolve_suite(args.suite)
+    suite = resolve_suite(args.suite, splits=["train", args.split])  # builds only what it reads
     print(f"suite {suite.name} content {suite.content_sha256[:12]}  root {suite.root}")
     model, tokenizer = load_base_model(suite.base_model, suite.base_model_revision)
     train, test = LabelledDiffs.from_suite(suite, "train"), LabelledDiffs.from_suite(suite, args.split)

@@ -90,7 +90,7 @@ def build(args: argparse.Namespace) -> None:
 def dit(args: argparse.Namespace) -> None:
     torch.set_num_threads(1)
     out = Path(args.out)
-    suite = resolve_suite("tiny")
+    suite = resolve_suite("tiny", splits=["train", args.split])  # builds only what it reads
     print(f"suite {suite.name} content {suite.content_sha256[:12]}")
     model, tokenizer = load_base_model(suite.base_model, suite.base_model_revision)
     train, test = LabelledDiffs.from_suite(suite, "train"), LabelledDiffs.from_suite(suite, args.split)
