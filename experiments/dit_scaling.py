@@ -37,7 +37,7 @@ def point(model, tokenizer, train: LabelledDiffs, test: LabelledDiffs, judge, n:
     config = replace(base, max_diffs=n, seed=seed, epochs=math.ceil(steps / per_epoch),
                      eval_every=10**9, checkpoint_every=10**9)
     started = time.perf_counter()
-    result = train_dit(model, tokenizer, train, config, out / f"n{n}-seed{seed}", stop_after_steps=steps)
+    result = train_dit(model, tokenizer, train, config, out / f"n{n}-seed{seed}-steps{steps}", stop_after_steps=steps)
     engine = Engine(model, tokenizer, max_batch=64)
     score = validate(engine, test, result.adapter, config.max_new_tokens, judge, config.answer_template)
     return {"n": n, "seed": seed, "steps": steps, "exact": score.exact, "judge": score.judge_mean,

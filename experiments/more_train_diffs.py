@@ -12,6 +12,10 @@ diffs share (their topic) rather than memorise one diff per name.
     # DIT (paper recipe) on the suite's train split alone, then with 1 and 2 copies; test split
     python experiments/more_train_diffs.py dit --out runs/more-train --copies 0,1,2 --seeds 0,1 --steps 400
 
+    # reading or memorising? an adapter trained on the suite's train split alone, asked about new
+    # diffs of its own train topics (copy 1: known names, other weights)
+    python experiments/more_train_diffs.py transfer runs/more-train/dit/n300-seed0-steps400 --out runs/more-train
+
 `dit` prints exact match and the offline judge per point and appends them to `OUT/dit.jsonl`
 (a rerun skips the points already there). Topics stay disjoint from val and test throughout.
 """
@@ -132,6 +136,34 @@ def dit(args: argparse.Namespace) -> None:
             print(f"{copies:>6} {rows[0]['n']:>11} {ex:>12} {ju:>12}")
 
 
+def transfer(args: argparse.Namespace) -> None:
+    """Exact match of trained adapters on the train diffs they fit, on copy 1 of the same topics, and on test."""
+    from wdqa.baselines.dit.adapter import load_adapter
+    from wdqa.baselines.dit.validate import validate
+    from wdqa.core.engine import Engine
+
+    torch.set_num_threads(1)
+    suite = resolve_suite("tiny", splits=["train", "test"])
+    model, tokenizer = load_base_model(suite.base_model, suite.base_model_revision)
+    engine = Engine(model, tokenizer, max_batch=64)
+    train, test = LabelledDiffs.from_suite(suite, "train"), LabelledDiffs.from_suite(suite, "test")
+    copy1 = [LabelledDiffs.from_suite(Suite.load(p), SPLIT) for p in sorted(Path(args.out).glob("copy1-part*"))]
+    by_id = {d.diff_id: (part, i) for part in copy1 for i, d in enumerate(part.diffs)}
+    first = range(args.n)
+    twins = [by_id[f"{train.diffs[i].diff_id}-x1"] for i in first]
+    sets = {
+        f"train, first {args.n} (fitted)": train.subset(list(first)),
+        f"copy 1 of the same {args.n} topics (new diffs)": LabelledDiffs(
+            *[[getattr(part, f)[i] for part, i in twins] for f in ("diffs", "labels", "questions", "behaviours")]),
+        "test (new topics)": test,
+    }
+    for folder in args.adapters:
+        adapter = load_adapter(folder)
+        for name, data in sets.items():
+            score = validate(engine, data, adapter, 20)
+            print(f"{Path(folder).name}: {name}: exact {score.exact:.2f} (n={score.n}) e.g. {score.examples[:3]}", flush=True)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="command", required=True)
@@ -145,8 +177,12 @@ def main() -> None:
     d.add_argument("--seeds", default="0,1")
     d.add_argument("--steps", type=int, default=400)
     d.add_argument("--split", default="test")
+    t = sub.add_parser("transfer", help="exact match of trained adapters on fitted, same-topic and test diffs")
+    t.add_argument("adapters", nargs="+", help="adapter folders (from the dit step: OUT/dit/n300-seed0-steps400, ...)")
+    t.add_argument("--out", default="runs/more-train", help="where the copies were built")
+    t.add_argument("--n", type=int, default=100, help="how many train topics to check")
     args = parser.parse_args()
-    build(args) if args.command == "build" else dit(args)
+    {"build": build, "dit": dit, "transfer": transfer}[args.command](args)
 
 
 if __name__ == "__main__":
