@@ -415,8 +415,8 @@ def published_build_note(suite: Suite) -> str:
     return (f"warning: this tiny build's splits {', '.join(differ)} are not the published build's bytes "
             f"(content {published['content_sha256'][:10]}, built with {describe(published.get('built_on'))}; this one "
             f"with {describe(suite.extra.get('machine') or build_machine())}): another torch or CPU trains other "
-            "bytes, so scores differ from the README's by up to about 0.2 (README: Reproducibility); compare "
-            "with the baselines in this run's table, which ran on this build")
+            "bytes, and scores differ from the README's (by up to 0.22 between two measured CPUs); compare a "
+            "method with the baselines of its own run, which ran on this build")
 
 
 def rates_table(rates: Sequence[BehaviourRates]) -> str:
