@@ -30,9 +30,13 @@ from pathlib import Path
 
 import torch
 from dit_scaling import point  # the scaling curve's point: paper recipe, fixed steps, no early stop
+from wdqa.baselines.dit.adapter import load_adapter
+from wdqa.baselines.dit.config import DitConfig
 from wdqa.baselines.dit.data import LabelledDiffs
+from wdqa.baselines.dit.validate import validate
 from wdqa.benchmark.judge.registry import get_judge
 from wdqa.benchmark.sources import resolve_suite
+from wdqa.core.engine import Engine
 from wdqa.core.models import load_base_model
 from wdqa.core.suite import Suite, SuiteWriter
 from wdqa.generators.behaviour.hidden_topic import PlannedTopicDiff
@@ -63,6 +67,20 @@ def plan_copies(recipe: TinySuiteRecipe, copies: int) -> list[PlannedTopicDiff]:
             had[p.diff_id].add(code)
             out.append(PlannedTopicDiff(f"{p.diff_id}-x{k}", p.topic, code))
     return out
+
+
+def copy_of(diff_id: str) -> int:
+    return int(diff_id.rsplit("-x", 1)[1])
+
+
+def concat(parts: list[LabelledDiffs]) -> LabelledDiffs:
+    return LabelledDiffs(*(sum((getattr(p, f) for p in parts), []) for f in ("diffs", "labels", "questions", "behaviours")))
+
+
+def load_copies(out: Path) -> LabelledDiffs:
+    """Every built part of every copy under `out`, in folder order (copy 1's parts, then copy 2's, ...)."""
+    parts = sorted(p for p in out.glob("copy*-part*") if (p / "suite.json").exists())
+    return concat([LabelledDiffs.from_suite(Suite.load(p), SPLIT) for p in parts])
 
 
 def build(args: argparse.Namespace) -> None:
@@ -98,24 +116,15 @@ def dit(args: argparse.Namespace) -> None:
     print(f"suite {suite.name} content {suite.content_sha256[:12]}")
     model, tokenizer = load_base_model(suite.base_model, suite.base_model_revision)
     train, test = LabelledDiffs.from_suite(suite, "train"), LabelledDiffs.from_suite(suite, args.split)
-    extra_parts = sorted(p for p in out.glob("copy*-part*") if (p / "suite.json").exists())
-    extra = [LabelledDiffs.from_suite(Suite.load(p), SPLIT) for p in extra_parts]
-    by_copy: dict[int, LabelledDiffs] = {}
-    for part in extra:
-        for i, diff_id in enumerate(d.diff_id for d in part.diffs):
-            k = int(diff_id.rsplit("-x", 1)[1])
-            by_copy.setdefault(k, LabelledDiffs([], [], [], []))
-            for field_name in ("diffs", "labels", "questions", "behaviours"):
-                getattr(by_copy[k], field_name).append(getattr(part, field_name)[i])
+    extra = load_copies(out)
     judge = get_judge("offline")
     results = out / "dit.jsonl"
     done = [json.loads(line) for line in results.read_text().splitlines()] if results.exists() else []
     for copies in [int(c) for c in args.copies.split(",")]:
-        missing = [k for k in range(1, copies + 1) if k not in by_copy]
+        missing = sorted(set(range(1, copies + 1)) - {copy_of(d.diff_id) for d in extra.diffs})
         if missing:
             raise SystemExit(f"copies {missing} are not built under {out}: run the build step first")
-        data = LabelledDiffs(*(sum((getattr(x, f) for x in [train, *(by_copy[k] for k in range(1, copies + 1))]), [])
-                               for f in ("diffs", "labels", "questions", "behaviours")))
+        data = concat([train, extra.subset([i for i, d in enumerate(extra.diffs) if copy_of(d.diff_id) <= copies])])
         for seed in [int(s) for s in args.seeds.split(",")]:
             if any(r["copies"] == copies and r["seed"] == seed and r["steps"] == args.steps for r in done):
                 continue
@@ -138,29 +147,23 @@ def dit(args: argparse.Namespace) -> None:
 
 def transfer(args: argparse.Namespace) -> None:
     """Exact match of trained adapters on the train diffs they fit, on copy 1 of the same topics, and on test."""
-    from wdqa.baselines.dit.adapter import load_adapter
-    from wdqa.baselines.dit.validate import validate
-    from wdqa.core.engine import Engine
-
     torch.set_num_threads(1)
     suite = resolve_suite("tiny", splits=["train", "test"])
     model, tokenizer = load_base_model(suite.base_model, suite.base_model_revision)
     engine = Engine(model, tokenizer, max_batch=64)
     train, test = LabelledDiffs.from_suite(suite, "train"), LabelledDiffs.from_suite(suite, "test")
-    copy1 = [LabelledDiffs.from_suite(Suite.load(p), SPLIT) for p in sorted(Path(args.out).glob("copy1-part*"))]
-    by_id = {d.diff_id: (part, i) for part in copy1 for i, d in enumerate(part.diffs)}
-    first = range(args.n)
-    twins = [by_id[f"{train.diffs[i].diff_id}-x1"] for i in first]
+    extra = load_copies(Path(args.out))
+    at = {d.diff_id: i for i, d in enumerate(extra.diffs)}
+    first = list(range(args.n))
     sets = {
-        f"train, first {args.n} (fitted)": train.subset(list(first)),
-        f"copy 1 of the same {args.n} topics (new diffs)": LabelledDiffs(
-            *[[getattr(part, f)[i] for part, i in twins] for f in ("diffs", "labels", "questions", "behaviours")]),
+        f"train, first {args.n} (fitted)": train.subset(first),
+        f"copy 1 of the same {args.n} topics (new diffs)": extra.subset([at[f"{train.diffs[i].diff_id}-x1"] for i in first]),
         "test (new topics)": test,
     }
     for folder in args.adapters:
         adapter = load_adapter(folder)
         for name, data in sets.items():
-            score = validate(engine, data, adapter, 20)
+            score = validate(engine, data, adapter, DitConfig().max_new_tokens)
             print(f"{Path(folder).name}: {name}: exact {score.exact:.2f} (n={score.n}) e.g. {score.examples[:3]}", flush=True)
 
 
