@@ -83,6 +83,22 @@ def load_copies(out: Path) -> LabelledDiffs:
     return concat([LabelledDiffs.from_suite(Suite.load(p), SPLIT) for p in parts])
 
 
+def build_plans(recipe: TinySuiteRecipe, plans: list[PlannedTopicDiff], out: Path, split: str, name: str,
+                version: str, description: str):  # -> SplitBuild
+    """Train and measure `plans` with `recipe` (data, rank, steps, bar), and write them to `out` as a
+    one-split suite on the recipe's base model."""
+    model, tokenizer = load_base_model(recipe.base_model)
+    context = SplitContext(model, tokenizer, TemplateBehaviourWriter(recipe.data.open_prompts), recipe.lora,
+                           recipe.train, frozenset(_reserved_codes(recipe)), max_new_tokens=16)
+    hidden_topic = get_split("hidden-topic")
+    built = hidden_topic.build(context, [], len(plans), recipe.seed, plans=plans,  # type: ignore[call-arg]
+                               data=recipe.data, bar=recipe.bar)
+    writer = SuiteWriter(out, name, version, recipe.base_model, tiny_recipe(recipe.base_model).revision)
+    write_split(writer, split, hidden_topic, built, Shard())
+    writer.finish(description)
+    return built
+
+
 def build(args: argparse.Namespace) -> None:
     recipe = TinySuiteRecipe()
     torch.set_num_threads(recipe.threads)
@@ -92,17 +108,9 @@ def build(args: argparse.Namespace) -> None:
     if (out / "suite.json").exists():
         print(f"{out} is built")
         return
-    model, tokenizer = load_base_model(recipe.base_model)
-    context = SplitContext(model, tokenizer, TemplateBehaviourWriter(recipe.data.open_prompts), recipe.lora,
-                           recipe.train, frozenset(_reserved_codes(recipe)), max_new_tokens=16)
-    hidden_topic = get_split("hidden-topic")
     started = time.perf_counter()
-    built = hidden_topic.build(context, [], len(plans), recipe.seed, plans=plans,  # type: ignore[call-arg]
-                               data=recipe.data, bar=recipe.bar)
-    writer = SuiteWriter(out, "tiny-train-more", f"copy{args.copy}", recipe.base_model,
-                         tiny_recipe(recipe.base_model).revision)
-    write_split(writer, SPLIT, hidden_topic, built, Shard())
-    writer.finish("Extra train diffs of the tiny suite's train topics (experiments/more_train_diffs.py).\n")
+    built = build_plans(recipe, plans, out, SPLIT, "tiny-train-more", f"copy{args.copy}",
+                        "Extra train diffs of the tiny suite's train topics (experiments/more_train_diffs.py).\n")
     ok = sum(bool(r["behaviour_ok"]) for r in built.rows)
     hits = sorted(r["hit_rate"] for r in built.rows)
     print(f"{out}: {len(plans)} diffs in {time.perf_counter() - started:.0f} s; at the bar {ok}/{len(plans)}, "
