@@ -29,7 +29,7 @@ from pathlib import Path
 
 import torch
 from dit_scaling import point
-from more_train_diffs import build_plans, concat, plan_copies
+from more_train_diffs import build_plans, concat, copy_of, plan_copies
 from wdqa.baselines.dit.adapter import load_adapter
 from wdqa.baselines.dit.config import DitConfig
 from wdqa.baselines.dit.data import LabelledDiffs
@@ -56,18 +56,15 @@ def variant_recipe(variant: str) -> TinySuiteRecipe:
     return replace(suite, lora=LoraConfig(rank=rank, alpha=scale * rank), train=replace(suite.train, kl_weight=kl))
 
 
-def copy_number(diff_id: str) -> int:
-    return int(diff_id.rsplit("-x", 1)[1])
-
-
 def build(args: argparse.Namespace) -> None:
     recipe = variant_recipe(args.variant)
     torch.set_num_threads(recipe.threads)
     shard = Shard.parse(args.part)
-    topics = {p.diff_id.rsplit("-x", 1)[0] for p in plan_copies(TinySuiteRecipe(), 1)[: args.topics]}
-    # The same codes as more_train_diffs.py's copies (the plan does not depend on the variant).
-    plans = shard.take([p for p in plan_copies(TinySuiteRecipe(), args.copies + 1)
-                        if p.diff_id.rsplit("-x", 1)[0] in topics])
+    # The same codes as more_train_diffs.py's copies (the plan does not depend on the variant); copy 1
+    # comes first, one diff per train topic, so its first `topics` diffs name the topics.
+    every = plan_copies(TinySuiteRecipe(), args.copies + 1)
+    topics = {p.topic.name for p in every[: args.topics]}
+    plans = shard.take([p for p in every if p.topic.name in topics])
     out = Path(args.out) / args.variant / f"t{args.topics}-c{args.copies}-part{shard.index}of{shard.count}"
     if (out / "suite.json").exists():
         print(f"{out} is built")
@@ -99,15 +96,14 @@ def dit(args: argparse.Namespace) -> None:
     done = [json.loads(line) for line in results.read_text().splitlines()] if results.exists() else []
     for variant in args.variants.split(","):
         data, rows = load_variant(out, variant, args.topics, args.copies)
-        fitted = data.subset([i for i, d in enumerate(data.diffs) if copy_number(d.diff_id) <= args.copies])
-        held = data.subset([i for i, d in enumerate(data.diffs) if copy_number(d.diff_id) == args.copies + 1])
+        fitted = data.subset([i for i, d in enumerate(data.diffs) if copy_of(d.diff_id) <= args.copies])
+        held = data.subset([i for i, d in enumerate(data.diffs) if copy_of(d.diff_id) == args.copies + 1])
         for seed in [int(s) for s in args.seeds.split(",")]:
             key = {"variant": variant, "topics": args.topics, "copies": args.copies, "seed": seed, "steps": args.steps}
             if any(all(r.get(k) == v for k, v in key.items()) for r in done):
                 continue
             row = point(model, tokenizer, fitted, held, judge, len(fitted), seed, args.steps, out / "dit" / variant)
-            adapter_dir = out / "dit" / variant / f"n{len(fitted)}-seed{seed}-steps{args.steps}"
-            on_fitted = validate(engine, fitted.subset(list(range(args.topics))), load_adapter(adapter_dir),
+            on_fitted = validate(engine, fitted.subset(list(range(args.topics))), load_adapter(row["adapter_dir"]),
                                  DitConfig().max_new_tokens)
             row = {**key, "held_exact": row["exact"], "held_judge": row["judge"], "fitted_exact": on_fitted.exact,
                    "seconds": row["seconds"], "examples": row["examples"][:5],

@@ -37,10 +37,11 @@ def point(model, tokenizer, train: LabelledDiffs, test: LabelledDiffs, judge, n:
     config = replace(base, max_diffs=n, seed=seed, epochs=math.ceil(steps / per_epoch),
                      eval_every=10**9, checkpoint_every=10**9)
     started = time.perf_counter()
-    result = train_dit(model, tokenizer, train, config, out / f"n{n}-seed{seed}-steps{steps}", stop_after_steps=steps)
+    folder = out / f"n{n}-seed{seed}-steps{steps}"
+    result = train_dit(model, tokenizer, train, config, folder, stop_after_steps=steps)
     engine = Engine(model, tokenizer, max_batch=64)
     score = validate(engine, test, result.adapter, config.max_new_tokens, judge, config.answer_template)
-    return {"n": n, "seed": seed, "steps": steps, "exact": score.exact, "judge": score.judge_mean,
+    return {"n": n, "seed": seed, "steps": steps, "adapter_dir": str(folder), "exact": score.exact, "judge": score.judge_mean,
             "seconds": time.perf_counter() - started, "examples": score.examples}
 
 
