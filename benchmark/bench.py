@@ -1,6 +1,7 @@
 """Speed measurements that print figures side by side (never timed tests): batched multi-diff
-evaluation against one PEFT model per diff, and a method answering in this process against in its
-own process (what `wdqa evaluate` does).
+evaluation against one PEFT model per diff, a method answering in this process against in its
+own process (what `wdqa evaluate` does), and that process started fresh against forked from a
+zygote.
 
 Owns these benches; the code measured lives in engine.py and lora.py, the instruments (FLOP/s,
 peak memory) in measure.py.
@@ -27,6 +28,7 @@ from ..core.suite import Suite
 from ..core.types import Case, WeightDiff
 from .method import load_method_spec
 from .worker import MethodProcess, MethodSpec
+from .worker.zygote import Zygote
 
 
 @dataclass
@@ -175,3 +177,46 @@ def bench_method_process(
             theirs = there(process)
             times["there"].append(time.perf_counter() - t0)
     return ProcessCost(len(diff_ids), statistics.median(times["here"]), statistics.median(times["there"]), startup, mine == theirs)
+
+
+@dataclass
+class StartCost:
+    """Starting a method's process until its base model is loaded, fresh or forked from a zygote."""
+
+    fresh_s: float  # median over the repeats
+    forked_s: float
+    zygote_s: float  # the first fork, which waits for the zygote's own imports: once per run
+    same_answers: bool
+
+    @property
+    def ratio(self) -> float:
+        return self.fresh_s / self.forked_s
+
+
+def bench_process_start(
+    suite: Suite, split: str, diff_ids: Sequence[str], spec: str, device: str | None, threads: int | None, repeats: int = 3,
+) -> StartCost:
+    """Start `spec`'s process `repeats` times each way, alternating (a busy machine slows both
+    alike), each loading the method, the suite and the base model and then answering `diff_ids`."""
+
+    def start(zygote: Zygote | None) -> tuple[float, tuple[str, ...]]:
+        t0 = time.perf_counter()
+        with MethodProcess.start(MethodSpec(spec), zygote=zygote) as process:
+            process.open(suite, device, threads)
+            process.load_model()
+            seconds = time.perf_counter() - t0
+            call = process.answer(split, list(diff_ids), None, None)
+        if call.answers is None:
+            raise RuntimeError(f"{spec} failed in its own process: {call.error}")
+        return seconds, tuple(call.answers)
+
+    times: dict[str, list[float]] = {"fresh": [], "forked": []}
+    with Zygote.start() as zygote:
+        first, answers = start(zygote)
+        seen = {answers}
+        for _ in range(repeats):
+            for way, z in (("fresh", None), ("forked", zygote)):
+                seconds, answers = start(z)
+                times[way].append(seconds)
+                seen.add(answers)
+    return StartCost(statistics.median(times["fresh"]), statistics.median(times["forked"]), first, len(seen) == 1)

@@ -23,8 +23,9 @@ def bench_eval(
     ),
     batch_size: int = typer.Option(32, "--batch-size", help="Cases per method call (as `wdqa evaluate --batch-size`)."),
 ) -> None:
-    """Evaluation speed: batched multi-diff generation vs loading each diff into a PEFT model; and
-    a method answering the same cases in this process vs in its own process, as `wdqa evaluate` runs it.
+    """Evaluation speed: batched multi-diff generation vs loading each diff into a PEFT model; a
+    method answering the same cases in this process vs in its own process, as `wdqa evaluate` runs
+    it; and that process started fresh vs forked from a zygote, as `wdqa evaluate` starts baselines.
 
     Example:  wdqa bench eval --suite tiny --n 32
     """
@@ -33,7 +34,12 @@ def bench_eval(
     from ..core.engine import Engine
     from ..core.measure import matmul_flops
     from ..core.models import load_base_model
-    from .bench import bench_batched, bench_method_process, bench_peft_sequential
+    from .bench import (
+        bench_batched,
+        bench_method_process,
+        bench_peft_sequential,
+        bench_process_start,
+    )
     from .sources import resolve_suite
 
     if threads:
@@ -63,6 +69,13 @@ def bench_eval(
         f"in its own process {cost.own_process_s:.2f} s ([bold]{cost.ratio:.2f}×[/]); "
         f"starting that process (method, suite, base model): {cost.startup_s:.2f} s; "
         f"same answers: {'yes' if cost.same_answers else 'NO'}"
+    )
+    start = bench_process_start(the_suite, split, ids[:batch_size], method, device, threads)
+    console.print(
+        f"starting {method}'s process until its base model is loaded (median of 3): fresh interpreter "
+        f"{start.fresh_s:.2f} s, forked from the run's zygote {start.forked_s:.2f} s ([bold]{start.ratio:.0f}× faster[/]; "
+        f"the first fork waits for the zygote's own imports, once per run: {start.zygote_s:.2f} s); "
+        f"same answers: {'yes' if start.same_answers else 'NO'}"
     )
 
 

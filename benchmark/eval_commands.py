@@ -129,6 +129,7 @@ def register(app: typer.Typer) -> None:
         from .method import MethodError, builtin_baselines
         from .sources import EMBEDDED, resolve_suite
         from .worker import MethodProcess, MethodSpec
+        from .worker.zygote import Zygote
 
         console = Console()
         # Every model setting is checked before any process starts or anything is fetched.
@@ -152,6 +153,9 @@ def register(app: typer.Typer) -> None:
                 mine = stack.enter_context(MethodProcess.start(specs[0]))
             except MethodError as err:
                 raise typer.BadParameter(str(err), param_hint="METHOD") from err
+            # The baselines' processes are forked from a zygote, which imports torch and transformers
+            # once (while the suite is fetched or built) instead of once per baseline.
+            zygote = stack.enter_context(Zygote.start()) if len(specs) > 1 else None
             the_judge = get_judge(judge or DEFAULT_JUDGE)
             # Only what this run needs is fetched, or built for an embedded suite: a first run of the
             # tiny suite builds its test split's 50 diffs, not all 440.
@@ -183,7 +187,7 @@ def register(app: typer.Typer) -> None:
                 # An expected error (a WdqaError) leaves the progress display and reaches the CLI's
                 # root, which prints it as one line.
                 for i, spec in enumerate(specs):
-                    the_method = mine if i == 0 else stack.enter_context(MethodProcess.start(spec))
+                    the_method = mine if i == 0 else stack.enter_context(MethodProcess.start(spec, zygote=zygote))
                     # A private split publishes no trigger: oracle baselines run on the other splits.
                     method_splits = [s for s in split if i == 0 or not (the_method.oracle and the_suite.is_private(s))]
                     if len(method_splits) < len(split):

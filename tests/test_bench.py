@@ -31,3 +31,12 @@ def test_a_method_in_its_own_process_gives_the_answers_it_gives_in_this_one(micr
     cost = bench_method_process(engine, suite, "train", ids, "wdqa.benchmark.bench:AskTheQuestion", 4, None, None, repeats=1)
     assert cost.cases == 6 and cost.same_answers
     assert cost.in_process_s > 0 and cost.own_process_s > 0 and cost.startup_s > 0
+
+
+def test_a_forked_method_process_gives_the_answers_a_fresh_one_gives(micro_suite):
+    from wdqa.benchmark.bench import bench_process_start
+    from wdqa.core.suite import Suite
+
+    suite = Suite.load(micro_suite)
+    start = bench_process_start(suite, "train", suite.case_ids("train")[:2], "wdqa.benchmark.bench:AskTheQuestion", None, None, repeats=1)
+    assert start.same_answers and start.fresh_s > 0 and start.forked_s > 0 and start.zygote_s > 0

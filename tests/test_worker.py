@@ -20,15 +20,17 @@ from wdqa.benchmark.method import MethodError
 from wdqa.benchmark.records import RunFolder
 from wdqa.benchmark.runner import run_answer_stage
 from wdqa.benchmark.worker import MethodProcess, MethodSpec
+from wdqa.benchmark.worker.zygote import Zygote
 from wdqa.core.suite import Suite
 
 
-def run_method(path: Path, suite_root: Path, run_dir: Path, splits=("test",), batch_size=4, timeout=60.0, fit=False):
-    """Answer the splits with the method file in its own process; returns (stats, answers, seconds, restarts)."""
+def run_method(path: Path, suite_root: Path, run_dir: Path, splits=("test",), batch_size=4, timeout=60.0, fit=False, zygote=None):
+    """Answer the splits with the method file in its own process (forked by `zygote` if given);
+    returns (stats, answers, seconds, restarts)."""
     suite = Suite.load(suite_root)
     run = RunFolder(run_dir)
     t0 = time.perf_counter()
-    with MethodProcess.start(MethodSpec(str(path))) as method:
+    with MethodProcess.start(MethodSpec(str(path)), zygote=zygote) as method:
         method.open(suite)
         if fit:
             fit_learned_method(method, suite, "train", run_dir / "method-state")
@@ -134,9 +136,13 @@ def labels_of(root: Path, split: str = "test") -> list[str]:
 
 @pytest.fixture(scope="module")
 def spy_reports(micro_suite, tmp_path_factory):
+    """The spy is forked from a zygote, as `wdqa evaluate` forks the baselines (the format-1 spy
+    below starts fresh, as the user's own method does)."""
     tmp = tmp_path_factory.mktemp("spy")
     spy = write_spy(tmp, labels_of(micro_suite))
-    stats, answers, _, _ = run_method(spy, micro_suite, tmp / "run", fit=True)
+    with Zygote.start() as zygote:
+        stats, answers, _, _ = run_method(spy, micro_suite, tmp / "run", fit=True, zygote=zygote)
+    assert zygote.forked == 1
     assert stats.failed == 0, stats.first_error
     return [json.loads(a.answer) for a in answers.values()]
 
@@ -227,9 +233,11 @@ def hostile_run(micro_suite, tmp_path_factory):
     behaviour = {d: what for (_, d), what in zip(ids, MISBEHAVIOURS, strict=False)}
     method = tmp / "hostile.py"
     method.write_text(HOSTILE.format(behaviour=behaviour))
-    stats, answers, seconds, restarts = run_method(
-        method, micro_suite, tmp / "run", splits=("train", "val", "test"), batch_size=1, timeout=TIMEOUT
-    )
+    with Zygote.start() as zygote:  # every restart is forked too
+        stats, answers, seconds, restarts = run_method(
+            method, micro_suite, tmp / "run", splits=("train", "val", "test"), batch_size=1, timeout=TIMEOUT, zygote=zygote
+        )
+    assert zygote.forked == 1 + restarts
     errors = {what: answers[f"{s}/{d}"].error for (s, d), what in zip(ids, MISBEHAVIOURS, strict=False)}
     return stats, answers, errors, seconds, restarts
 

@@ -13,7 +13,8 @@
     any request                 <-- Failed         what it raised (SystemExit too), traceback
 
 Messages are typed dataclasses (protocol.py) sent as length-prefixed JSON over two pipes; the
-process is a fresh `python -m wdqa.benchmark.worker` (no memory inherited from the runner), so
+process is a fresh `python -m wdqa.benchmark.worker` (launch.py), or forked from a zygote that is
+itself a fresh interpreter (zygote.py): no memory is inherited from the runner, so
 the only label data it ever holds is what a `Fit` sends: the fit split's label texts. The runner
 waits for each reply with a deadline (`--timeout` × cases) and kills the process group when it
 passes, or notices when the process exited or crashed; that call's cases fail with the reason,

@@ -1,22 +1,29 @@
 """What runs inside a method's own process: load the method, the suite without its labels and the
 base model, then answer the runner's requests one at a time.
 
-Started by `process.MethodProcess` as `python -m wdqa.benchmark.worker`. Whatever a request
+Started by `process.MethodProcess`, as `python -m wdqa.benchmark.worker` or forked by a zygote
+(zygote.py); either way `run_method_process` is where it begins. Whatever a request
 raises, a BaseException such as SystemExit included, becomes a `Failed` reply; only a crash, an
 `os._exit` or the runner's kill ends this process.
 """
 
 from __future__ import annotations
 
+import ctypes
 import dataclasses
+import faulthandler
+import os
+import signal
 import sys
 import time
 import traceback
+import warnings
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from ...core.errors import WdqaError
+from ...core.allocator import tune_allocator
+from ...core.errors import WdqaError, WdqaWarning
 from ...core.meter import BlackBoxEngine, SealedDiff, Usage, metered, method_access
 from ...core.suite import Suite
 from ...core.types import Case
@@ -43,6 +50,35 @@ from .protocol import (
 
 if TYPE_CHECKING:  # transformers loads with the model (LoadModel), after a broken method file is reported
     from ...core.engine import Engine
+
+
+def run_method_process(requests: int, replies: int, parent: int) -> None:
+    """Serve the runner's requests on these pipe fds until it closes them; `parent` is the process
+    that started this one (the runner, or the zygote that forked it)."""
+    die_with_parent(parent)
+    warnings.showwarning = _show_warning
+    tune_allocator()  # also when the runner was not started by the `wdqa` command (a notebook)
+    faulthandler.enable()  # a crash in native code prints the Python stack to stderr, which the runner keeps
+    serve(Channel(requests, replies))
+
+
+def die_with_parent(parent: int) -> None:
+    """Linux: be killed when the parent dies, even mid-answer (otherwise: at the next read)."""
+    if sys.platform.startswith("linux"):
+        try:
+            ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
+        except (OSError, AttributeError):
+            pass
+    if os.getppid() != parent:  # the parent died before prctl took effect
+        os._exit(1)
+
+
+def _show_warning(message: object, category: type[Warning], filename: str, lineno: int, file: object = None, line: object = None) -> None:
+    """wdqa's own warnings as one line on stderr (which the runner passes through), as the CLI prints them."""
+    if issubclass(category, WdqaWarning):
+        sys.stderr.write(f"warning: {message}\n")
+    else:
+        sys.stderr.write(warnings.formatwarning(message, category, filename, lineno, line))  # type: ignore[arg-type]
 
 
 def serve(channel: Channel) -> None:

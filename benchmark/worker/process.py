@@ -2,9 +2,9 @@
 kill and restart it when it hangs, exits or crashes.
 
 The process is `python -m wdqa.benchmark.worker` (a fresh interpreter: nothing of the runner's
-memory is inherited) in its own session, so a Ctrl-C in the terminal reaches only the runner,
-which then kills it. What it prints on stderr is passed through, and its last lines are kept to
-explain a crash.
+memory is inherited), or forked from a zygote that is one (zygote.py), in its own session, so a
+Ctrl-C in the terminal reaches only the runner, which then kills it. What it prints on stderr is
+passed through, and its last lines are kept to explain a crash.
 """
 
 from __future__ import annotations
@@ -13,7 +13,6 @@ import collections
 import hashlib
 import os
 import signal
-import subprocess
 import sys
 import threading
 import time
@@ -27,6 +26,7 @@ from ...core.errors import WdqaError
 from ...core.model_options import ModelOptions
 from ...core.suite import Suite
 from ..method import MethodError
+from .launch import Child, start_fresh
 from .protocol import (
     Answer,
     Answered,
@@ -46,6 +46,7 @@ from .protocol import (
     Request,
     SuiteOpened,
 )
+from .zygote import Zygote
 
 EXPECTED_REPLY: dict[type, type] = {
     LoadMethod: MethodLoaded,
@@ -90,12 +91,14 @@ class MethodProcess:
     """A method loaded in its own process. Use `MethodProcess.start(spec)` as a context manager.
 
     `startup_timeout` bounds loading the method, the suite and the model (None: no bound);
-    `kill_grace` is how long SIGTERM gets before SIGKILL.
+    `kill_grace` is how long SIGTERM gets before SIGKILL; with a `zygote`, the process (and its
+    replacement after a kill) is forked from it, otherwise started as a fresh interpreter.
     """
 
     spec: MethodSpec
     startup_timeout: float | None = None
     kill_grace: float = 1.0
+    zygote: Zygote | None = None
     fingerprint: str | None = None
     device: str | None = None  # set once the model is loaded
     dtype: str | None = None
@@ -105,7 +108,7 @@ class MethodProcess:
     _loaded: MethodLoaded | None = None
     _setup: list[Request] = field(default_factory=list)  # what a fresh process replays, in order
     _model: LoadModel | None = None  # sent before the first fit or answer
-    _popen: subprocess.Popen[bytes] | None = None
+    _child: Child | None = None
     _channel: Channel | None = None
     _stderr_tail: collections.deque[str] = field(default_factory=lambda: collections.deque(maxlen=20))
     _stderr_thread: threading.Thread | None = None
@@ -113,9 +116,11 @@ class MethodProcess:
     # -- life cycle
 
     @classmethod
-    def start(cls, spec: MethodSpec, startup_timeout: float | None = None, kill_grace: float = 1.0) -> MethodProcess:
+    def start(
+        cls, spec: MethodSpec, startup_timeout: float | None = None, kill_grace: float = 1.0, zygote: Zygote | None = None,
+    ) -> MethodProcess:
         """Start the process and load the method there; MethodError if it cannot be loaded."""
-        process = cls(spec, startup_timeout, kill_grace)
+        process = cls(spec, startup_timeout, kill_grace, zygote)
         try:
             reply = process._setup_step(LoadMethod(spec.spec, spec.guesser, list(sys.path)))
         except BaseException:
@@ -136,26 +141,26 @@ class MethodProcess:
 
     def close(self) -> None:
         """Let the process finish (it exits when its request pipe closes), or kill it after a grace period."""
-        if self._popen is None:
+        if self._child is None:
             return
         if self._channel is not None:
             os.close(self._channel.write_fd)
             self._channel.write_fd = -1
-        _exited(self._popen.pid, max(self.kill_grace, 5.0))
+        self._child.exited(max(self.kill_grace, 5.0))
         self.kill()  # ends what it left behind in its group (or it, if it did not exit)
 
     def kill(self) -> None:
         """SIGTERM to the process group, SIGKILL after `kill_grace` seconds; whatever the method does."""
-        popen, self._popen = self._popen, None
-        if popen is None:
+        child, self._child = self._child, None
+        if child is None:
             return
-        if popen.returncode is None:
-            if not _exited(popen.pid, 0.0):
-                _signal_group(popen.pid, signal.SIGTERM)
-                _exited(popen.pid, self.kill_grace)
+        if child.returncode is None:
+            if not child.exited(0.0):
+                _signal_group(child.pid, signal.SIGTERM)
+                child.exited(self.kill_grace)
             # Also whatever the method started; the process is not reaped yet, so its group id is still its own.
-            _signal_group(popen.pid, signal.SIGKILL)
-        popen.wait()
+            _signal_group(child.pid, signal.SIGKILL)
+        child.wait()
         self._drop_channel()
 
     # -- what the run asks of the method
@@ -170,7 +175,7 @@ class MethodProcess:
     @property
     def pid(self) -> int | None:
         """The method's process id, while one runs."""
-        return self._popen.pid if self._popen is not None else None
+        return self._child.pid if self._child is not None else None
 
     @property
     def name(self) -> str:
@@ -274,7 +279,7 @@ class MethodProcess:
 
     def _ensure_running(self) -> None:
         """Start the process if none runs; a fresh one after a kill replays every setup step."""
-        if self._popen is not None:
+        if self._child is not None:
             return
         self._launch()
         if not self._setup:
@@ -319,25 +324,14 @@ class MethodProcess:
     def _launch(self) -> None:
         request_r, request_w = os.pipe()
         reply_r, reply_w = os.pipe()
-        command = [
-            # -P: the working directory is not put first on sys.path, so a folder named `wdqa` there
-            # cannot shadow the installed package.
-            sys.executable, "-P", "-m", "wdqa.benchmark.worker",
-            "--requests", str(request_r), "--replies", str(reply_w), "--parent", str(os.getpid()),
-        ]
         try:
-            # Own session: a Ctrl-C reaches the runner only, and a kill reaches the whole group.
-            self._popen = subprocess.Popen(
-                command, pass_fds=(request_r, reply_w), stdin=subprocess.DEVNULL, stderr=subprocess.PIPE,
-                start_new_session=True,
-            )
+            self._child = (self.zygote.launch(request_r, reply_w) if self.zygote is not None else None) or start_fresh(request_r, reply_w)
         finally:
             os.close(request_r)
             os.close(reply_w)
         self._channel = Channel(reply_r, request_w)
         self._stderr_tail.clear()
-        assert self._popen.stderr is not None
-        self._stderr_thread = threading.Thread(target=_pass_through, args=(self._popen.stderr, self._stderr_tail), daemon=True)
+        self._stderr_thread = threading.Thread(target=_pass_through, args=(self._child.stderr, self._stderr_tail), daemon=True)
         self._stderr_thread.start()
 
     def _exchange(self, request: Request, deadline: float | None) -> Any:
@@ -350,13 +344,14 @@ class MethodProcess:
 
     def _death(self, when: str, with_stderr: bool = True) -> str:
         """Why the process is gone (it closed its pipe): reap it and say how it ended `when`."""
-        popen = self._popen
-        assert popen is not None
-        exited = _exited(popen.pid, 5.0)
+        child = self._child
+        assert child is not None
+        exited = child.exited(5.0)
         self.kill()  # reaps it, ends what it left behind, and lets the stderr reader finish
         if not exited:
             return f"the method process closed its reply pipe {when}; it was killed"
-        code = popen.returncode
+        code = child.returncode
+        assert code is not None
         if code < 0:
             sig = signal.Signals(-code)
             hint = " (a crash in native code?)" if sig in CRASH_SIGNALS else ""
@@ -383,21 +378,6 @@ _STEP_NAMES = {
     LoadState: "running load()",
     Answer: "running answer()",
 }
-
-
-def _exited(pid: int, timeout: float) -> bool:
-    """Has the process exited (waiting up to `timeout` s)? Never reaps it: its pid and group id stay
-    reserved until Popen.wait, so a later killpg cannot reach an unrelated process."""
-    deadline = time.monotonic() + timeout
-    while True:
-        try:
-            if os.waitid(os.P_PID, pid, os.WEXITED | os.WNOHANG | os.WNOWAIT) is not None:
-                return True
-        except ChildProcessError:
-            return True
-        if time.monotonic() >= deadline:
-            return False
-        time.sleep(0.02)
 
 
 def _signal_group(pid: int, sig: int) -> None:
