@@ -98,6 +98,21 @@ def test_when_the_zygote_dies_its_method_processes_die_and_the_next_call_starts_
         os.kill(first["pid"], 0)
 
 
+def test_a_zygote_that_cannot_import_says_so_in_one_line_and_methods_start_fresh(micro_suite, probe, capfd):
+    suite = Suite.load(micro_suite)
+    with Zygote.start(preload=("wdqa.benchmark.worker.child", "wdqa_no_such_module")) as zygote:
+        assert zygote.popen.wait(timeout=60) == 1
+        with MethodProcess.start(MethodSpec(str(probe)), zygote=zygote) as process:
+            process.open(suite)
+            report = ask(process, suite)
+    assert report["ppid"] == os.getpid() and zygote.forked == 0
+    err = capfd.readouterr().err
+    assert "Traceback" not in err
+    said = [line for line in err.splitlines() if "zygote" in line]
+    assert said == ["wdqa: the method-process zygote could not import wdqa_no_such_module "
+                    "(ModuleNotFoundError: No module named 'wdqa_no_such_module'); method processes start fresh instead"]
+
+
 RUNNER = """
 import json, sys, time
 from wdqa.benchmark.worker import MethodProcess, MethodSpec

@@ -20,7 +20,10 @@ The runner and the zygote speak over a Unix socket, one request and one reply at
 has exited without reaping it, so its pid and process group stay reserved until the runner's last
 killpg; `reap` reaps it. When the runner closes the socket the zygote kills what is left and exits.
 
-    python -m wdqa.benchmark.worker.zygote_server --socket FD --parent PID   (Zygote.start)
+    python -m wdqa.benchmark.worker.zygote_server --socket FD --parent PID --preload MODULES   (Zygote.start)
+
+If the zygote cannot import what it preloads (a broken install), it says so in one line and exits;
+every method process then starts fresh, and reports the failure itself if it fails the same way.
 """
 
 from __future__ import annotations
@@ -33,12 +36,16 @@ import subprocess
 import sys
 import threading
 import time
+from collections.abc import Sequence
 from types import TracebackType
 from typing import IO, Any
 
 from .launch import poll_until
 
 MAX_MESSAGE = 1 << 20  # a spawn request carries the runner's environment
+# What every method process imports before its first answer; the rest (a method's own file, a
+# model's weights) is loaded after the fork.
+PRELOAD = ("wdqa.benchmark.worker.child", "wdqa.baselines.registry", "wdqa.core.engine", "wdqa.core.models")
 
 
 class ZygoteGone(Exception):
@@ -57,13 +64,13 @@ class Zygote:
         self._last_id = 0
 
     @classmethod
-    def start(cls) -> Zygote:
-        """Start the zygote; it imports in the background while the runner goes on."""
+    def start(cls, preload: Sequence[str] = PRELOAD) -> Zygote:
+        """Start the zygote; it imports `preload` in the background while the runner goes on."""
         ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
         try:
             popen = subprocess.Popen(
                 [sys.executable, "-P", "-m", "wdqa.benchmark.worker.zygote_server",
-                 "--socket", str(theirs.fileno()), "--parent", str(os.getpid())],
+                 "--socket", str(theirs.fileno()), "--parent", str(os.getpid()), "--preload", ",".join(preload)],
                 pass_fds=(theirs.fileno(),), stdin=subprocess.DEVNULL, start_new_session=True,
             )
         except BaseException:

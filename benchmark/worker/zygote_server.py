@@ -1,7 +1,7 @@
 """The zygote's own process (zygote.py is the runner's end): import what every method process
 imports, then fork method processes on the runner's request and poll and reap them for it.
 
-    python -m wdqa.benchmark.worker.zygote_server --socket FD --parent PID   (Zygote.start)
+    python -m wdqa.benchmark.worker.zygote_server --socket FD --parent PID --preload MODULES   (Zygote.start)
 """
 
 from __future__ import annotations
@@ -19,19 +19,21 @@ from .child import die_with_parent
 from .launch import exit_status
 from .zygote import MAX_MESSAGE
 
-# What every method process imports before its first answer; the rest (a method's own file, a
-# model's weights) is loaded after the fork.
-PRELOAD = ("wdqa.benchmark.worker.child", "wdqa.baselines.registry", "wdqa.core.engine", "wdqa.core.models")
-
 
 def main() -> None:
     parser = argparse.ArgumentParser(prog="python -m wdqa.benchmark.worker.zygote_server")
     parser.add_argument("--socket", type=int, required=True)
     parser.add_argument("--parent", type=int, required=True)
+    parser.add_argument("--preload", required=True, help="comma-separated modules to import before forking")
     args = parser.parse_args()
     die_with_parent(args.parent)
-    for module in PRELOAD:
-        import_module(module)
+    for module in filter(None, args.preload.split(",")):
+        try:
+            import_module(module)
+        except Exception as err:  # a broken install: one line, and the runner starts processes fresh
+            print(f"wdqa: the method-process zygote could not import {module} ({type(err).__name__}: {err}); "
+                  "method processes start fresh instead", file=sys.stderr, flush=True)
+            sys.exit(1)
     serve_forks(socket.socket(fileno=args.socket))
 
 
