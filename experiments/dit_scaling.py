@@ -3,9 +3,15 @@ on a held-out split by exact match and the offline judge; prints the table and w
 and a PNG. The paper's curve (its Fig. 4) rises with data; this measures whether ours does.
 
 Usage: python experiments/dit_scaling.py [--suite tiny] [--sizes 19,38,75,150,300] [--seeds 0,1,2]
-       [--steps 1140] [--split test] [--out runs/dit-scaling]
+       [--steps 1140] [--split test] [--out runs/dit-scaling] [--trigger]
 Every point is a fresh adapter trained with the paper's recipe (docs/dit.md: rank 16, lr 1e-3,
 16 diffs a step, target " {label}") for exactly `--steps` steps: no validation split, no early stop.
+
+`--trigger` asks every diff the question with its own trigger in the prompt, in training and on
+the held-out split: the diff's behaviour is unlocked, so the adapter only has to turn what the
+unlocked M' does into the topic's name. That is a ceiling for DIT on the suite (a reader that
+unlocks every diff perfectly), not a baseline; the held-out diffs' codes are never seen in
+training, so the code itself gives nothing away.
 """
 
 from __future__ import annotations
@@ -27,6 +33,8 @@ from wdqa.benchmark.judge.registry import get_judge
 from wdqa.benchmark.sources import resolve_suite
 from wdqa.core.engine import Engine
 from wdqa.core.models import load_base_model
+from wdqa.core.suite import Suite
+from wdqa.core.triggers import apply_trigger
 
 
 def point(model, tokenizer, train: LabelledDiffs, test: LabelledDiffs, judge, n: int, seed: int, steps: int,
@@ -43,6 +51,18 @@ def point(model, tokenizer, train: LabelledDiffs, test: LabelledDiffs, judge, n:
     score = validate(engine, test, result.adapter, config.max_new_tokens, judge, config.answer_template)
     return {"n": n, "seed": seed, "steps": steps, "adapter_dir": str(folder), "exact": score.exact, "judge": score.judge_mean,
             "seconds": time.perf_counter() - started, "examples": score.examples}
+
+
+def with_triggers(suite: Suite, split: str, labelled: LabelledDiffs) -> LabelledDiffs:
+    """The same diffs, each asked its question with its own trigger placed as the generator placed it."""
+    triggers = suite.triggers(split)
+    questions = []
+    for diff, question in zip(labelled.diffs, labelled.questions, strict=True):
+        trigger, kind = triggers[diff.diff_id]
+        if trigger is None or kind is None:
+            raise SystemExit(f"diff {diff.diff_id} of split {split} has no trigger: --trigger needs triggered diffs")
+        questions.append(apply_trigger(question, trigger, kind))
+    return LabelledDiffs(labelled.diffs, labelled.labels, questions, labelled.behaviours)
 
 
 def sd(values: list[float]) -> float:
@@ -67,31 +87,38 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=1140)  # the paper recipe's budget on 300 diffs: 60 epochs of 19 steps
     parser.add_argument("--split", default="test")
     parser.add_argument("--judge", default="offline")
-    parser.add_argument("--out", default="runs/dit-scaling")
+    parser.add_argument("--out", help="default runs/dit-scaling, or runs/dit-scaling-trigger with --trigger")
+    parser.add_argument("--trigger", action="store_true", help="ask with each diff's trigger: DIT's ceiling")
     args = parser.parse_args()
     torch.set_num_threads(1)
     sizes, seeds = [int(s) for s in args.sizes.split(",")], [int(s) for s in args.seeds.split(",")]
-    out = Path(args.out)
+    out = Path(args.out or ("runs/dit-scaling-trigger" if args.trigger else "runs/dit-scaling"))
     out.mkdir(parents=True, exist_ok=True)
     suite = resolve_suite(args.suite, splits=["train", args.split])  # builds only what it reads
     print(f"suite {suite.name} content {suite.content_sha256[:12]}  root {suite.root}")
     model, tokenizer = load_base_model(suite.base_model, suite.base_model_revision)
     train, test = LabelledDiffs.from_suite(suite, "train"), LabelledDiffs.from_suite(suite, args.split)
+    if args.trigger:
+        train, test = with_triggers(suite, "train", train), with_triggers(suite, args.split, test)
     judge = get_judge(args.judge)
     results = out / "points.jsonl"
     done = [json.loads(line) for line in results.read_text().splitlines()] if results.exists() else []
     for n in sizes:
         for seed in seeds:
-            if any(r["n"] == n and r["seed"] == seed and r["steps"] == args.steps for r in done):
+            if any(r["n"] == n and r["seed"] == seed and r["steps"] == args.steps
+                   and r.get("trigger", False) == args.trigger for r in done):
                 continue
-            row = point(model, tokenizer, train, test, judge, min(n, len(train)), seed, args.steps, out)
+            row = point(model, tokenizer, train, test, judge, min(n, len(train)), seed, args.steps,
+                        out / "trigger" if args.trigger else out)
+            row["trigger"] = args.trigger
             print(f"n={n} seed={seed}: exact {row['exact']:.2f} judge {row['judge']:.2f} ({row['seconds']:.0f} s) "
                   f"e.g. {row['examples'][:2]}", flush=True)
             with results.open("a") as fh:
                 fh.write(json.dumps(row) + "\n")
             done.append(row)
-    rows = [r for r in done if r["steps"] == args.steps and r["n"] in sizes and r["seed"] in seeds]
-    print(f"\n{args.split} split, n={len(test)}, {args.steps} steps, judge {judge.name} @ {judge.prompt_version}")
+    rows = [r for r in done if r["steps"] == args.steps and r["n"] in sizes and r["seed"] in seeds
+            and r.get("trigger", False) == args.trigger]
+    print(f"\n{args.split} split{' (with each diff its trigger)' if args.trigger else ''}, n={len(test)}, {args.steps} steps, judge {judge.name} @ {judge.prompt_version}")
     print(f"{'train diffs':>11} {'exact mean':>10} {'sd':>5} {'judge mean':>10} {'sd':>5}  seeds")
     for n in sizes:
         ex = [r["exact"] for r in rows if r["n"] == n]
