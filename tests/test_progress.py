@@ -62,3 +62,13 @@ def test_on_a_terminal_it_draws_rich_bars_and_no_plain_lines():
         progress.advance(task, 4)
     assert "measuring triggers" in out.getvalue()
     assert not re.search(r"\[\d\d:\d\d:\d\d\] measuring", out.getvalue())
+
+
+def test_by_default_progress_goes_to_stderr_and_stdout_stays_what_the_command_returns(capfd):
+    with Progress(TextColumn("{task.description}")) as progress:  # under pytest, not a terminal
+        task = progress.add_task("building", total=2)
+        progress.advance(task, 2)
+    print("/the/suite/path")
+    out, err = capfd.readouterr()
+    assert out == "/the/suite/path\n"
+    assert "building: 0/2" in err and "building: 2/2" in err

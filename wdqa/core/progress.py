@@ -6,6 +6,9 @@ the console is not a terminal it turns the live bars off and prints one line per
 every `every` seconds, when a task starts and when it ends, with counts, rate and ETA:
 
     [16:41:02] training diffs: 7,200/23,400 (31%), 55.4/s, elapsed 2m10s, ETA 4m52s, loss 0.123
+
+Progress goes to stderr unless a console is given: stdout carries what a command returns (a
+suite's path read by `$(...)`, a JSON report), which progress lines must never corrupt.
 """
 
 from __future__ import annotations
@@ -29,7 +32,7 @@ class Progress(rp.Progress):
         self, *columns: str | rp.ProgressColumn, console: Console | None = None, every: float = PLAIN_EVERY_S,
         clock: Callable[[], float] = time.monotonic, **kwargs: Any,
     ) -> None:
-        console = console or Console()
+        console = console or Console(stderr=True)
         self.plain = not console.is_terminal
         if self.plain:
             kwargs["disable"] = True
