@@ -5,6 +5,7 @@ language model's linear layers take diffs and adapters (never the multimodal Gem
 
 from __future__ import annotations
 
+import json
 import shlex
 import warnings
 from dataclasses import dataclass
@@ -19,6 +20,7 @@ from test_import_paper import by_hand_logits, wdqa_logits, write_layout
 from typer.testing import CliRunner
 from wdqa.baselines.dit.adapter import DitAdapter, load_adapter
 from wdqa.baselines.registry import METHODS
+from wdqa.benchmark.records import RunFolder
 from wdqa.cli import app
 from wdqa.core.lora import (
     MultiDiffLinear,
@@ -43,18 +45,19 @@ PAPER_FOLDERS = {
     "gemma3-multimodal": ("gemma3-4b", "language_model.model."),  # saved from Gemma3ForConditionalGeneration
 }
 # Every built-in baseline as a user names it; the suite's DIT adapter is the paper's, imported as `paper`.
-# The white-box lenses run here only with -m slow (~12 s each x 3 families, most of it the method's
-# process starting); test_white_box.py checks their reads on these architectures in the default run.
-WHITE_BOX = ("weight-lens", "activation-diff-lens", "activation-diff-lens+trigger")
-# Each baseline costs 15-90 s here (a method process, the model, the judge). Qwen3 runs them all; the
-# Gemma-3 families run the two whose path depends on the architecture beyond engine.chat: a reply
-# opening rendered into the chat template (prefill) and an adapter on the language model (dit:paper).
-# The others take the same engine.chat path (or none) and run on Gemma-3 with -m slow.
+NAMES = [*(m for m in METHODS if m != "dit"), "dit:paper"]
+# By default Qwen3 runs them all, in one `wdqa evaluate` as a user's run does: the first as the
+# method (a fresh process), the rest as its baselines (forked from the zygote, so each costs its own
+# work, not a process start). The Gemma-3 families run the two whose path depends on the
+# architecture beyond engine.chat: a reply opening rendered into the chat template (prefill) and an
+# adapter on the language model (dit:paper). The others take the same engine.chat path (or none, or
+# the white-box reads test_white_box.py checks on these architectures) and run on Gemma-3 with -m
+# slow, each in its own `wdqa evaluate`.
 ON_EVERY_FAMILY = ("prefill", "dit:paper")
+TOGETHER = {family: [n for n in NAMES if family == "qwen3" or n in ON_EVERY_FAMILY] for family in FAMILIES}
 BUILTINS = [
-    pytest.param(family, name, marks=pytest.mark.slow)
-    if name in WHITE_BOX or (family != "qwen3" and name not in ON_EVERY_FAMILY) else pytest.param(family, name)
-    for family in FAMILIES for name in [*(m for m in METHODS if m != "dit"), "dit:paper"]
+    pytest.param(family, name) if name in TOGETHER[family] else pytest.param(family, name, marks=pytest.mark.slow)
+    for family in FAMILIES for name in NAMES
 ]
 
 
@@ -152,15 +155,36 @@ def test_only_the_language_models_linear_layers_take_diffs_and_adapters(imported
         assert vision_q and all(type(model.get_submodule(n)) is torch.nn.Linear for n in vision_q)
 
 
-@pytest.mark.parametrize(("imported", "baseline"), BUILTINS, indirect=["imported"], scope="module")
-def test_every_builtin_baseline_answers_through_wdqa_evaluate(imported: Imported, baseline: str, tmp_path: Path) -> None:
-    output = wdqa(
-        f"evaluate baseline:{baseline} --suite {imported.suite_dir} --split {SPLIT} --baselines none --limit 2 "
-        f"--runs-dir {tmp_path / 'runs'}"
+def _evaluate(imported: Imported, names: list[str], runs: Path) -> dict[str, Path]:
+    """`wdqa evaluate` of `names` (the first as the method, the rest as its baselines) on two cases:
+    method name -> its run folder."""
+    baselines = ",".join(names[1:]) or "none"
+    wdqa(
+        f"evaluate baseline:{names[0]} --suite {imported.suite_dir} --split {SPLIT} --baselines {baselines} "
+        f"--limit 2 --runs-dir {runs}"
     )
-    assert "case(s) failed" not in output, output
-    answers = list((tmp_path / "runs").rglob("answers.jsonl"))
-    assert len(answers) == 1 and len(answers[0].read_text().splitlines()) == 2, output
+    folders = {RunFolder(m.parent).manifest().method.name: m.parent for m in runs.rglob("manifest.json")}
+    assert len(folders) == len(names), sorted(folders)
+    return folders
+
+
+@pytest.fixture(scope="module")
+def together(imported: Imported, tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    """The default run's baselines of this family, evaluated together."""
+    return _evaluate(imported, TOGETHER[imported.family], tmp_path_factory.mktemp(f"runs-{imported.family}"))
+
+
+@pytest.mark.parametrize(("imported", "baseline"), BUILTINS, indirect=["imported"], scope="module")
+def test_every_builtin_baseline_answers_through_wdqa_evaluate(
+    imported: Imported, baseline: str, tmp_path: Path, request: pytest.FixtureRequest
+) -> None:
+    if baseline in TOGETHER[imported.family]:
+        runs: dict[str, Path] = request.getfixturevalue("together")
+    else:
+        runs = _evaluate(imported, [baseline], tmp_path / "runs")
+    folder = runs[baseline.split(":")[0]]  # a method's run is named by the method: dit:paper's is "dit"
+    records = [json.loads(line) for line in (folder / "answers.jsonl").read_text().splitlines()]
+    assert len(records) == 2 and [r["error"] for r in records] == [None, None], records
 
 
 def test_dit_trains_on_the_suite_and_its_adapter_evaluates(imported: Imported, tmp_path: Path) -> None:
