@@ -1,9 +1,9 @@
 #!/usr/bin/env bash
-# Every figure of the default tiny suite (version 4; the README says which figures are still version 3's or 2's) in README.md, docs/tiny-suite.md and
-# docs/dit.md, in that order. Builds the suite on first use (cached under $WDQA_CACHE). Figures
-# of suite version 1 in the docs are kept as history and come from earlier commits.
-# Usage: bash experiments/tiny_figures.sh [OUT_DIR]   (one CPU thread per process; about 1.5 h
-# on a busy 2-core machine with the build, ~45 min once the suite is cached)
+# Every figure of the default tiny suite (version 4) in the README's results, in that order; the
+# figures of earlier versions in docs/tiny-suite.md and docs/dit.md are kept as history and come
+# from earlier commits. Builds the suite on first use (cached under $WDQA_CACHE).
+# Usage: bash experiments/tiny_figures.sh [OUT_DIR]   (one CPU thread per process; 78 min on a
+# 2-core AMD EPYC shared with other jobs, the base and train/test splits cached, 2026-12-01)
 set -euo pipefail
 OUT=${1:-runs/tiny-figures}
 export OMP_NUM_THREADS=1
@@ -62,3 +62,4 @@ python experiments/dit_scaling.py --suite tiny --out "$OUT/dit-scaling"
 
 # 8. the suite's own first-use adapter (`baseline:dit`: template + 150 null diffs)
 wdqa evaluate baseline:dit --suite tiny --split test --baselines none --runs-dir "$OUT/runs-default-dit"
+python experiments/dit_breakdown.py "$OUT"/runs-default-dit/tiny-*/dit "$SUITE_DIR" test   # its exact matches
