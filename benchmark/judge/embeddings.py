@@ -127,12 +127,20 @@ def load_minilm() -> Any:
 def _hub_offline() -> Iterator[None]:
     """HF_HUB_OFFLINE=1 while an encoder whose weights are local loads, so it looks nothing up on
     the Hub; restored afterwards, so a method's process or a Hub download that this process starts
-    later is not made offline behind the user's back."""
+    later is not made offline behind the user's back. transformers' weight-loading bars are off
+    meanwhile too: loading a local encoder takes a second, and its bars landed in the middle of
+    `wdqa evaluate`'s output; the Hub's download bars come back with them afterwards."""
+    from transformers.utils import logging as hf_logging
+
     before = os.environ.get("HF_HUB_OFFLINE")
     os.environ["HF_HUB_OFFLINE"] = before or "1"
+    bars = hf_logging.is_progress_bar_enabled()
+    hf_logging.disable_progress_bar()
     try:
         yield
     finally:
+        if bars:
+            hf_logging.enable_progress_bar()
         if before is None:
             os.environ.pop("HF_HUB_OFFLINE", None)
 
