@@ -6,7 +6,8 @@ progress lines, as in a CI log), and prints each line with the seconds since the
 when the method's own score line and the score table appeared, what the base model and each suite unit took (from their build
 records), and the CPU, system time and page faults of the whole run.
 
-    python experiments/first_score.py                 # about 17 min on a free 2-core machine
+    python experiments/first_score.py                 # about 6 min on a free 2-core machine (the base is shipped)
+    WDQA_BUILD_BASE=1 python experiments/first_score.py   # pretraining the base too: 21-24 min on an AMD EPYC
     python experiments/first_score.py --keep /tmp/c   # keep the cache (to time a second run on it)
 """
 
@@ -22,6 +23,8 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+
+from wdqa.generators.tiny.shipped import differing_files, shipped_base
 
 DEFAULT = ["wdqa", "evaluate", "submissions/examples/ask_directly.py"]
 
@@ -59,8 +62,12 @@ def main() -> None:
           f"command finished after {_clock(total)}")
     for info in sorted(cache.glob("models/*/*/wdqa-build.json")):
         record = json.loads(info.read_text())
-        print(f"base model {record['model_id']}: {_clock(record['build_seconds'])} "
-              f"({record['threads']} threads, {record['pretrain']['tokens_per_s']:.0f} tokens/s)")
+        shipped = shipped_base(record["model_id"], record["revision"])
+        how = (f"{_clock(record['build_seconds'])} ({record['threads']} threads, "
+               f"{record['pretrain']['tokens_per_s']:.0f} tokens/s)")
+        if shipped is not None and not differing_files(info.parent, shipped):
+            how = f"the build shipped with wdqa, installed (its pretraining took {how} where it was built)"
+        print(f"base model {record['model_id']}: {how}")
     for manifest in sorted(cache.glob("suites/*/.*.units/*/suite.json")):  # kept while the suite is partial
         trainer = json.loads(manifest.read_text())["extra"]["trainer"]
         print(f"suite unit {manifest.parent.name}: training {trainer['seconds']:.0f} s, "

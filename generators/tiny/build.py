@@ -2,7 +2,8 @@
 
 Reads top to bottom: generate the corpus, train the tokenizer, pretrain a small Qwen3, save a folder
 that `AutoModelForCausalLM/AutoTokenizer.from_pretrained` load. The recipe's hash is the model's
-revision, so a changed recipe is a new model and an old suite names the base it was built on.
+revision, so a changed recipe is a new model and an old suite names the base it was built on. A
+revision whose bytes ship with wdqa is installed from them instead of pretrained (`shipped.py`).
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import torch
+from rich.console import Console
 from rich.progress import BarColumn, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
 from ...core.machine import build_machine
@@ -22,6 +24,7 @@ from ..cache import build_once, cache_root, recipe_hash
 from ..topics import load_generic_questions, load_topics
 from .corpus import CorpusRecipe, conversations
 from .pretrain import ModelShape, PretrainStats, make_model, pack, pretrain
+from .shipped import BUILD_ENV, build_requested, install, shipped_base
 from .tokenizer import train_tokenizer
 
 TINY_BASE_ID = "wdqa/tiny-qwen3"
@@ -84,7 +87,8 @@ def tiny_recipe(model_id: str) -> TinyBaseRecipe:
 
 
 def ensure_tiny_base(model_id: str = TINY_BASE_ID, expected_revision: str | None = None) -> Path:
-    """The folder of the tiny base model `model_id`, built on first use and cached by recipe hash."""
+    """The folder of the tiny base model `model_id`, cached by recipe hash: on first use the bytes
+    shipped with wdqa for this revision where there are some (`shipped.py`), else pretrained."""
     recipe = tiny_recipe(model_id)
     if expected_revision is not None and expected_revision != recipe.revision:
         raise ValueError(
@@ -93,7 +97,16 @@ def ensure_tiny_base(model_id: str = TINY_BASE_ID, expected_revision: str | None
             "(`wdqa generate tiny`) or install the wdqa version that made it."
         )
     target = cache_root() / "models" / model_id.replace("/", "--") / recipe.revision
-    return build_once(target, lambda tmp: build_tiny_base(recipe, tmp), BUILD_INFO)
+    shipped = None if build_requested() else shipped_base(model_id, recipe.revision)
+    if shipped is None:
+        return build_once(target, lambda tmp: build_tiny_base(recipe, tmp), BUILD_INFO)
+    if not (target / BUILD_INFO).exists():
+        Console(stderr=True).print(
+            f"{model_id} ({recipe.revision}): the build shipped with wdqa, each file checked by sha256, instead of "
+            f"pretraining it (set {BUILD_ENV}=1 to pretrain it from its recipe; `wdqa generate tiny-base` compares)",
+            highlight=False, soft_wrap=True,
+        )
+    return build_once(target, lambda tmp: install(shipped, tmp), BUILD_INFO)
 
 
 BYTE_IDENTICAL_THREADS = (1, 2)  # thread counts that train the same weights (a 3-thread build differs)
