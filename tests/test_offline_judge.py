@@ -215,18 +215,22 @@ def test_loading_the_encoders_leaves_hf_hub_offline_as_it_was(monkeypatch) -> No
 
 
 def test_loading_the_encoders_draws_no_weight_loading_bars_and_leaves_download_bars_on() -> None:
-    """A fresh process (the encoders load once per process): its stderr has no "Loading weights"
-    bars and no library's INFO records (wordllama configures the root logger when imported),
-    and transformers' and the Hub's progress bars are on again afterwards."""
+    """A fresh process judging as `wdqa evaluate` does (the encoders load once per process): its
+    stderr has no "Loading weights" bars and no library's INFO records (wordllama configures the
+    root logger when imported), and transformers' and the Hub's progress bars are on again afterwards."""
     import subprocess
     import sys
 
     code = (
         "from huggingface_hub.utils import are_progress_bars_disabled\n"
         "from transformers.utils import logging as hf_logging\n"
-        "import logging\n"
-        "from wdqa.benchmark.judge.embeddings import load_minilm, load_mpnet, load_wordllama\n"
-        "load_wordllama(); load_minilm(); load_mpnet()\n"
+        "import logging, sys, tempfile\n"
+        "from pathlib import Path\n"
+        "from wdqa.benchmark.judge.base import JudgeRequest\n"
+        "from wdqa.benchmark.judge.embeddings import EmbeddingCache\n"
+        "from wdqa.benchmark.judge.offline import OfflineJudge\n"
+        "judge = OfflineJudge(cache=EmbeddingCache(Path(tempfile.mkdtemp()) / 'e.sqlite'))\n"
+        "judge.score([JudgeRequest('c', 'topic', 'Jazz', 'It is about jazz music.')])\n"
         "print(hf_logging.is_progress_bar_enabled(), are_progress_bars_disabled(), logging.getLogger().handlers)\n"
     )
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)

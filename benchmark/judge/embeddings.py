@@ -145,10 +145,9 @@ def _hub_offline() -> Iterator[None]:
             os.environ.pop("HF_HUB_OFFLINE", None)
 
 
-@contextmanager
-def _root_logging_kept() -> Iterator[None]:
-    """The root logger's handlers and level as they were: `wordllama` calls
-    `logging.basicConfig(level=INFO)` when imported, after which every library's INFO records
+def _import_wordllama() -> Any:
+    """The `wordllama` package, imported with the root logger left as it was: two of its modules
+    call `logging.basicConfig(level=INFO)` when imported, after which every library's INFO records
     (sentence-transformers' "Loading SentenceTransformer model from ...") were printed in the
     middle of `wdqa evaluate`'s output."""
     import logging
@@ -156,10 +155,12 @@ def _root_logging_kept() -> Iterator[None]:
     root = logging.getLogger()
     handlers, level = list(root.handlers), root.level
     try:
-        yield
+        import wordllama
+        import wordllama.inference  # noqa: F401  (the second basicConfig)
     finally:
         root.handlers[:] = handlers
         root.setLevel(level)
+    return wordllama
 
 
 class MiniLMEncoder(CachedEncoder):
@@ -196,11 +197,11 @@ def load_wordllama() -> Any:
     wheel has `tokenizers/`) and then asks huggingface.co, which the offline judge must never do.
     """
     try:
-        with _root_logging_kept():
-            import wordllama
-            from safetensors import safe_open
-            from tokenizers import Tokenizer
-            from wordllama.inference import WordLlamaInference
+        from safetensors import safe_open
+        from tokenizers import Tokenizer
+
+        wordllama = _import_wordllama()
+        from wordllama.inference import WordLlamaInference
     except ImportError as err:
         raise RuntimeError(
             "the offline judge needs the `wordllama` package (WordLlama weights); install it with `pip install wordllama`"
@@ -228,9 +229,7 @@ class WordLlamaEncoder(CachedEncoder):
     dim = 256
 
     def tokenizer_file(self) -> Path:
-        import wordllama
-
-        return Path(wordllama.__file__).parent / WORDLLAMA_TOKENIZER
+        return Path(_import_wordllama().__file__).parent / WORDLLAMA_TOKENIZER
 
     def _compute(self, texts: list[str]) -> np.ndarray:
         vectors = load_wordllama().embed(texts, norm=False)  # [n, 256]
