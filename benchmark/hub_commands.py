@@ -48,7 +48,7 @@ def download(
 
         wdqa download ./suites/qwen3-4b --split news
 
-        wdqa download            # the embedded offline `tiny` suite (built on first use)
+        wdqa download            # the embedded offline `tiny` suite (its diffs built on first use)
     """
     from ..core.hub import download_suite, read_download_record
     from ..core.suite import Suite

@@ -18,7 +18,7 @@ from ..core.suite import Suite, SuiteError
 EMBEDDED: Registry[Callable[[Sequence[str] | None], Path]] = Registry("embedded suite")
 
 
-@EMBEDDED.register("tiny", help="the offline default: the project's tiny Qwen3 model and its hidden-topic suite, built on first use")
+@EMBEDDED.register("tiny", help="the offline default: hidden-topic diffs on the project's tiny Qwen3 model (shipped with wdqa), built on first use")
 def _tiny(splits: Sequence[str] | None = None) -> Path:
     from ..generators.tiny_suite import ensure_tiny_suite
 

@@ -6,8 +6,8 @@ drifts from the CLI fails here.
 Run as typed: publish, download, evaluate (the README's own `my_method.py`, with and without
 `--model-args`), report (runs and a published table), leaderboard, submit, verify, import-paper
 (from a fake Hub laid out like the paper's `loras` repo, over a real-architecture Qwen3).
-Parsed only, each for the reason in NOT_RUN: commands that build the tiny model or suite (tens of
-minutes; the slow tests build the micro recipe) or that need a GPU this machine lacks.
+Parsed only, each for the reason in NOT_RUN: commands that build the tiny model or suite (minutes
+to tens of minutes; the slow tests build the micro recipe) or that need a GPU this machine lacks.
 """
 
 from __future__ import annotations
@@ -33,8 +33,9 @@ WDQA = str(Path(sys.executable).parent / "wdqa")
 
 # README commands not run here, and why (a new README command must be run below or listed here).
 NOT_RUN = {
-    "wdqa evaluate submissions/examples/ask_directly.py": "builds the tiny model and the test split on first use (about 17 min)",
-    "wdqa generate tiny --out suites/tiny": "builds the tiny model and suite (about 25 min)",
+    "wdqa evaluate submissions/examples/ask_directly.py": "builds the test split on the shipped tiny base on first use (about 6 min)",
+    "wdqa generate tiny --out suites/tiny": "builds all 440 diffs of the tiny suite (tens of minutes)",
+    "wdqa generate tiny-base --out tiny-base": "pretrains the tiny base (about 15 min); tests/test_shipped_base.py runs it with --micro",
     "wdqa generate tiny --out part0 --shard 0/2": "builds half the tiny suite",
     "wdqa generate tiny --out suites/tiny --merge part0 --merge part1": "needs the two built pieces",
     "wdqa generate tiny --out suites/tiny --ray auto": "a Ray cluster build",

@@ -206,7 +206,7 @@ class MethodProcess:
         reply = self._setup_step(OpenSuite(str(suite.root.resolve())))
         assert isinstance(reply, SuiteOpened)
         self.fingerprint = reply.fingerprint
-        # The tiny model is built, and a Hub model downloaded (with its progress on the user's
+        # The tiny model is installed or built, and a Hub model downloaded (with its progress on the user's
         # terminal), here in the runner; the method's process gets the local folder.
         where = resolve_base_model(suite.base_model, options.revision or suite.base_model_revision)
         self._model = LoadModel(str(where), None, options.as_record(), threads, max_batch)
