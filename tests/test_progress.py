@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import re
+from pathlib import Path
 
 from rich.console import Console
 from rich.progress import BarColumn, TextColumn
@@ -72,3 +73,15 @@ def test_by_default_progress_goes_to_stderr_and_stdout_stays_what_the_command_re
     out, err = capfd.readouterr()
     assert out == "/the/suite/path\n"
     assert "building: 0/2" in err and "building: 2/2" in err
+
+
+def test_loading_a_base_model_hides_its_bars_and_leaves_transformers_bars_as_they_were(micro_base: Path, capfd) -> None:
+    # load_base_model once turned transformers' bars off for the rest of the process: a method that
+    # then downloaded a model of its own saw no progress.
+    from transformers.utils import logging as hf_logging
+    from wdqa.core.models import load_base_model
+
+    hf_logging.enable_progress_bar()
+    load_base_model(str(micro_base))
+    assert hf_logging.is_progress_bar_enabled()
+    assert "Loading weights" not in capfd.readouterr().err

@@ -21,6 +21,7 @@ from typing import Any
 import numpy as np
 
 from ...core.cache_dir import SqliteCache, wdqa_cache_dir
+from ...core.progress import transformers_bars_off
 
 MINILM = "all-MiniLM-L6-v2"
 MPNET = "all-mpnet-base-v2"
@@ -130,17 +131,12 @@ def _hub_offline() -> Iterator[None]:
     later is not made offline behind the user's back. transformers' weight-loading bars are off
     meanwhile too: loading a local encoder takes a second, and its bars landed in the middle of
     `wdqa evaluate`'s output; the Hub's download bars come back with them afterwards."""
-    from transformers.utils import logging as hf_logging
-
     before = os.environ.get("HF_HUB_OFFLINE")
     os.environ["HF_HUB_OFFLINE"] = before or "1"
-    bars = hf_logging.is_progress_bar_enabled()
-    hf_logging.disable_progress_bar()
     try:
-        yield
+        with transformers_bars_off():
+            yield
     finally:
-        if bars:
-            hf_logging.enable_progress_bar()
         if before is None:
             os.environ.pop("HF_HUB_OFFLINE", None)
 

@@ -19,7 +19,7 @@ from rich.console import Console
 from rich.progress import BarColumn, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
 from ...core.machine import build_machine
-from ...core.progress import Progress
+from ...core.progress import Progress, transformers_bars_off
 from ..cache import build_once, cache_root, recipe_hash
 from ..topics import load_generic_questions, load_topics
 from .corpus import CorpusRecipe, conversations
@@ -159,7 +159,8 @@ def _build(recipe: TinyBaseRecipe, out_dir: Path, started: float, threads: int) 
     model.generation_config.pad_token_id = tokenizer.pad_token_id
     model.generation_config.eos_token_id = tokenizer.eos_token_id
     model.generation_config.do_sample = False
-    model.save_pretrained(out_dir)
+    with transformers_bars_off():  # a bar for writing one 6 MB shard
+        model.save_pretrained(out_dir)
     tokenizer.save_pretrained(out_dir)
     info = {
         "model_id": recipe.model_id,

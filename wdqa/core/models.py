@@ -17,10 +17,10 @@ from transformers import (
     PreTrainedModel,
     PreTrainedTokenizerBase,
 )
-from transformers.utils import logging as hf_logging
 
 from .model_fetch import ModelLoadError, fetch_base_model
 from .model_options import ModelOptions, check_device_map, resolve_device, resolve_dtype
+from .progress import transformers_bars_off
 from .registry import Registry
 
 __all__ = ["ModelLoadError", "ModelOptions", "load_base_model", "resolve_base_model", "pick_device", "pick_dtype"]
@@ -66,15 +66,15 @@ def load_base_model(
     dev = resolve_device(options)
     dtype = resolve_dtype(options, dev)
     where = resolve_base_model(model_id, options.revision or revision)
-    hf_logging.disable_progress_bar()  # the download above showed progress; loading a folder needs none
     extra: dict[str, Any] = {}
     if options.device_map is not None:
         extra["device_map"] = options.device_map
     if options.attn_implementation is not None:
         extra["attn_implementation"] = options.attn_implementation
     try:
-        tokenizer = AutoTokenizer.from_pretrained(where)
-        model = AutoModelForCausalLM.from_pretrained(where, dtype=dtype, **extra)
+        with transformers_bars_off():  # the download above showed progress; loading a folder needs none
+            tokenizer = AutoTokenizer.from_pretrained(where)
+            model = AutoModelForCausalLM.from_pretrained(where, dtype=dtype, **extra)
     except (OSError, ValueError, ImportError) as err:  # a folder that is no model, or an attention backend not installed
         first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
         raise ModelLoadError(

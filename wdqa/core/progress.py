@@ -14,7 +14,8 @@ suite's path read by `$(...)`, a JSON report), which progress lines must never c
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from datetime import datetime
 from typing import Any
 
@@ -109,3 +110,18 @@ def _duration(seconds: float) -> str:
     h, rem = divmod(s, 3600)
     m, s = divmod(rem, 60)
     return f"{h}h{m:02d}m" if h else f"{m}m{s:02d}s" if m else f"{s}s"
+
+
+@contextmanager
+def transformers_bars_off() -> Iterator[None]:
+    """transformers' own bars off for a step of a second or two (loading or saving a local model),
+    whose bar would only land in the middle of a command's output; on again afterwards if they were."""
+    from transformers.utils import logging as hf_logging
+
+    bars = hf_logging.is_progress_bar_enabled()
+    hf_logging.disable_progress_bar()
+    try:
+        yield
+    finally:
+        if bars:
+            hf_logging.enable_progress_bar()
