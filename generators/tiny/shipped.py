@@ -54,8 +54,8 @@ def shipped_base(model_id: str, revision: str, root: Path | None = None) -> Ship
     return ShippedBase(model_id, revision, record_path.with_suffix(""), record["files"], record.get("built_on"))
 
 
-def build_requested(environ: dict[str, str] | None = None) -> bool:
-    return (os.environ if environ is None else environ).get(BUILD_ENV, "") not in ("", "0")
+def build_requested() -> bool:
+    return os.environ.get(BUILD_ENV, "") not in ("", "0")
 
 
 def install(shipped: ShippedBase, out_dir: Path) -> None:
