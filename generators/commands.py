@@ -38,7 +38,7 @@ def register(app: typer.Typer) -> None:
     ) -> None:
         """Build the embedded `tiny` suite: hidden-topic LoRAs on the project's tiny base model.
 
-        Builds the tiny base model first if it is not cached. Prints the trigger-specificity rates.
+        Installs the tiny base shipped with wdqa if it is not cached (WDQA_BUILD_BASE=1 pretrains it). Prints the trigger-specificity rates.
 
         Examples:
 
