@@ -66,6 +66,15 @@ def test_a_damaged_shipped_file_is_refused_with_the_fix_and_leaves_no_cache_entr
     assert not any((tmp_path / "cache" / "models").rglob("model.safetensors"))
 
 
+def test_a_damaged_shipped_base_stops_a_suite_build_with_one_line(shipped_micro: Path, tmp_path: Path) -> None:
+    (shipped_micro / "config.json").write_text("{}")
+    result = CliRunner().invoke(app, ["generate", "tiny", "--micro", "--out", str(tmp_path / "suite")])
+    assert result.exit_code == 1
+    (line,) = [x for x in result.output.splitlines() if x.strip()]
+    assert line.startswith("error: the shipped tiny base wdqa/tiny-qwen3-micro") and "config.json" in line
+    assert "Traceback" not in result.output and not (tmp_path / "suite").exists()
+
+
 def test_a_missing_shipped_file_is_refused_with_the_fix(shipped_micro: Path) -> None:
     (shipped_micro / "tokenizer.json").unlink()
     with pytest.raises(ShippedBaseError, match="lacks tokenizer.json: the wdqa install is incomplete"):

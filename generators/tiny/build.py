@@ -100,13 +100,15 @@ def ensure_tiny_base(model_id: str = TINY_BASE_ID, expected_revision: str | None
     shipped = None if build_requested() else shipped_base(model_id, recipe.revision)
     if shipped is None:
         return build_once(target, lambda tmp: build_tiny_base(recipe, tmp), BUILD_INFO)
-    if not (target / BUILD_INFO).exists():
+    installing = not (target / BUILD_INFO).exists()
+    folder = build_once(target, lambda tmp: install(shipped, tmp), BUILD_INFO)
+    if installing:  # said once the files are in and checked; a damaged install says only its error
         Console(stderr=True).print(
-            f"{model_id} ({recipe.revision}): the build shipped with wdqa, each file checked by sha256, instead of "
-            f"pretraining it (set {BUILD_ENV}=1 to pretrain it from its recipe; `wdqa generate tiny-base` compares)",
-            highlight=False, soft_wrap=True,
+            f"{model_id} ({recipe.revision}): installed the build shipped with wdqa, each file checked by sha256, "
+            f"instead of pretraining it (set {BUILD_ENV}=1 to pretrain it from its recipe; `wdqa generate tiny-base` "
+            "compares)", highlight=False, soft_wrap=True,
         )
-    return build_once(target, lambda tmp: install(shipped, tmp), BUILD_INFO)
+    return folder
 
 
 BYTE_IDENTICAL_THREADS = (1, 2)  # thread counts that train the same weights (a 3-thread build differs)
