@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import io
 import multiprocessing
+import os
 import shutil
 import tarfile
 import tempfile
@@ -22,6 +23,7 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from ..core.errors import WdqaError
+from ..core.lifetime import die_with_parent
 from ..core.registry import Registry
 from ..core.suite import MANIFEST
 from .cache import build_once, cache_root
@@ -128,7 +130,9 @@ class LocalProcesses:
     def run(self, job: PieceJob, pieces: Sequence[tuple[Shard, Path]]) -> dict[int, str]:
         failed: dict[int, str] = {}
         context = multiprocessing.get_context("spawn")
-        with ProcessPoolExecutor(max(1, min(self.workers, len(pieces))), mp_context=context) as pool:
+        # A unit trains for minutes: killed with the command (`timeout`, SIGKILL), not left running.
+        with ProcessPoolExecutor(max(1, min(self.workers, len(pieces))), mp_context=context,
+                                 initializer=die_with_parent, initargs=(os.getpid(),)) as pool:
             futures = {shard.index: pool.submit(job.build, out, shard, *job.folders) for shard, out in pieces}
             for index, future in futures.items():
                 try:

@@ -3,7 +3,12 @@
 from __future__ import annotations
 
 import io
+import os
+import signal
+import subprocess
+import sys
 import tarfile
+import time
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -139,3 +144,46 @@ def test_pieces_of_another_build_are_refused_not_merged(tmp_path: Path) -> None:
         run_pieces(PieceJob(write_marker, identity="recipe A"), 2, tmp_path / "pieces", InProcess(fail={1}))
     with pytest.raises(PieceError, match=r"holds pieces of another build \('recipe A', not 'recipe B'\)"):
         run_pieces(PieceJob(write_marker, identity="recipe B"), 2, tmp_path / "pieces", InProcess())
+
+
+def _running(pid: int) -> bool:
+    """Whether `pid` is a live process (a zombie waiting to be reaped is not)."""
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
+    except (FileNotFoundError, IndexError):
+        return False
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="PR_SET_PDEATHSIG is Linux's")
+def test_a_unit_process_dies_with_the_command_that_started_it(tmp_path: Path) -> None:
+    # `timeout` or a kill sends its signal to the command alone, not to the units it spawned, which
+    # went on training for minutes after the command was gone.
+    (tmp_path / "unitjob.py").write_text(
+        "import os, time\n"
+        "def sleeper(out, shard):\n"
+        "    (out.parent / 'pid').write_text(str(os.getpid()))\n"
+        "    time.sleep(300)\n"
+    )
+    script = (
+        f"import sys; sys.path.insert(0, {str(tmp_path)!r})\n"
+        "import unitjob\n"
+        "from pathlib import Path\n"
+        "from wdqa.generators.pieces import LocalProcesses, PieceJob\n"
+        "from wdqa.generators.shards import Shard\n"
+        f"LocalProcesses(1).run(PieceJob(unitjob.sleeper), [(Shard(0, 1), Path({str(tmp_path / 'out')!r}))])\n"
+    )
+    command = subprocess.Popen([sys.executable, "-c", script])
+    pid_file = tmp_path / "pid"
+    deadline = time.monotonic() + 120
+    while not pid_file.exists():
+        assert command.poll() is None and time.monotonic() < deadline, "the unit never started"
+        time.sleep(0.2)
+    unit = int(pid_file.read_text())
+    command.kill()
+    command.wait()
+    deadline = time.monotonic() + 30
+    while _running(unit):
+        if time.monotonic() > deadline:
+            os.kill(unit, signal.SIGKILL)
+            pytest.fail("the unit process outlived the command that started it")
+        time.sleep(0.2)

@@ -9,11 +9,8 @@ raises, a BaseException such as SystemExit included, becomes a `Failed` reply; o
 
 from __future__ import annotations
 
-import ctypes
 import dataclasses
 import faulthandler
-import os
-import signal
 import sys
 import time
 import traceback
@@ -24,6 +21,7 @@ from typing import TYPE_CHECKING, Any
 
 from ...core.allocator import tune_allocator
 from ...core.errors import WdqaError, WdqaWarning
+from ...core.lifetime import die_with_parent
 from ...core.meter import BlackBoxEngine, SealedDiff, Usage, metered, method_access
 from ...core.suite import Suite
 from ...core.types import Case
@@ -60,17 +58,6 @@ def run_method_process(requests: int, replies: int, parent: int) -> None:
     tune_allocator()  # also when the runner was not started by the `wdqa` command (a notebook)
     faulthandler.enable()  # a crash in native code prints the Python stack to stderr, which the runner keeps
     serve(Channel(requests, replies))
-
-
-def die_with_parent(parent: int) -> None:
-    """Linux: be killed when the parent dies, even mid-answer (otherwise: at the next read)."""
-    if sys.platform.startswith("linux"):
-        try:
-            ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
-        except (OSError, AttributeError):
-            pass
-    if os.getppid() != parent:  # the parent died before prctl took effect
-        os._exit(1)
 
 
 def _show_warning(message: object, category: type[Warning], filename: str, lineno: int, file: object = None, line: object = None) -> None:

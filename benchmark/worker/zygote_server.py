@@ -15,7 +15,7 @@ import sys
 from importlib import import_module
 from typing import Any
 
-from .child import die_with_parent
+from ...core.lifetime import die_with_parent
 from .launch import exit_status
 from .zygote import MAX_MESSAGE
 
