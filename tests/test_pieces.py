@@ -15,6 +15,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 import torch
+from processes import running
 from typer.testing import CliRunner
 from wdqa.cli import app
 from wdqa.core.lora import delta_weight
@@ -146,14 +147,6 @@ def test_pieces_of_another_build_are_refused_not_merged(tmp_path: Path) -> None:
         run_pieces(PieceJob(write_marker, identity="recipe B"), 2, tmp_path / "pieces", InProcess())
 
 
-def _running(pid: int) -> bool:
-    """Whether `pid` is a live process (a zombie waiting to be reaped is not)."""
-    try:
-        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
-    except (FileNotFoundError, IndexError):
-        return False
-
-
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="PR_SET_PDEATHSIG is Linux's")
 def test_a_unit_process_dies_with_the_command_that_started_it(tmp_path: Path) -> None:
     # `timeout` or a kill sends its signal to the command alone, not to the units it spawned, which
@@ -182,7 +175,7 @@ def test_a_unit_process_dies_with_the_command_that_started_it(tmp_path: Path) ->
     command.kill()
     command.wait()
     deadline = time.monotonic() + 30
-    while _running(unit):
+    while running(unit):
         if time.monotonic() > deadline:
             os.kill(unit, signal.SIGKILL)
             pytest.fail("the unit process outlived the command that started it")

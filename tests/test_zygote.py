@@ -12,6 +12,7 @@ import time
 from pathlib import Path
 
 import pytest
+from processes import running
 from wdqa.benchmark.worker import MethodProcess, MethodSpec
 from wdqa.benchmark.worker.zygote import Zygote
 from wdqa.core.suite import Suite
@@ -140,20 +141,9 @@ def test_a_runner_that_dies_takes_the_zygote_and_its_method_processes_with_it(mi
     deadline = time.monotonic() + 10
     alive = set(pids.values())
     while alive and time.monotonic() < deadline:
-        alive = {pid for pid in alive if _alive(pid)}
+        alive = {pid for pid in alive if running(pid)}
         time.sleep(0.05)
     assert not alive, pids
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    try:  # a zombie waiting for its (new) parent to reap it is dead too
-        return Path(f"/proc/{pid}/stat").read_text().split()[2] != "Z"
-    except FileNotFoundError:
-        return False
 
 
 def test_closing_the_zygote_ends_the_method_processes_it_forked(micro_suite, probe):
@@ -163,5 +153,5 @@ def test_closing_the_zygote_ends_the_method_processes_it_forked(micro_suite, pro
     process.open(suite)
     pid = ask(process, suite)["pid"]
     zygote.close()
-    assert zygote.popen.returncode == 0 and not _alive(pid)
+    assert zygote.popen.returncode == 0 and not running(pid)
     process.kill()  # the runner's handle learns it is gone, without waiting
